@@ -1,0 +1,106 @@
+/**
+ * One error base class for the whole framework, after @platformatic/kafka's `GenericError`: every error carries a
+ * stable `code` and says whether the operation can be retried. The runtime routes on `kind`:
+ *
+ * - `retriable`: the world is temporarily unavailable (broker, database, timeout). Retry with backoff and hold the
+ *   partition (backpressure). Never dead-lettered.
+ * - `poison`: this record, and only this record, cannot be processed (undecodable, invalid, rejected by a sink).
+ *   Dead-lettered with the reason; the partition moves on.
+ * - `fatal`: configuration or authorization is wrong. Stop with a clear message and a non-zero exit.
+ */
+export const ErrorKinds = {
+  RETRIABLE: 'retriable',
+  POISON: 'poison',
+  FATAL: 'fatal'
+} as const
+export type ErrorKind = (typeof ErrorKinds)[keyof typeof ErrorKinds]
+
+export const ErrorCodes = {
+  CONFIG: 'SFM_CONFIG',
+  DECODE: 'SFM_DECODE',
+  VALIDATION: 'SFM_VALIDATION',
+  SINK_REJECTED: 'SFM_SINK_REJECTED',
+  UNAVAILABLE: 'SFM_UNAVAILABLE',
+  TIMEOUT: 'SFM_TIMEOUT',
+  SHUTDOWN: 'SFM_SHUTDOWN',
+  INTERNAL: 'SFM_INTERNAL'
+} as const
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+export interface SfmErrorOptions {
+  cause?: unknown
+  /** Extra, non-secret facts that help an operator (never passwords or message bodies). */
+  details?: Record<string, unknown>
+}
+
+export class SfmError extends Error {
+  readonly code: ErrorCode
+  readonly kind: ErrorKind
+  readonly details: Record<string, unknown>
+
+  constructor(kind: ErrorKind, code: ErrorCode, message: string, options: SfmErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.kind = kind
+    this.code = code
+    this.details = options.details ?? {}
+  }
+
+  get canRetry(): boolean {
+    return this.kind === ErrorKinds.RETRIABLE
+  }
+}
+
+export class RetriableError extends SfmError {
+  constructor(message: string, options: SfmErrorOptions & { code?: ErrorCode } = {}) {
+    super(ErrorKinds.RETRIABLE, options.code ?? ErrorCodes.UNAVAILABLE, message, options)
+  }
+}
+
+export class PoisonError extends SfmError {
+  constructor(message: string, options: SfmErrorOptions & { code?: ErrorCode } = {}) {
+    super(ErrorKinds.POISON, options.code ?? ErrorCodes.SINK_REJECTED, message, options)
+  }
+}
+
+export class FatalError extends SfmError {
+  constructor(message: string, options: SfmErrorOptions & { code?: ErrorCode } = {}) {
+    super(ErrorKinds.FATAL, options.code ?? ErrorCodes.CONFIG, message, options)
+  }
+}
+
+/** Node's socket-level error codes that mean "the other side is not there right now". */
+const TRANSIENT_SYSTEM_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET'
+])
+
+/**
+ * Classifies anything thrown into an ErrorKind. Errors the framework did not make are retriable when they look
+ * like a transport failure (or say `canRetry`), otherwise retriable too: holding a partition is recoverable, while
+ * dead-lettering a record because of an unknown bug silently loses it from the materialized view.
+ */
+export function kindOf(error: unknown): ErrorKind {
+  if (error instanceof SfmError) return error.kind
+  if (typeof error === 'object' && error !== null) {
+    const e = error as { canRetry?: unknown; code?: unknown }
+    if (e.canRetry === false && typeof e.code === 'string' && e.code === 'PLT_KFK_AUTHENTICATION') {
+      return ErrorKinds.FATAL
+    }
+    if (typeof e.code === 'string' && TRANSIENT_SYSTEM_CODES.has(e.code)) return ErrorKinds.RETRIABLE
+  }
+  return ErrorKinds.RETRIABLE
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message
+  return String(error)
+}

@@ -1,0 +1,3 @@
+export * from './errors.ts'
+export * from './sinks/types.ts'
+export * from './streams/envelope.ts'

@@ -1,0 +1,38 @@
+import type { Envelope } from '../streams/envelope.ts'
+
+export interface SinkContext {
+  /** Topology name, for table/metric labels. */
+  readonly topology: string
+  /** Branch name this sink serves. */
+  readonly branch: string
+  /** Aborted when the runtime shuts down: stop waiting, throw a retriable error. */
+  readonly signal: AbortSignal
+}
+
+/** One item of a batch that the sink could not write. `index` is its position in the batch. */
+export interface ItemFailure {
+  readonly index: number
+  readonly error: unknown
+}
+
+export interface WriteResult {
+  /** Items not written. Poison errors go to the DLQ; retriable errors are retried for those items alone. */
+  readonly failures?: readonly ItemFailure[]
+}
+
+/**
+ * A sink writes batches and reports per item, after Kafka Connect's SinkTask and Benthos' WriteBatch: it never
+ * commits offsets. The runtime commits an offset only once every sink of every branch has made the message durable
+ * or the DLQ holds it.
+ *
+ * `write` resolves when every item is durable except those in `failures`. Throwing fails the whole batch: a
+ * retriable error (see `kindOf`) makes the runtime back off and retry the batch, holding the partition; a fatal
+ * error stops the topology. Writes must be idempotent: delivery is at-least-once.
+ */
+export interface Sink<T> {
+  /** Kind of sink, e.g. `postgres`, `kafka`, `qdrant`. */
+  readonly kind: string
+  open?(context: SinkContext): Promise<void>
+  write(batch: readonly Envelope<T>[], context: SinkContext): Promise<WriteResult | undefined>
+  close?(): Promise<void>
+}
