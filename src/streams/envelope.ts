@@ -46,6 +46,7 @@ export class Delivery {
   #pending = 1
   #deadLettered = false
   #attempts = 0
+  #onDone: Array<() => void> | undefined
 
   constructor(
     host: DeliveryHost,
@@ -93,11 +94,22 @@ export class Delivery {
     this.#pending += branches - 1
   }
 
+  /** Calls `callback` once every obligation is settled (for stores that may only remember durable work). */
+  whenDone(callback: () => void): void {
+    if (this.#pending === 0) callback()
+    else {
+      this.#onDone ??= []
+      this.#onDone.push(callback)
+    }
+  }
+
   /** Closes one obligation. */
   settle(): void {
     if (this.#pending <= 0) return
     this.#pending--
-    if (this.#pending === 0) this.host.done(this)
+    if (this.#pending > 0) return
+    if (this.#onDone) for (const callback of this.#onDone) callback()
+    this.host.done(this)
   }
 
   /** Closes one obligation by dead-lettering the message; a message is dead-lettered at most once. */
@@ -150,6 +162,11 @@ export class Envelope<T> {
 
   withValue<U>(value: U): Envelope<U> {
     return new Envelope(this.delivery, value)
+  }
+
+  /** This branch's work on the message is durable (a sink wrote it). Called by the runtime's writer. */
+  ack(): void {
+    this.delivery.settle()
   }
 
   /** The message is intentionally not passed on (filtered, duplicate). Its offset can be committed. */

@@ -1,0 +1,78 @@
+import { type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
+import { ErrorCodes, FatalError } from '../../errors.ts'
+import { parseBrokers } from '../../sources/kafka/options.ts'
+
+export type HeaderValue = Buffer | string
+
+/** One record to produce. A `null` value is a tombstone (deletes the key from a compacted topic). */
+export interface OutgoingMessage {
+  readonly topic: string
+  readonly key?: Buffer | string
+  readonly value: Buffer | string | null
+  readonly headers?: ReadonlyMap<string, HeaderValue> | Readonly<Record<string, HeaderValue>>
+  readonly partition?: number
+}
+
+export interface CreateProducerOptions {
+  /** Default: `KAFKA_BROKERS`. */
+  brokers?: string[]
+  clientId?: string
+  /** Called after each acknowledged send, per topic, with the request's latency. */
+  onSent?: (topic: string, count: number, seconds: number) => void
+}
+
+export interface SfmProducer {
+  /** Sends and resolves once all replicas in sync have the records (acks=all, idempotent: no duplicates on retry). */
+  send(messages: readonly OutgoingMessage[]): Promise<void>
+  close(): Promise<void>
+}
+
+const toBuffer = (v: HeaderValue): Buffer => (typeof v === 'string' ? Buffer.from(v) : v)
+
+/**
+ * An idempotent producer with acks=all on @platformatic/kafka, keys/values/headers as bytes. Used by the Kafka
+ * sink, the DLQ and `npm run produce`; one instance may serve several topics.
+ */
+export function createProducer(options: CreateProducerOptions = {}): SfmProducer {
+  const brokers = options.brokers ?? parseBrokers(process.env.KAFKA_BROKERS)
+  if (brokers.length === 0) {
+    throw new FatalError('no Kafka brokers: set KAFKA_BROKERS=host:port[,host:port]', { code: ErrorCodes.CONFIG })
+  }
+  const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    clientId: options.clientId ?? 'sfm-streams-producer',
+    bootstrapBrokers: brokers,
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    autocreateTopics: false
+  })
+  return {
+    async send(messages) {
+      if (messages.length === 0) return
+      const started = performance.now()
+      await producer.send({
+        messages: messages.map((m) => {
+          const out: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: m.topic }
+          if (m.key !== undefined) out.key = toBuffer(m.key)
+          if (m.value !== null) out.value = toBuffer(m.value)
+          if (m.partition !== undefined) out.partition = m.partition
+          if (m.headers) {
+            const headers = new Map<Buffer, Buffer>()
+            const entries = m.headers instanceof Map ? m.headers.entries() : Object.entries(m.headers)
+            for (const [k, v] of entries) headers.set(Buffer.from(k), toBuffer(v))
+            out.headers = headers
+          }
+          return out
+        })
+      })
+      if (options.onSent) {
+        const seconds = (performance.now() - started) / 1000
+        const perTopic = new Map<string, number>()
+        for (const m of messages) perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + 1)
+        for (const [topic, count] of perTopic) options.onSent(topic, count, seconds)
+      }
+    },
+    async close() {
+      await producer.close()
+    }
+  }
+}

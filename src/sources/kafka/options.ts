@@ -1,0 +1,69 @@
+import { ErrorCodes, FatalError } from '../../errors.ts'
+import type { KafkaSourceOptions } from './types.ts'
+
+export const defaultKafkaSourceOptions = {
+  clientId: 'sfm-streams',
+  highWaterMark: 1024,
+  maxBytes: 16 * 1024 * 1024,
+  maxWaitTime: 500,
+  sessionTimeout: 10_000,
+  heartbeatInterval: 1_000,
+  rebalanceTimeout: 30_000,
+  lagIntervalMs: 5_000
+} satisfies Partial<KafkaSourceOptions>
+
+export type ResolvedKafkaSourceOptions = Required<KafkaSourceOptions>
+
+/** Parses `a:1,b:2` into broker addresses, refusing anything that is not `host:port`. */
+export function parseBrokers(value: string | undefined, variable = 'KAFKA_BROKERS'): string[] {
+  const brokers = (value ?? '')
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0)
+  for (const broker of brokers) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(broker)) {
+      throw new FatalError(`${variable}: "${broker}" is not host:port`, { code: ErrorCodes.CONFIG })
+    }
+  }
+  return brokers
+}
+
+export function parseBoolean(value: string | undefined, variable: string, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback
+  if (/^(1|true|yes|on)$/i.test(value)) return true
+  if (/^(0|false|no|off)$/i.test(value)) return false
+  throw new FatalError(`${variable}: expected true or false, got "${value}"`, { code: ErrorCodes.CONFIG })
+}
+
+/** Fills defaults from the environment and checks everything; throws FatalError naming what is wrong. */
+export function resolveKafkaSourceOptions(
+  options: KafkaSourceOptions,
+  env: NodeJS.ProcessEnv = process.env
+): ResolvedKafkaSourceOptions {
+  const brokers = options.brokers ?? parseBrokers(env.KAFKA_BROKERS)
+  if (brokers.length === 0) {
+    throw new FatalError('no Kafka brokers: set KAFKA_BROKERS=host:port[,host:port] (or pass brokers)', {
+      code: ErrorCodes.CONFIG
+    })
+  }
+  if (!Array.isArray(options.topics) || options.topics.length === 0 || options.topics.some((t) => !t)) {
+    throw new FatalError('kafka source: topics must name at least one topic', { code: ErrorCodes.CONFIG })
+  }
+  if (!options.groupId) throw new FatalError('kafka source: groupId is required', { code: ErrorCodes.CONFIG })
+  const resolved: ResolvedKafkaSourceOptions = {
+    ...defaultKafkaSourceOptions,
+    ...options,
+    brokers,
+    drainOldEvents: options.drainOldEvents ?? parseBoolean(env.DRAIN_OLD_EVENTS, 'DRAIN_OLD_EVENTS', true)
+  }
+  for (const key of ['highWaterMark', 'maxBytes', 'sessionTimeout', 'heartbeatInterval', 'rebalanceTimeout'] as const) {
+    const value = resolved[key]
+    if (!Number.isInteger(value) || value < 1) {
+      throw new FatalError(`kafka source: ${key} must be a positive integer, got ${value}`, { code: ErrorCodes.CONFIG })
+    }
+  }
+  if (resolved.heartbeatInterval >= resolved.sessionTimeout) {
+    throw new FatalError('kafka source: heartbeatInterval must be below sessionTimeout', { code: ErrorCodes.CONFIG })
+  }
+  return resolved
+}

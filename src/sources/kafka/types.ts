@@ -1,0 +1,26 @@
+export interface KafkaSourceOptions {
+  /** Topics to consume. */
+  topics: string[]
+  /** Consumer group id. Offsets are committed for this group, only by the runtime. */
+  groupId: string
+  /** Bootstrap brokers, `host:port`. Default: `KAFKA_BROKERS` (comma-separated). */
+  brokers?: string[]
+  clientId?: string
+  /**
+   * Where a group with no committed offsets starts: the earliest offset (true) or the latest (false). Default:
+   * `DRAIN_OLD_EVENTS`, else true — a new materializing group must not silently skip the log.
+   */
+  drainOldEvents?: boolean
+  /** Messages the consumer stream buffers ahead of the topology; the runtime caps it at its in-flight window. */
+  highWaterMark?: number
+  /** Largest fetch response, bytes. The @platformatic/kafka default (50 MB) is too much for a bounded runtime. */
+  maxBytes?: number
+  /** How long a fetch waits for data on an idle topic, ms. */
+  maxWaitTime?: number
+  /** Group session timeout, ms: how soon a killed member's partitions move to the others. */
+  sessionTimeout?: number
+  heartbeatInterval?: number
+  rebalanceTimeout?: number
+  /** How often consumer lag is measured, ms (0: never). */
+  lagIntervalMs?: number
+}

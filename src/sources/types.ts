@@ -1,0 +1,47 @@
+import type { Origin } from '../streams/envelope.ts'
+
+export interface TopicPartition {
+  readonly topic: string
+  readonly partition: number
+}
+
+/** One message as a source hands it over: raw bytes plus where it came from. */
+export interface SourceMessage {
+  readonly key: Buffer | undefined
+  readonly value: Buffer
+  readonly headers: ReadonlyMap<string, Buffer>
+  readonly origin: Origin
+}
+
+/** Commit `offset` (the next offset to read) for a partition. */
+export interface CommitRequest extends TopicPartition {
+  readonly offset: bigint
+  readonly leaderEpoch: number
+}
+
+/** What a source tells the runtime about group membership. */
+export interface SourceListener {
+  /** A rebalance is starting: commit what is safe now, before partitions move. */
+  rebalancing(): void
+  /** The member's assignment after a (re)join. Partitions not listed are no longer ours. */
+  assigned(partitions: readonly TopicPartition[]): void
+  /** Consumer lag per partition, as the client last measured it. */
+  lag?(lag: ReadonlyMap<string, bigint>): void
+}
+
+/**
+ * A pull-based source: the runtime calls `next` only when its in-flight window has room, which is what bounds
+ * memory. Sources never commit by themselves; `commit` is called by the runtime's commit coordinator.
+ */
+export interface Source {
+  readonly kind: string
+  /** One line for the start banner, e.g. `kafka memory.events (group sfm-memory) at 127.0.0.1:9092`. */
+  readonly description: string
+  /** Caps how many messages the source buffers ahead of `next` (called before `open`). */
+  limitBuffer?(messages: number): void
+  open(listener: SourceListener): Promise<void>
+  /** The next message, or undefined once the source has ended or `signal` aborted. */
+  next(signal: AbortSignal): Promise<SourceMessage | undefined>
+  commit(offsets: readonly CommitRequest[]): Promise<void>
+  close(): Promise<void>
+}

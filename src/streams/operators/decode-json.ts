@@ -1,0 +1,90 @@
+import type { OperatorFunction } from 'rxjs'
+import { ErrorCodes, PoisonError } from '../../errors.ts'
+import type { Envelope } from '../envelope.ts'
+import { filterMap } from './filter-map.ts'
+
+export interface DecodeJsonOptions {
+  /** Largest value accepted, in bytes. Checked before decoding. */
+  maxBytes?: number
+  /** Deepest nesting of arrays/objects accepted. Checked by a linear scan before JSON.parse. */
+  maxDepth?: number
+  /** Stage name in dead letters. */
+  stage?: string
+}
+
+export const defaultDecodeJsonOptions = {
+  maxBytes: 1024 * 1024,
+  maxDepth: 64,
+  stage: 'decode'
+} satisfies Required<DecodeJsonOptions>
+
+const OPEN_BRACE = 0x7b
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACE = 0x7d
+const CLOSE_BRACKET = 0x5d
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
+/**
+ * Nesting depth of a JSON text, counted over its bytes without building anything, so that a hostile value (say
+ * 100k nested arrays) is refused before JSON.parse recurses through it. Brackets inside strings do not count.
+ * Returns as soon as `limit` is exceeded.
+ */
+export function jsonDepthExceeds(bytes: Uint8Array, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]
+    if (inString) {
+      if (c === BACKSLASH) i++
+      else if (c === QUOTE) inString = false
+    } else if (c === QUOTE) inString = true
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > limit) return true
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--
+  }
+  return false
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+
+/** Decodes JSON bytes, or throws a PoisonError saying why not. */
+export function decodeJsonValue(bytes: Uint8Array, options: Required<DecodeJsonOptions> = defaultDecodeJsonOptions) {
+  if (bytes.length > options.maxBytes) {
+    throw new PoisonError(`value is ${bytes.length} bytes, larger than the ${options.maxBytes} bytes allowed`, {
+      code: ErrorCodes.DECODE
+    })
+  }
+  if (jsonDepthExceeds(bytes, options.maxDepth)) {
+    throw new PoisonError(`value nests deeper than the ${options.maxDepth} levels allowed`, { code: ErrorCodes.DECODE })
+  }
+  let text: string
+  try {
+    text = utf8.decode(bytes)
+  } catch {
+    throw new PoisonError('value is not valid UTF-8', { code: ErrorCodes.DECODE })
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch (error) {
+    throw new PoisonError(`value is not JSON: ${(error as Error).message}`, { code: ErrorCodes.DECODE })
+  }
+}
+
+/**
+ * Bytes → JSON value. Undecodable, oversized or too-deep values are dead-lettered with the reason; a missing value
+ * (a Kafka tombstone) is dead-lettered too, since a JSON topology has nothing to do with it.
+ */
+export function decodeJson(options: DecodeJsonOptions = {}): OperatorFunction<Envelope<Buffer>, Envelope<unknown>> {
+  const settings = { ...defaultDecodeJsonOptions, ...options }
+  if (!Number.isInteger(settings.maxBytes) || settings.maxBytes < 1) throw new RangeError('maxBytes must be > 0')
+  if (!Number.isInteger(settings.maxDepth) || settings.maxDepth < 1) throw new RangeError('maxDepth must be > 0')
+  return filterMap((envelope) => {
+    try {
+      return envelope.withValue(decodeJsonValue(envelope.value, settings))
+    } catch (error) {
+      envelope.reject(error, settings.stage)
+      return undefined
+    }
+  })
+}

@@ -1,0 +1,59 @@
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import addFormatsModule from 'ajv-formats'
+import type { OperatorFunction } from 'rxjs'
+import { ErrorCodes, PoisonError } from '../../errors.ts'
+import type { Envelope } from '../envelope.ts'
+import { filterMap } from './filter-map.ts'
+
+// ajv-formats is CommonJS with `module.exports = plugin`; under NodeNext its default import is typed as the module.
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
+
+let shared: Ajv2020 | undefined
+const compiled = new WeakMap<object, ValidateFunction>()
+
+/** One ajv instance per process (JSON Schema 2020-12 with formats); each schema object is compiled once. */
+export function compileSchema<T>(schema: object): ValidateFunction<T> {
+  let validateFn = compiled.get(schema)
+  if (!validateFn) {
+    if (!shared) {
+      shared = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true })
+      addFormats(shared)
+    }
+    const id = (schema as { $id?: unknown }).$id
+    validateFn = (typeof id === 'string' && shared.getSchema(id)) || shared.compile(schema)
+    compiled.set(schema, validateFn)
+  }
+  return validateFn as ValidateFunction<T>
+}
+
+/** At most `limit` ajv errors as one line: `/path: message; …`. Never includes the value itself. */
+export function describeSchemaErrors(errors: readonly ErrorObject[] | null | undefined, limit = 5): string {
+  if (!errors || errors.length === 0) return 'invalid'
+  const parts = errors.slice(0, limit).map((e) => `${e.instancePath || '/'}: ${e.message ?? e.keyword}`)
+  if (errors.length > limit) parts.push(`(+${errors.length - limit} more)`)
+  return parts.join('; ')
+}
+
+export interface ValidateOptions {
+  /** Stage name in dead letters. */
+  stage?: string
+}
+
+/** Validates each value against a JSON Schema (2020-12); invalid values are dead-lettered with ajv's reasons. */
+export function validate<T>(
+  schema: object,
+  options: ValidateOptions = {}
+): OperatorFunction<Envelope<unknown>, Envelope<T>> {
+  const check = compileSchema<T>(schema)
+  const stage = options.stage ?? 'validate'
+  return filterMap((envelope) => {
+    if (check(envelope.value)) return envelope as Envelope<T>
+    envelope.reject(
+      new PoisonError(`schema validation failed: ${describeSchemaErrors(check.errors)}`, {
+        code: ErrorCodes.VALIDATION
+      }),
+      stage
+    )
+    return undefined
+  })
+}

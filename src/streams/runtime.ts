@@ -1,0 +1,343 @@
+import { type Context, ROOT_CONTEXT } from '@opentelemetry/api'
+import { identity, merge, type OperatorFunction, Subject, share, tap } from 'rxjs'
+import { ErrorKinds, errorMessage, kindOf } from '../errors.ts'
+import { createLogger, type Logger } from '../logger.ts'
+import type { CommitRequest, SourceMessage, TopicPartition } from '../sources/types.ts'
+import { backoffDelay, sleep } from './backoff.ts'
+import { CommitCoordinator } from './commit-coordinator.ts'
+import { buildDeadLetter, type DeadLetter, errorClassOf } from './dead-letter.ts'
+import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
+import { InFlightWindow } from './in-flight-window.ts'
+import type { Topology } from './topology.ts'
+
+/** Hooks for metrics, tracing and status output. All optional; none may throw. */
+export interface RuntimeObserver {
+  consumed?(message: SourceMessage, size: number): void
+  /** A message is done (every branch acked or dead-lettered): seconds from receipt. */
+  processed?(delivery: Delivery, seconds: number): void
+  deadLettered?(stage: string, errorClass: string): void
+  dropped?(reason: DropReason, stage: string): void
+  batchWritten?(branch: string, count: number, bytes: number, seconds: number): void
+  sinkRetry?(branch: string, error: unknown, attempt: number, delayMs: number): void
+  committed?(requests: readonly CommitRequest[], seconds: number): void
+  commitFailed?(error: unknown): void
+  lag?(lag: ReadonlyMap<string, bigint>): void
+  /** The trace context a message is processed in (the runtime starts no spans itself). */
+  contextFor?(message: SourceMessage): Context
+}
+
+export interface RuntimeOptions {
+  observer?: RuntimeObserver
+  logger?: Logger
+  /** Stop (exit 0) once assigned, nothing in flight, everything committed and no message for this long, ms. */
+  untilIdleMs?: number
+}
+
+export const StopReasons = {
+  SIGNAL: 'signal',
+  IDLE: 'idle',
+  SOURCE_ENDED: 'source-ended',
+  FATAL: 'fatal'
+} as const
+export type StopReason = (typeof StopReasons)[keyof typeof StopReasons]
+
+export interface RuntimeStats {
+  consumed: number
+  done: number
+  deadLettered: number
+  dropped: number
+  inFlight: number
+  inFlightBytes: number
+  lag: bigint | undefined
+  commits: number
+  commitErrors: number
+  sinkRetries: number
+  assigned: readonly TopicPartition[]
+}
+
+export interface RunSummary extends RuntimeStats {
+  reason: StopReason
+  committedOffsets: Map<string, bigint>
+}
+
+/**
+ * Runs a topology: pulls from the source while the in-flight window has room, pushes each message through the
+ * shared pipeline and fans it out to every branch, dead-letters poison, and commits per partition only what every
+ * branch made durable. See docs/ARCHITECTURE.md for the guarantees.
+ */
+export class Runtime implements DeliveryHost {
+  readonly topology: Topology<unknown>
+  readonly #observer: RuntimeObserver
+  readonly #log: Logger
+  readonly #window: InFlightWindow
+  readonly #coordinator: CommitCoordinator
+  readonly #pull = new AbortController()
+  readonly #sinks = new AbortController()
+  readonly #untilIdleMs: number | undefined
+  #stopReason: StopReason | undefined
+  #fatal: unknown
+  #lastMessageAt = performance.now()
+  #assignedOnce = false
+  #assigned: readonly TopicPartition[] = []
+  #lag: ReadonlyMap<string, bigint> | undefined
+  #dlqPending: Array<{ delivery: Delivery; letter: DeadLetter }> = []
+  #dlqFlushing: Promise<void> | undefined
+  readonly #stats = { consumed: 0, done: 0, deadLettered: 0, dropped: 0, commits: 0, commitErrors: 0, sinkRetries: 0 }
+
+  constructor(topology: Topology<unknown>, options: RuntimeOptions = {}) {
+    this.topology = topology
+    this.#observer = options.observer ?? {}
+    this.#log = options.logger ?? createLogger(topology.name)
+    this.#untilIdleMs = options.untilIdleMs
+    const s = topology.settings
+    this.#window = new InFlightWindow({ maxMessages: s.maxInFlight, maxBytes: s.maxInFlightBytes })
+    this.#coordinator = new CommitCoordinator((requests) => topology.source.commit(requests), {
+      committed: (requests, seconds) => {
+        this.#stats.commits++
+        this.#observer.committed?.(requests, seconds)
+      },
+      commitFailed: (error) => {
+        this.#stats.commitErrors++
+        this.#log.warn(`commit failed (will retry): ${errorMessage(error)}`)
+        this.#observer.commitFailed?.(error)
+      }
+    })
+  }
+
+  stats(): RuntimeStats {
+    let lag: bigint | undefined
+    if (this.#lag) {
+      lag = 0n
+      for (const [k, v] of this.#lag) if (this.#assigned.some((p) => `${p.topic}:${p.partition}` === k)) lag += v
+    }
+    return {
+      ...this.#stats,
+      inFlight: this.#window.messages,
+      inFlightBytes: this.#window.bytes,
+      lag,
+      assigned: this.#assigned
+    }
+  }
+
+  /** Asks the runtime to stop: stop pulling, drain in-flight work (up to drainTimeoutMs), commit, close. */
+  stop(reason: StopReason = StopReasons.SIGNAL): void {
+    this.#stopReason ??= reason
+    this.#pull.abort()
+  }
+
+  // --- DeliveryHost --------------------------------------------------------------------------------------------
+
+  done(delivery: Delivery): void {
+    this.#window.release(delivery.size)
+    this.#coordinator.done(delivery.origin)
+    this.#stats.done++
+    this.#observer.processed?.(delivery, (performance.now() - delivery.receivedAt) / 1000)
+  }
+
+  deadLetter(delivery: Delivery, error: unknown, stage: string): void {
+    const letter = buildDeadLetter(delivery, error, stage, this.topology.name)
+    this.#log.debug(
+      `dead-lettering ${delivery.origin.topic}:${delivery.origin.partition}@${delivery.origin.offset} at ${stage}: ${errorMessage(error)}`
+    )
+    this.#observer.deadLettered?.(stage, errorClassOf(error))
+    this.#dlqPending.push({ delivery, letter })
+    this.#flushDeadLetters()
+  }
+
+  dropped(_delivery: Delivery, reason: DropReason, stage: string): void {
+    this.#stats.dropped++
+    this.#observer.dropped?.(reason, stage)
+  }
+
+  /** Writes pending dead letters in one request, retrying until the DLQ takes them (or shutdown abandons them). */
+  #flushDeadLetters(): void {
+    if (this.#dlqFlushing) return
+    this.#dlqFlushing = (async () => {
+      await Promise.resolve()
+      while (this.#dlqPending.length > 0) {
+        const items = this.#dlqPending.splice(0, 500)
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.topology.deadLetter.write(items.map((i) => i.letter))
+            break
+          } catch (error) {
+            if (kindOf(error) === ErrorKinds.FATAL) return this.#fail(error)
+            const delay = backoffDelay(this.topology.settings.backoff, attempt)
+            this.#log.warn(`dead-letter write failed, retrying in ${delay} ms: ${errorMessage(error)}`)
+            if (!(await sleep(delay, this.#sinks.signal))) return
+          }
+        }
+        for (const { delivery } of items) {
+          this.#stats.deadLettered++
+          delivery.settle()
+        }
+      }
+    })().finally(() => {
+      this.#dlqFlushing = undefined
+      if (this.#dlqPending.length > 0 && !this.#sinks.signal.aborted) this.#flushDeadLetters()
+    })
+  }
+
+  #fail(error: unknown): void {
+    if (this.#fatal === undefined) {
+      this.#fatal = error
+      this.#log.error(`fatal: ${errorMessage(error)}`)
+    }
+    this.stop(StopReasons.FATAL)
+  }
+
+  // --- running -------------------------------------------------------------------------------------------------
+
+  /** Runs until stopped. Resolves with a summary; rejects with the fatal error if one stopped it. */
+  async run(): Promise<RunSummary> {
+    const { topology } = this
+    const settings = topology.settings
+    const branches = Object.entries(topology.branches)
+
+    const contextOf = (name: string) => ({
+      topology: topology.name,
+      branch: name,
+      signal: this.#sinks.signal,
+      backoff: settings.backoff,
+      observer: {
+        written: (branch: string, count: number, bytes: number, seconds: number) =>
+          this.#observer.batchWritten?.(branch, count, bytes, seconds),
+        retrying: (branch: string, error: unknown, attempt: number, delayMs: number) => {
+          this.#stats.sinkRetries++
+          if (attempt === 1 || attempt % 10 === 0) {
+            this.#log.warn(`sink ${branch}: write failed (attempt ${attempt}), retrying: ${errorMessage(error)}`)
+          }
+          this.#observer.sinkRetry?.(branch, error, attempt, delayMs)
+        },
+        fatal: (branch: string, error: unknown) =>
+          this.#fail(new Error(`sink ${branch}: ${errorMessage(error)}`, { cause: error }))
+      }
+    })
+
+    // Open everything before consuming, so configuration errors surface before any offset moves.
+    for (const [name, b] of branches) await b.sink.open?.(contextOf(name))
+    await topology.deadLetter.open?.()
+
+    const input = new Subject<Envelope<Buffer>>()
+    const pipeline = (topology.pipeline ?? identity) as OperatorFunction<Envelope<Buffer>, Envelope<unknown>>
+    const shared = input.pipe(
+      pipeline,
+      tap((envelope) => envelope.delivery.fork(branches.length)),
+      share()
+    )
+    const graph = new Promise<void>((resolve, reject) => {
+      merge(...branches.map(([name, b]) => b.connect(shared, contextOf(name)))).subscribe({
+        error: reject,
+        complete: resolve
+      })
+    }).catch((error) => this.#fail(error))
+
+    // Keep what the consumer buffers ahead within the window, so buffered + in flight stays bounded.
+    topology.source.limitBuffer?.(settings.maxInFlight)
+    await topology.source.open({
+      rebalancing: () => {
+        this.#coordinator.commitNow().catch(() => {})
+      },
+      assigned: (partitions) => {
+        this.#assignedOnce = true
+        this.#assigned = partitions
+        this.#log.info(`assigned ${partitions.length} partition(s): ${describePartitions(partitions)}`)
+        this.#coordinator.assigned(partitions).catch(() => {})
+      },
+      lag: (lag) => {
+        this.#lag = lag
+        this.#observer.lag?.(lag)
+      }
+    })
+    this.#coordinator.start(settings.commitIntervalMs)
+    const idle = this.#watchIdle()
+
+    try {
+      await this.#pullLoop(input)
+    } catch (error) {
+      this.#fail(error)
+    }
+    this.#stopReason ??= StopReasons.SOURCE_ENDED
+    if (idle) clearInterval(idle)
+
+    // Drain: no more input; let batches flush and in-flight messages finish, up to the drain timeout.
+    input.complete()
+    const drainMs = this.#fatal === undefined ? settings.drainTimeoutMs : 0
+    const drained = await Promise.race([this.#window.drained().then(() => true), sleep(drainMs).then(() => false)])
+    if (!drained)
+      this.#log.warn(
+        `shutdown: ${this.#window.messages} message(s) still in flight after ${drainMs} ms: abandoned, not committed`
+      )
+    this.#sinks.abort()
+    await Promise.race([graph, sleep(1_000)])
+
+    this.#coordinator.stop()
+    try {
+      await this.#coordinator.commitNow()
+    } catch (error) {
+      this.#log.warn(`final commit failed: ${errorMessage(error)}`)
+    }
+    const committedOffsets = this.#coordinator.committedOffsets()
+    await this.#closeAll()
+    if (this.#fatal !== undefined) throw this.#fatal
+    return { ...this.stats(), reason: this.#stopReason ?? StopReasons.SIGNAL, committedOffsets }
+  }
+
+  async #pullLoop(input: Subject<Envelope<Buffer>>): Promise<void> {
+    const { source } = this.topology
+    const signal = this.#pull.signal
+    while (!signal.aborted) {
+      if (!(await this.#window.acquire(signal))) return
+      const message = await source.next(signal)
+      if (!message) {
+        this.#window.release(0)
+        return
+      }
+      this.#lastMessageAt = performance.now()
+      const delivery = new Delivery(this, {
+        origin: message.origin,
+        key: message.key,
+        raw: message.value,
+        headers: message.headers,
+        context: this.#observer.contextFor?.(message) ?? ROOT_CONTEXT
+      })
+      this.#window.addBytes(delivery.size)
+      this.#coordinator.track(message.origin)
+      this.#stats.consumed++
+      this.#observer.consumed?.(message, delivery.size)
+      input.next(new Envelope(delivery, message.value))
+    }
+  }
+
+  #watchIdle(): ReturnType<typeof setInterval> | undefined {
+    const idleMs = this.#untilIdleMs
+    if (idleMs === undefined) return undefined
+    const timer = setInterval(
+      () => {
+        if (!this.#assignedOnce || this.#window.messages > 0) return
+        if (performance.now() - this.#lastMessageAt < idleMs) return
+        if (!this.#coordinator.settled) {
+          this.#coordinator.commitNow().catch(() => {})
+          return
+        }
+        this.stop(StopReasons.IDLE)
+      },
+      Math.min(250, idleMs)
+    )
+    return timer
+  }
+
+  async #closeAll(): Promise<void> {
+    const closers: Array<Promise<void> | undefined> = [this.topology.source.close()]
+    for (const b of Object.values(this.topology.branches)) closers.push(b.sink.close?.())
+    closers.push(this.topology.deadLetter.close?.())
+    const results = await Promise.allSettled(closers)
+    for (const r of results) if (r.status === 'rejected') this.#log.warn(`close failed: ${errorMessage(r.reason)}`)
+  }
+}
+
+function describePartitions(partitions: readonly TopicPartition[]): string {
+  const byTopic = new Map<string, number[]>()
+  for (const p of partitions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition])
+  return [...byTopic].map(([t, ps]) => `${t}[${ps.sort((a, b) => a - b).join(',')}]`).join(' ') || 'none'
+}

@@ -1,0 +1,125 @@
+import { mergeMap, type OperatorFunction } from 'rxjs'
+import { ErrorKinds, kindOf } from '../errors.ts'
+import type { Sink, SinkContext } from '../sinks/types.ts'
+import { type BackoffOptions, backoffDelay, defaultBackoff, sleep } from './backoff.ts'
+import type { Envelope } from './envelope.ts'
+import { KeyedSerialQueue } from './keyed-serial-queue.ts'
+
+export interface WriteObserver {
+  /** One `sink.write` call finished (successfully or with item failures). */
+  written?(branch: string, count: number, bytes: number, seconds: number): void
+  /** A write (or some of its items) will be retried after `delayMs`. */
+  retrying?(branch: string, error: unknown, attempt: number, delayMs: number): void
+  /** The sink threw a fatal error: the runtime must stop. The batch stays open (uncommitted). */
+  fatal(branch: string, error: unknown): void
+}
+
+export interface WriteBatchesOptions {
+  /** Batches written at once across partitions (a partition's batches are written in order). */
+  maxInFlightBatches: number
+  /** Delays between attempts. Writes retry until they succeed or the runtime stops (`maxAttempts` is ignored). */
+  backoff?: BackoffOptions
+}
+
+/** Outcome of one batch, for observers and tests. */
+export interface BatchReport {
+  readonly branch: string
+  readonly written: number
+  readonly deadLettered: number
+  readonly abandoned: number
+}
+
+/**
+ * The end of a branch: writes each batch with `sink.write`, acks what the sink made durable, dead-letters the items
+ * it rejected as poison, and retries with backoff what failed for retriable reasons — the whole batch when `write`
+ * throws, the named items when it reports them. Retrying holds the partition (its later batches wait), which the
+ * in-flight window turns into backpressure.
+ */
+export function writeBatches<T>(
+  sink: Sink<T>,
+  context: SinkContext,
+  options: WriteBatchesOptions,
+  observer: WriteObserver
+): OperatorFunction<Envelope<T>[], BatchReport> {
+  const queue = new KeyedSerialQueue(options.maxInFlightBatches)
+  const backoff = options.backoff ?? defaultBackoff
+  const branch = context.branch
+
+  const writeOne = async (batch: Envelope<T>[]): Promise<BatchReport> => {
+    let items = batch
+    let deadLettered = 0
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now()
+      let retry: Envelope<T>[] = []
+      let failure: unknown
+      for (const item of items) item.delivery.countAttempt()
+      try {
+        const result = await sink.write(items, context)
+        const failed = new Map<number, unknown>()
+        for (const f of result?.failures ?? []) failed.set(f.index, f.error)
+        let bytes = 0
+        for (const [index, item] of items.entries()) {
+          bytes += item.size
+          if (!failed.has(index)) {
+            item.ack()
+            continue
+          }
+          const error = failed.get(index)
+          const kind = kindOf(error)
+          if (kind === ErrorKinds.RETRIABLE) retry.push(item)
+          else if (kind === ErrorKinds.POISON) {
+            deadLettered++
+            item.reject(error, branch)
+          } else {
+            failure = error
+            retry.push(item)
+          }
+        }
+        observer.written?.(branch, items.length, bytes, (performance.now() - started) / 1000)
+        if (failure !== undefined) {
+          observer.fatal(branch, failure)
+          return { branch, written: batch.length - retry.length - deadLettered, deadLettered, abandoned: retry.length }
+        }
+        if (retry.length === 0) return { branch, written: batch.length - deadLettered, deadLettered, abandoned: 0 }
+        failure = result?.failures?.find((f) => kindOf(f.error) === ErrorKinds.RETRIABLE)?.error
+      } catch (error) {
+        const kind = kindOf(error)
+        if (kind === ErrorKinds.FATAL) {
+          observer.fatal(branch, error)
+          return { branch, written: batch.length - items.length - deadLettered, deadLettered, abandoned: items.length }
+        }
+        if (kind === ErrorKinds.POISON) {
+          // The sink refused the whole batch for record-level reasons without naming items: each one is poison.
+          for (const item of items) item.reject(error, branch)
+          return {
+            branch,
+            written: batch.length - items.length - deadLettered,
+            deadLettered: deadLettered + items.length,
+            abandoned: 0
+          }
+        }
+        retry = items
+        failure = error
+      }
+      items = retry
+      if (context.signal.aborted) {
+        // Shutdown: leave the items open. Their offsets are not committed, so the partition's next owner gets them
+        // again. Retriable failures are never dead-lettered: the record is fine, the world is not.
+        return { branch, written: batch.length - items.length - deadLettered, deadLettered, abandoned: items.length }
+      }
+      const delay = backoffDelay(backoff, attempt)
+      observer.retrying?.(branch, failure, attempt, delay)
+      await sleep(delay, context.signal)
+    }
+  }
+
+  return mergeMap((batch: Envelope<T>[]) => {
+    let report: BatchReport | undefined
+    const key = batch[0]?.partitionKey ?? ''
+    return queue
+      .run(key, async () => {
+        report = await writeOne(batch)
+      })
+      .then(() => report!)
+  })
+}
