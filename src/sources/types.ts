@@ -25,8 +25,8 @@ export interface SourceListener {
   rebalancing(): void
   /** The member's assignment after a (re)join. Partitions not listed are no longer ours. */
   assigned(partitions: readonly TopicPartition[]): void
-  /** Consumer lag per partition, as the client last measured it. */
-  lag?(lag: ReadonlyMap<string, bigint>): void
+  /** Consumer lag as the client last measured it: topic → lag per partition index (-1: not assigned here). */
+  lag?(lag: ReadonlyMap<string, readonly bigint[]>): void
 }
 
 /**

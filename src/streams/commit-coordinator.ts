@@ -122,7 +122,7 @@ export class CommitCoordinator {
       this.#observer.commitFailed?.(error, requests)
       throw error
     }
-    requests.forEach((r, i) => trackers[i]?.markCommitted(r.offset))
+    for (const [i, r] of requests.entries()) trackers[i]?.markCommitted(r.offset)
     this.#observer.committed?.(requests, (performance.now() - started) / 1000)
   }
 }

@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../logger.ts'
 import type { CommitRequest, SourceMessage, TopicPartition } from '../sources/types.ts'
 import { backoffDelay, sleep } from './backoff.ts'
 import { CommitCoordinator } from './commit-coordinator.ts'
-import { buildDeadLetter, type DeadLetter, errorClassOf } from './dead-letter.ts'
+import { buildDeadLetter, type DeadLetter } from './dead-letter.ts'
 import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
 import { InFlightWindow } from './in-flight-window.ts'
 import type { Topology } from './topology.ts'
@@ -15,15 +15,19 @@ export interface RuntimeObserver {
   consumed?(message: SourceMessage, size: number): void
   /** A message is done (every branch acked or dead-lettered): seconds from receipt. */
   processed?(delivery: Delivery, seconds: number): void
-  deadLettered?(stage: string, errorClass: string): void
+  deadLettered?(stage: string, error: unknown): void
   dropped?(reason: DropReason, stage: string): void
   batchWritten?(branch: string, count: number, bytes: number, seconds: number): void
   sinkRetry?(branch: string, error: unknown, attempt: number, delayMs: number): void
   committed?(requests: readonly CommitRequest[], seconds: number): void
   commitFailed?(error: unknown): void
-  lag?(lag: ReadonlyMap<string, bigint>): void
-  /** The trace context a message is processed in (the runtime starts no spans itself). */
+  lag?(lag: ReadonlyMap<string, readonly bigint[]>): void
+  /** The trace context a message is processed in (e.g. a consume span that is a child of its headers' context). */
   contextFor?(message: SourceMessage): Context
+  /** Wraps each sink write (e.g. in a span linked to the batch's messages). */
+  aroundWrite?<R>(branch: string, batch: readonly Envelope<unknown>[], write: () => Promise<R>): Promise<R>
+  /** Wraps each offset commit. */
+  aroundCommit?(commit: () => Promise<void>): Promise<void>
 }
 
 export interface RuntimeOptions {
@@ -77,9 +81,11 @@ export class Runtime implements DeliveryHost {
   #stopReason: StopReason | undefined
   #fatal: unknown
   #lastMessageAt = performance.now()
+  /** The pull loop holds one permit while it waits for the next message; it is not a message in flight. */
+  #reserved = 0
   #assignedOnce = false
   #assigned: readonly TopicPartition[] = []
-  #lag: ReadonlyMap<string, bigint> | undefined
+  #lag: ReadonlyMap<string, readonly bigint[]> | undefined
   #dlqPending: Array<{ delivery: Delivery; letter: DeadLetter }> = []
   #dlqFlushing: Promise<void> | undefined
   readonly #stats = { consumed: 0, done: 0, deadLettered: 0, dropped: 0, commits: 0, commitErrors: 0, sinkRetries: 0 }
@@ -91,7 +97,9 @@ export class Runtime implements DeliveryHost {
     this.#untilIdleMs = options.untilIdleMs
     const s = topology.settings
     this.#window = new InFlightWindow({ maxMessages: s.maxInFlight, maxBytes: s.maxInFlightBytes })
-    this.#coordinator = new CommitCoordinator((requests) => topology.source.commit(requests), {
+    const commit = (requests: readonly CommitRequest[]) => topology.source.commit(requests)
+    const around = this.#observer.aroundCommit?.bind(this.#observer)
+    this.#coordinator = new CommitCoordinator(around ? (r) => around(() => commit(r)) : commit, {
       committed: (requests, seconds) => {
         this.#stats.commits++
         this.#observer.committed?.(requests, seconds)
@@ -108,15 +116,22 @@ export class Runtime implements DeliveryHost {
     let lag: bigint | undefined
     if (this.#lag) {
       lag = 0n
-      for (const [k, v] of this.#lag) if (this.#assigned.some((p) => `${p.topic}:${p.partition}` === k)) lag += v
+      for (const p of this.#assigned) {
+        const v = this.#lag.get(p.topic)?.[p.partition]
+        if (v !== undefined && v > 0n) lag += v
+      }
     }
     return {
       ...this.#stats,
-      inFlight: this.#window.messages,
+      inFlight: this.#inFlight(),
       inFlightBytes: this.#window.bytes,
       lag,
       assigned: this.#assigned
     }
+  }
+
+  #inFlight(): number {
+    return this.#window.messages - this.#reserved
   }
 
   /** Asks the runtime to stop: stop pulling, drain in-flight work (up to drainTimeoutMs), commit, close. */
@@ -139,7 +154,7 @@ export class Runtime implements DeliveryHost {
     this.#log.debug(
       `dead-lettering ${delivery.origin.topic}:${delivery.origin.partition}@${delivery.origin.offset} at ${stage}: ${errorMessage(error)}`
     )
-    this.#observer.deadLettered?.(stage, errorClassOf(error))
+    this.#observer.deadLettered?.(stage, error)
     this.#dlqPending.push({ delivery, letter })
     this.#flushDeadLetters()
   }
@@ -199,6 +214,7 @@ export class Runtime implements DeliveryHost {
       branch: name,
       signal: this.#sinks.signal,
       backoff: settings.backoff,
+      aroundWrite: this.#observer.aroundWrite?.bind(this.#observer),
       observer: {
         written: (branch: string, count: number, bytes: number, seconds: number) =>
           this.#observer.batchWritten?.(branch, count, bytes, seconds),
@@ -263,13 +279,14 @@ export class Runtime implements DeliveryHost {
     // Drain: no more input; let batches flush and in-flight messages finish, up to the drain timeout.
     input.complete()
     const drainMs = this.#fatal === undefined ? settings.drainTimeoutMs : 0
-    const drained = await Promise.race([this.#window.drained().then(() => true), sleep(drainMs).then(() => false)])
-    if (!drained)
+    const drained = await raceTimeout(this.#window.drained(), drainMs)
+    if (!drained) {
       this.#log.warn(
-        `shutdown: ${this.#window.messages} message(s) still in flight after ${drainMs} ms: abandoned, not committed`
+        `shutdown: ${this.#inFlight()} message(s) still in flight after ${drainMs} ms: abandoned, not committed`
       )
+    }
     this.#sinks.abort()
-    await Promise.race([graph, sleep(1_000)])
+    await raceTimeout(graph, 1_000)
 
     this.#coordinator.stop()
     try {
@@ -288,7 +305,16 @@ export class Runtime implements DeliveryHost {
     const signal = this.#pull.signal
     while (!signal.aborted) {
       if (!(await this.#window.acquire(signal))) return
-      const message = await source.next(signal)
+      this.#reserved = 1
+      let message: SourceMessage | undefined
+      try {
+        message = await source.next(signal)
+      } catch (error) {
+        this.#window.release(0)
+        throw error
+      } finally {
+        this.#reserved = 0
+      }
       if (!message) {
         this.#window.release(0)
         return
@@ -314,7 +340,7 @@ export class Runtime implements DeliveryHost {
     if (idleMs === undefined) return undefined
     const timer = setInterval(
       () => {
-        if (!this.#assignedOnce || this.#window.messages > 0) return
+        if (!this.#assignedOnce || this.#inFlight() > 0) return
         if (performance.now() - this.#lastMessageAt < idleMs) return
         if (!this.#coordinator.settled) {
           this.#coordinator.commitNow().catch(() => {})
@@ -333,6 +359,16 @@ export class Runtime implements DeliveryHost {
     closers.push(this.topology.deadLetter.close?.())
     const results = await Promise.allSettled(closers)
     for (const r of results) if (r.status === 'rejected') this.#log.warn(`close failed: ${errorMessage(r.reason)}`)
+  }
+}
+
+/** Waits for `promise` at most `ms`; true if it settled in time. Leaves no timer behind. */
+async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController()
+  try {
+    return await Promise.race([promise.then(() => true), sleep(ms, timer.signal).then(() => false)])
+  } finally {
+    timer.abort()
   }
 }
 

@@ -33,6 +33,8 @@ export const defaultRuntimeSettings = {
 export interface BranchContext extends SinkContext {
   readonly observer: WriteObserver
   readonly backoff: BackoffOptions
+  /** Wraps each sink write (tracing). */
+  readonly aroundWrite?: <R>(branch: string, batch: readonly Envelope<unknown>[], write: () => Promise<R>) => Promise<R>
 }
 
 /**
@@ -63,10 +65,18 @@ export function branch<T, U = T>(sink: Sink<U>, options: BranchOptions<T, U> = {
       return input.pipe(
         pipeline,
         batch<U>(batchOptions),
-        writeBatches(sink, context, { maxInFlightBatches, backoff: context.backoff }, context.observer)
+        writeBatches(traced(sink, context), context, { maxInFlightBatches, backoff: context.backoff }, context.observer)
       )
     }
   }
+}
+
+/** The sink with each write wrapped by the runtime's `aroundWrite` hook, when there is one. */
+function traced<U>(sink: Sink<U>, context: BranchContext): Sink<U> {
+  const around = context.aroundWrite
+  if (!around) return sink
+  // Only `write` is used from the wrapper; the runtime opens and closes the sink itself.
+  return { kind: sink.kind, write: (batch, ctx) => around(ctx.branch, batch, () => sink.write(batch, ctx)) }
 }
 
 export interface TopologyDefinition<T> {

@@ -1,6 +1,7 @@
 import { type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
 import { ErrorCodes, FatalError } from '../../errors.ts'
 import { parseBrokers } from '../../sources/kafka/options.ts'
+import { type ProducerSentMessage, producerSentChannel } from '../../telemetry/channels.ts'
 
 export type HeaderValue = Buffer | string
 
@@ -64,11 +65,14 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
           return out
         })
       })
-      if (options.onSent) {
+      if (options.onSent || producerSentChannel.hasSubscribers) {
         const seconds = (performance.now() - started) / 1000
         const perTopic = new Map<string, number>()
         for (const m of messages) perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + 1)
-        for (const [topic, count] of perTopic) options.onSent(topic, count, seconds)
+        for (const [topic, count] of perTopic) {
+          options.onSent?.(topic, count, seconds)
+          producerSentChannel.publish({ topic, count, seconds } satisfies ProducerSentMessage)
+        }
       }
     },
     async close() {

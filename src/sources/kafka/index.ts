@@ -68,15 +68,7 @@ export class KafkaSource implements Source {
     })
     if (listener.lag && o.lagIntervalMs > 0) {
       const report = listener.lag.bind(listener)
-      consumer.on('consumer:lag', (offsets) => {
-        const lag = new Map<string, bigint>()
-        for (const [topic, partitions] of offsets) {
-          partitions.forEach((value, partition) => {
-            if (value >= 0n) lag.set(`${topic}:${partition}`, value)
-          })
-        }
-        report(lag)
-      })
+      consumer.on('consumer:lag', (offsets) => report(offsets))
       // Lag errors (e.g. during a rebalance) are transient; the next interval measures again.
       consumer.on('consumer:lag:error', () => {})
       consumer.startLagMonitoring({ topics: o.topics }, o.lagIntervalMs)

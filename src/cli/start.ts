@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
+import { createLogger } from '../logger.ts'
+import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
+import { isTopology, type Topology } from '../streams/topology.ts'
+import { createMetrics, type Metrics } from '../telemetry/metrics.ts'
+import { telemetryObserver } from '../telemetry/runtime-observer.ts'
+import { startTracing } from '../telemetry/tracing.ts'
+
+const USAGE = `Usage: npm start -- <topology file> [options]
+
+Runs a topology: consumes its source, writes every sink branch, dead-letters poison, commits what is durable.
+
+Options:
+  --until-idle[=SECONDS]     exit 0 once caught up: nothing in flight, all committed, no message for SECONDS (5)
+  --metrics-port PORT        serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port)
+  --metrics-host HOST        interface for the metrics endpoint (default 127.0.0.1)
+  --status-interval SECONDS  print a status line every SECONDS (default 5; 0: never)
+  -h, --help                 show this help
+
+Environment:
+  KAFKA_BROKERS              host:port[,host:port] of the Kafka cluster (required by Kafka sources and sinks)
+  DATABASE_URL               PostgreSQL connection string (required by Postgres sinks)
+  DRAIN_OLD_EVENTS           a new consumer group starts at the earliest offset (true, default) or the latest
+  OTEL_EXPORTER_OTLP_ENDPOINT  export traces over OTLP/HTTP (e.g. http://127.0.0.1:4318)
+  LOG_LEVEL                  debug | info | warn | error (default info)
+
+Exit codes: 0 stopped cleanly (signal or --until-idle), 1 fatal error, 2 usage or configuration error.
+`
+
+const EXIT_FATAL = 1
+const EXIT_USAGE = 2
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`error: ${message}\n`)
+  if (code === EXIT_USAGE) process.stderr.write('Run with --help for usage.\n')
+  process.exit(code)
+}
+
+function parseCli(argv: string[]) {
+  // `--until-idle` takes an optional value: rewrite the bare flag so parseArgs sees `--until-idle=5`.
+  const args = argv.map((a) => (a === '--until-idle' ? '--until-idle=5' : a))
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>
+  const options = {
+    'until-idle': { type: 'string' },
+    'metrics-port': { type: 'string' },
+    'metrics-host': { type: 'string' },
+    'status-interval': { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
+  } as const
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true })
+  } catch (error) {
+    fail(errorMessage(error), EXIT_USAGE)
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    process.stdout.write(USAGE)
+    process.exit(0)
+  }
+  if (positionals.length !== 1) fail('expected exactly one topology file', EXIT_USAGE)
+  const seconds = (name: string, value: string | undefined, fallback: number | undefined) => {
+    if (value === undefined) return fallback
+    const n = Number(value)
+    if (!Number.isFinite(n) || n < 0) fail(`--${name} expects a number of seconds ≥ 0, got "${value}"`, EXIT_USAGE)
+    return n
+  }
+  let metricsPort: number | undefined
+  if (values['metrics-port'] !== undefined) {
+    metricsPort = Number(values['metrics-port'])
+    if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
+      fail(`--metrics-port expects a port number, got "${values['metrics-port']}"`, EXIT_USAGE)
+    }
+  }
+  return {
+    file: positionals[0]!,
+    untilIdleSeconds: seconds('until-idle', values['until-idle'], undefined),
+    statusSeconds: seconds('status-interval', values['status-interval'], 5) ?? 5,
+    metricsPort,
+    metricsHost: values['metrics-host']
+  }
+}
+
+async function loadTopology(file: string): Promise<Topology<unknown>> {
+  const path = resolve(file)
+  if (!existsSync(path)) fail(`topology file not found: ${file}`, EXIT_USAGE)
+  let module: { default?: unknown }
+  try {
+    module = (await import(pathToFileURL(path).href)) as { default?: unknown }
+  } catch (error) {
+    if (error instanceof SfmError && error.kind === ErrorKinds.FATAL) fail(error.message, EXIT_USAGE)
+    throw error
+  }
+  let exported = module.default
+  if (typeof exported === 'function') exported = await (exported as () => unknown)()
+  if (!isTopology(exported)) {
+    fail(`${file} must default-export a topology made with defineTopology() (or a function returning one)`, EXIT_USAGE)
+  }
+  return exported
+}
+
+function formatStatus(stats: RuntimeStats, previous: RuntimeStats | undefined, seconds: number): string {
+  const rate = previous ? Math.round((stats.consumed - previous.consumed) / seconds) : 0
+  const lag = stats.lag === undefined ? '?' : String(stats.lag)
+  const kb = Math.round(stats.inFlightBytes / 1024)
+  return `consumed ${stats.consumed} (${rate}/s) done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB) lag ${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}`
+}
+
+async function main(): Promise<void> {
+  const cli = parseCli(process.argv.slice(2))
+  const topology = await loadTopology(cli.file)
+  const log = createLogger(topology.name)
+
+  const tracing = startTracing({ serviceName: `sfm-${topology.name}` })
+  let metrics: Metrics
+  try {
+    metrics = await createMetrics({
+      topology: topology.name,
+      ...(cli.metricsPort === undefined ? {} : { port: cli.metricsPort }),
+      ...(cli.metricsHost === undefined ? {} : { host: cli.metricsHost })
+    })
+  } catch (error) {
+    fail(errorMessage(error), EXIT_USAGE)
+  }
+  const observer = telemetryObserver(metrics)
+  const runtime = new Runtime(topology, {
+    observer,
+    logger: log,
+    ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 })
+  })
+  metrics.setInflight(() => {
+    const s = runtime.stats()
+    return { messages: s.inFlight, bytes: s.inFlightBytes }
+  })
+
+  log.info(`source: ${topology.source.description}`)
+  log.info(
+    `branches: ${Object.entries(topology.branches)
+      .map(([n, b]) => `${n} → ${b.sink.kind}`)
+      .join(', ')}`
+  )
+  log.info(`dead letters: ${topology.deadLetter.description}`)
+  if (metrics.address) log.info(`metrics: http://${metrics.address.address}:${metrics.address.port}/metrics`)
+  if (tracing.enabled) log.info('traces: exported over OTLP')
+
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++
+    if (signals > 1) {
+      log.warn(`${signal} again: exiting now without draining`)
+      process.exit(130)
+    }
+    log.info(`${signal}: stopping (draining in-flight work, then committing)`)
+    runtime.stop()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  let previous: RuntimeStats | undefined
+  const status =
+    cli.statusSeconds > 0
+      ? setInterval(() => {
+          const stats = runtime.stats()
+          log.info(formatStatus(stats, previous, cli.statusSeconds))
+          previous = stats
+        }, cli.statusSeconds * 1000)
+      : undefined
+
+  let exitCode = 0
+  try {
+    const summary = await runtime.run()
+    log.info(`stopped (${summary.reason}): ${formatStatus(summary, undefined, 1)}`)
+  } catch (error) {
+    const kind = kindOf(error)
+    const configProblem = error instanceof SfmError && error.kind === ErrorKinds.FATAL && error.code === 'SFM_CONFIG'
+    log.error(`${configProblem ? 'configuration error' : `stopped on a ${kind} error`}: ${errorMessage(error)}`)
+    exitCode = configProblem ? EXIT_USAGE : EXIT_FATAL
+  } finally {
+    if (status) clearInterval(status)
+    observer.dispose()
+    await metrics.close().catch(() => {})
+    await tracing.shutdown().catch(() => {})
+  }
+  process.exit(exitCode)
+}
+
+main().catch((error) => {
+  process.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  process.exit(EXIT_FATAL)
+})
