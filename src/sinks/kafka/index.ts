@@ -1,4 +1,5 @@
 import type { Envelope } from '../../streams/envelope.ts'
+import { injectContext } from '../../telemetry/propagation.ts'
 import type { Sink } from '../types.ts'
 import { type CreateProducerOptions, createProducer, type OutgoingMessage, type SfmProducer } from './producer.ts'
 
@@ -22,6 +23,15 @@ const defaultRecord = <T>(envelope: Envelope<T>): Omit<OutgoingMessage, 'topic'>
   return { key: envelope.key, value }
 }
 
+/** The record's headers plus the W3C trace context of the message it came from, so traces continue downstream. */
+function withTraceContext<T>(headers: OutgoingMessage['headers'], envelope: Envelope<T>): Map<string, Buffer | string> {
+  const out = new Map<string, Buffer | string>()
+  if (headers) for (const [k, v] of headers instanceof Map ? headers.entries() : Object.entries(headers)) out.set(k, v)
+  if (out.has('traceparent')) return out
+  for (const [k, v] of injectContext(envelope.delivery.context)) out.set(k, v)
+  return out
+}
+
 /**
  * Produces each batch to a topic in one request (idempotent, acks=all); the batch is durable when the request is
  * acknowledged. A batch holds one source partition, and a partition's batches are written in order, so records of
@@ -41,7 +51,9 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): Sink<T> {
       for (const envelope of batch) {
         const out = record(envelope)
         if (out === undefined) continue
-        for (const m of Array.isArray(out) ? out : [out]) messages.push({ ...m, topic: options.topic })
+        for (const m of Array.isArray(out) ? out : [out]) {
+          messages.push({ ...m, topic: options.topic, headers: withTraceContext(m.headers, envelope) })
+        }
       }
       await producer.send(messages)
       return undefined
