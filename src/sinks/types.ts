@@ -18,6 +18,11 @@ export interface ItemFailure {
 export interface WriteResult {
   /** Items not written. Poison errors go to the DLQ; retriable errors are retried for those items alone. */
   readonly failures?: readonly ItemFailure[]
+  /**
+   * Optional outcome per item, aligned with the batch (the postgres sink: `applied`, `fenced` or `duplicate`);
+   * undefined for items in `failures`. Lets an audit branch record what each event did.
+   */
+  readonly outcomes?: readonly (string | undefined)[]
 }
 
 /**

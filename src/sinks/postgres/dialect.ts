@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto'
+import type { ReducedItem } from './buffer.ts'
+import { quoteQualified } from './identifiers.ts'
+import type { TableNames } from './types.ts'
+
+/**
+ * The SQL text of the sink, after Debezium's JDBC sink dialects: identifiers quoted once here, values always bound.
+ *
+ * A batch is ONE statement, so it is one implicit transaction and one round trip: the whole batch goes as twelve
+ * parallel arrays (UNNEST), the event ids are claimed in the processed table, the claimed winners are upserted
+ * under the fence, and the statement returns each item's outcome. A data-modifying CTE's RETURNING is visible to
+ * the others, and all of them see the snapshot taken before the statement: `stored` is the state before this batch.
+ *
+ * - `claimed`: event ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and waits for
+ *   a concurrent inserter of the same id, so two writers cannot both claim an event).
+ * - `written`: only claimed winners; DO UPDATE only when the fence passes, so a stale or equal event writes nothing
+ *   (no dead tuple, no WAL). Deletes leave a tombstone: payload and importance null, deleted_at set.
+ * - outcome: not claimed → duplicate; loser → its in-batch outcome; written → applied; otherwise the stored pair
+ *   decides between duplicate (equal) and fenced (greater). A row inserted concurrently by another writer is not in
+ *   our snapshot: such an item reports fenced.
+ */
+export interface WriteStatement {
+  readonly name: string
+  readonly text: string
+}
+
+export function writeStatement(names: TableNames): WriteStatement {
+  const memories = quoteQualified(names.memories)
+  const processed = quoteQualified(names.processed)
+  const text = `WITH input AS (
+  SELECT * FROM unnest($1::int4[], $2::text[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::float8[], $10::int8[], $11::timestamptz[], $12::bool[])
+    AS i(ord, id, event_id, winner, local, namespace, type, payload, importance, version, event_ts, deleted)
+),
+claimed AS (
+  INSERT INTO ${processed} AS p (event_id, processed_at)
+  SELECT event_id, now() FROM input
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING p.event_id
+),
+written AS (
+  INSERT INTO ${memories} AS m
+    (id, namespace, type, payload, importance, version, event_id, event_ts, deleted_at, updated_at)
+  SELECT i.id, i.namespace, i.type, i.payload::jsonb, i.importance, i.version, i.event_id, i.event_ts,
+    CASE WHEN i.deleted THEN i.event_ts END, now()
+  FROM input i JOIN claimed c ON c.event_id = i.event_id
+  WHERE i.winner
+  ON CONFLICT (id) DO UPDATE SET
+    namespace = EXCLUDED.namespace, type = EXCLUDED.type, payload = EXCLUDED.payload,
+    importance = EXCLUDED.importance, version = EXCLUDED.version, event_id = EXCLUDED.event_id,
+    event_ts = EXCLUDED.event_ts, deleted_at = EXCLUDED.deleted_at, updated_at = EXCLUDED.updated_at
+  WHERE (m.version, m.event_ts) < (EXCLUDED.version, EXCLUDED.event_ts)
+  RETURNING m.id
+)
+SELECT i.ord,
+  CASE
+    WHEN c.event_id IS NULL THEN 'duplicate'
+    WHEN NOT i.winner THEN i.local
+    WHEN w.id IS NOT NULL THEN 'applied'
+    WHEN (s.version, s.event_ts) = (i.version, i.event_ts) THEN 'duplicate'
+    ELSE 'fenced'
+  END AS outcome
+FROM input i
+LEFT JOIN claimed c ON c.event_id = i.event_id
+LEFT JOIN written w ON i.winner AND w.id = i.id
+LEFT JOIN ${memories} s ON i.winner AND w.id IS NULL AND s.id = i.id`
+  // Named, so each connection parses and plans it once; the name follows the text (different tables, new name).
+  const name = `sfm_pg_write_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`
+  return { name, text }
+}
+
+/** The twelve parameter arrays of `writeStatement`, in order. `ord` is the item's position in `items`. */
+export function writeParameters(items: readonly ReducedItem[]): unknown[] {
+  const n = items.length
+  const ord = new Array<number>(n)
+  const id = new Array<string>(n)
+  const eventId = new Array<string>(n)
+  const winner = new Array<boolean>(n)
+  const local = new Array<string | null>(n)
+  const namespace = new Array<string | null>(n)
+  const type = new Array<string | null>(n)
+  const payload = new Array<string | null>(n)
+  const importance = new Array<number | null>(n)
+  const version = new Array<number | null>(n)
+  const eventTs = new Array<string | null>(n)
+  const deleted = new Array<boolean | null>(n)
+  for (let k = 0; k < n; k++) {
+    const { event, winner: isWinner, local: localOutcome } = items[k]!
+    ord[k] = k
+    id[k] = event.id
+    eventId[k] = event.eventId
+    winner[k] = isWinner
+    local[k] = localOutcome ?? null
+    version[k] = event.version
+    eventTs[k] = event.timestamp
+    // A loser is never written: its row data would only cost bytes on the wire.
+    namespace[k] = isWinner ? event.namespace : null
+    type[k] = isWinner ? event.type : null
+    payload[k] = isWinner ? event.payload : null
+    importance[k] = isWinner ? event.importance : null
+    deleted[k] = isWinner ? event.deleted : null
+  }
+  return [ord, id, eventId, winner, local, namespace, type, payload, importance, version, eventTs, deleted]
+}

@@ -1,0 +1,64 @@
+import pg, { type Pool, type PoolClient } from 'pg'
+import { SfmError } from '../../errors.ts'
+import { toSinkError } from './errors.ts'
+import type { PostgresSinkOptions } from './types.ts'
+
+export function createPool(
+  options: Pick<
+    PostgresSinkOptions,
+    | 'connectionString'
+    | 'poolSize'
+    | 'statementTimeoutMs'
+    | 'queryTimeoutMs'
+    | 'connectionTimeoutMs'
+    | 'idleTimeoutMs'
+    | 'applicationName'
+  >
+): Pool {
+  return new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.poolSize,
+    // Sent as startup parameters: every connection of the pool has them, no SET round trip.
+    statement_timeout: options.statementTimeoutMs,
+    query_timeout: options.queryTimeoutMs,
+    connectionTimeoutMillis: options.connectionTimeoutMs,
+    idleTimeoutMillis: options.idleTimeoutMs,
+    application_name: options.applicationName,
+    keepAlive: true
+  })
+}
+
+/** A checked-out client; `release(true)` closes it instead of returning it to the pool. */
+export interface Checkout {
+  readonly client: PoolClient
+  release(broken: boolean): void
+}
+
+const ignore = (): void => {}
+
+/**
+ * Checks a client out of the pool with an 'error' listener attached while it is out. pg-pool listens for errors
+ * only on idle clients; a checked-out client whose connection dies emits 'error' with no listener, which crashes
+ * the process (brianc/node-postgres#2439, #3202). The query in flight still rejects, so the listener only has to
+ * exist.
+ */
+export async function checkout(pool: Pool, what: string): Promise<Checkout> {
+  let client: PoolClient
+  try {
+    client = await pool.connect()
+  } catch (error) {
+    throw error instanceof SfmError ? error : toSinkError(error, `${what}: cannot connect`)
+  }
+  client.on('error', ignore)
+  let released = false
+  return {
+    client,
+    release(broken) {
+      if (released) return
+      released = true
+      // Kept while a destroyed client finishes closing; it is garbage afterwards anyway.
+      if (!broken) client.off('error', ignore)
+      client.release(broken)
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import type { Pool } from 'pg'
+import { ErrorCodes, ErrorKinds, errorMessage, PoisonError, RetriableError, SfmError } from '../../errors.ts'
+import type { ItemFailure } from '../types.ts'
+import { reduceBatch } from './buffer.ts'
+import { type WriteStatement, writeParameters, writeStatement } from './dialect.ts'
+import { toSinkError } from './errors.ts'
+import { checkout } from './pool.ts'
+import { type Outcome, Outcomes, type PreparedEvent, type TableNames } from './types.ts'
+
+export interface WriterReport {
+  /** Outcome per batch index, for every event this call wrote. */
+  readonly outcomes: Map<number, Outcome>
+  readonly failures: ItemFailure[]
+}
+
+function shutdownError(): RetriableError {
+  return new RetriableError('postgres sink: shutting down, write abandoned', { code: ErrorCodes.SHUTDOWN })
+}
+
+/**
+ * Resolves with `promise`, or rejects as soon as `signal` aborts; `abandon` then cleans up whatever the promise
+ * later yields. pg has no AbortSignal support (its `cancel` is internal), so on abort the caller closes the
+ * connection. A statement already running may still commit (PostgreSQL notices a vanished client only when it next
+ * talks to it): harmless, as the runtime redelivers the batch and the retry reports its events as duplicates.
+ */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, abandon: (value: T) => void): Promise<T> {
+  if (signal === undefined) return promise
+  if (signal.aborted) {
+    promise.then(abandon, () => {})
+    return Promise.reject(shutdownError())
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      promise.then(abandon, () => {})
+      reject(shutdownError())
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      }
+    )
+  })
+}
+
+/**
+ * Writes prepared events, one statement (= one transaction) per batch; resolves only after PostgreSQL has
+ * committed (pg resolves a query on ReadyForQuery, which follows the commit of an implicit transaction).
+ *
+ * Errors: a transient failure (connection refused or lost, shutdown, serialization failure, deadlock, too many
+ * connections, timeout) is thrown as RetriableError and nothing of the batch is written. A row the database refuses
+ * on its own (`\u0000` in jsonb, invalid uuid, out-of-range number) fails the whole statement; the writer then
+ * bisects the batch, committing the good halves, until the refused rows stand alone, and reports only those as
+ * PoisonError failures. If a transient error hits after some halves were committed, the unwritten items are
+ * reported as retriable failures (the runtime retries those alone) instead of failing the batch again.
+ */
+export class PostgresWriter {
+  readonly #pool: Pool
+  readonly #statement: WriteStatement
+
+  constructor(pool: Pool, names: TableNames) {
+    this.#pool = pool
+    this.#statement = writeStatement(names)
+  }
+
+  async write(events: readonly PreparedEvent[], signal?: AbortSignal): Promise<WriterReport> {
+    const report: WriterReport = { outcomes: new Map(), failures: [] }
+    if (events.length === 0) return report
+    let committed = false
+    const writeRange = async (range: readonly PreparedEvent[]): Promise<void> => {
+      let outcomes: Map<number, Outcome>
+      try {
+        outcomes = await this.#execute(range, signal)
+      } catch (error) {
+        const sinkError = error instanceof SfmError ? error : toSinkError(error, 'postgres write failed')
+        if (sinkError.kind !== ErrorKinds.POISON) throw sinkError
+        if (range.length === 1) {
+          const index = range[0]!.index
+          const rejected = new PoisonError(`postgres rejected the memory event: ${errorMessage(sinkError.cause)}`, {
+            cause: sinkError.cause,
+            details: { ...sinkError.details, index }
+          })
+          report.failures.push({ index, error: rejected })
+          return
+        }
+        const middle = range.length >>> 1
+        await writeRange(range.slice(0, middle))
+        await writeRange(range.slice(middle))
+        return
+      }
+      committed = true
+      for (const [index, outcome] of outcomes) report.outcomes.set(index, outcome)
+    }
+    try {
+      await writeRange(events)
+    } catch (error) {
+      const sinkError = error as SfmError
+      if (!committed || sinkError.kind !== ErrorKinds.RETRIABLE) throw error
+      const failed = new Set(report.failures.map((f) => f.index))
+      for (const event of events) {
+        if (!report.outcomes.has(event.index) && !failed.has(event.index)) {
+          report.failures.push({ index: event.index, error: sinkError })
+        }
+      }
+    }
+    return report
+  }
+
+  /** One statement for `events`; returns their outcomes by batch index once committed. */
+  async #execute(events: readonly PreparedEvent[], signal: AbortSignal | undefined): Promise<Map<number, Outcome>> {
+    const { items, repeats } = reduceBatch(events)
+    const outcomes = new Map<number, Outcome>()
+    const out = await raceAbort(checkout(this.#pool, 'postgres sink'), signal, (c) => c.release(false))
+    let broken = false
+    try {
+      const query = out.client.query<{ ord: number; outcome: Outcome }>({
+        name: this.#statement.name,
+        text: this.#statement.text,
+        values: writeParameters(items)
+      })
+      const result = await raceAbort(query, signal, () => {})
+      for (const row of result.rows) outcomes.set(items[row.ord]!.event.index, row.outcome)
+    } catch (error) {
+      // After an error or an abort the connection may be dead or busy: close it rather than reuse it.
+      broken = true
+      throw error instanceof SfmError ? error : toSinkError(error, 'postgres write failed')
+    } finally {
+      out.release(broken)
+    }
+    if (outcomes.size !== items.length) {
+      const message = `postgres sink: statement returned ${outcomes.size} outcomes for ${items.length} items`
+      throw new RetriableError(message, { code: ErrorCodes.INTERNAL })
+    }
+    for (const repeat of repeats) outcomes.set(repeat.index, Outcomes.DUPLICATE)
+    return outcomes
+  }
+}
