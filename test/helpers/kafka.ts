@@ -17,10 +17,20 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Creates topics (deleted again when the test ends). */
-export async function createTopics(t: TestContext, names: string[], partitions = 1): Promise<void> {
+export async function createTopics(
+  t: TestContext,
+  names: string[],
+  partitions = 1,
+  configs: Record<string, string> = {}
+): Promise<void> {
   const admin = new Admin({ clientId: 'sfm-test-admin', bootstrapBrokers: brokers()! })
   try {
-    await admin.createTopics({ topics: names, partitions, replicas: 1 })
+    await admin.createTopics({
+      topics: names,
+      partitions,
+      replicas: 1,
+      configs: Object.entries(configs).map(([name, value]) => ({ name, value }))
+    })
   } finally {
     await admin.close()
   }

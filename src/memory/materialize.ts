@@ -1,0 +1,170 @@
+import type { Pool } from 'pg'
+import {
+  type CreateProducerOptions,
+  createProducer,
+  type OutgoingMessage,
+  type SfmProducer
+} from '../sinks/kafka/producer.ts'
+import { toSinkError } from '../sinks/postgres/errors.ts'
+import { quoteQualified } from '../sinks/postgres/identifiers.ts'
+import { type Outcome, type PostgresSink, postgresSink } from '../sinks/postgres/index.ts'
+import { resolvePostgresSinkOptions } from '../sinks/postgres/options.ts'
+import { createPool } from '../sinks/postgres/pool.ts'
+import type { Sink, SinkContext, WriteResult } from '../sinks/types.ts'
+import type { Delivery, Envelope } from '../streams/envelope.ts'
+import { type PostgresBatchMessage, postgresBatchChannel } from '../telemetry/channels.ts'
+import { injectContext } from '../telemetry/propagation.ts'
+import { isDelete, type MemoryEvent } from './event.ts'
+
+export interface MaterializeOptions extends CreateProducerOptions {
+  /** PostgreSQL connection string. */
+  connectionString: string
+  /** Memories table (`name` or `schema.name`). */
+  table?: string
+  poolSize?: number
+  /** Compacted topic that receives the latest state of each memory touched (null value for a deleted one). */
+  latestTopic: string
+  /** Append-only topic that receives one record per processed event, with its outcome. */
+  auditTopic: string
+  /** Topology name written into audit records. */
+  topology?: string
+}
+
+/** One row of `memories` as read back after a write. */
+interface StoredRow {
+  id: string
+  namespace: string
+  type: string | null
+  payload: string | null
+  importance: number | null
+  version: string
+  event_id: string
+  event_ts: Date
+  deleted_at: Date | null
+}
+
+/**
+ * The memory topology's KV stage: PostgreSQL first, then what follows from it, in one sink so that a batch is acked
+ * only when all of it is durable.
+ *
+ * 1. The Postgres sink writes the batch (fence rule, event_id idempotency) and reports each event's outcome.
+ * 2. The rows of the ids the batch touched are read back, and their state is published to `memory.latest` (a
+ *    tombstone for a deleted memory). Publishing what the table holds — rather than the event — keeps the compacted
+ *    topic right even for redeliveries and stale events, and makes republishing harmless.
+ * 3. One audit record per event goes to `memory.audit` (applied / fenced / duplicate).
+ *
+ * Steps 2 and 3 are one produce request. If it fails, the whole batch is retried: step 1 then reports the events as
+ * duplicates, so the outcome of the first attempt is remembered per delivery for the audit record.
+ */
+export function materializeMemories(
+  options: MaterializeOptions
+): Sink<MemoryEvent> & { readonly postgres: PostgresSink } {
+  const resolved = resolvePostgresSinkOptions({
+    connectionString: options.connectionString,
+    ...(options.table === undefined ? {} : { table: options.table }),
+    ...(options.poolSize === undefined ? {} : { poolSize: options.poolSize })
+  })
+  const pool: Pool = createPool(resolved)
+  pool.on('error', () => {
+    // An idle client lost its connection; the next query reconnects (see the Postgres sink).
+  })
+  const postgres = postgresSink({ ...resolved, pool })
+  const firstOutcome = new WeakMap<Delivery, Outcome>()
+  let producer: SfmProducer | undefined
+  const topology = options.topology ?? 'memory'
+
+  const readRows = async (ids: readonly string[]): Promise<StoredRow[]> => {
+    const names = postgres.names
+    if (!names) throw new Error('postgres sink is not open')
+    try {
+      const result = await pool.query<StoredRow>(
+        `SELECT id, namespace, type, payload::text AS payload, importance, version::text AS version, event_id::text AS event_id, event_ts, deleted_at
+           FROM ${quoteQualified(names.memories)} WHERE id = ANY($1::text[])`,
+        [ids]
+      )
+      return result.rows
+    } catch (error) {
+      throw toSinkError(error, 'memory.latest: read back')
+    }
+  }
+
+  return {
+    kind: 'postgres+kafka',
+    postgres,
+    async open(context?: SinkContext) {
+      await postgres.open(context)
+      producer ??= createProducer({ clientId: `sfm-${topology}-materialize`, ...options })
+    },
+    async write(batch: readonly Envelope<MemoryEvent>[], context: SinkContext): Promise<WriteResult> {
+      const started = performance.now()
+      const result = await postgres.write(batch, context)
+      postgresBatchChannel.publish({
+        table: resolved.table,
+        applied: result.counts.applied,
+        fenced: result.counts.fenced,
+        duplicate: result.counts.duplicate,
+        seconds: (performance.now() - started) / 1000
+      } satisfies PostgresBatchMessage)
+
+      const records: OutgoingMessage[] = []
+      const touched = new Map<string, Envelope<MemoryEvent>>()
+      const processedAt = new Date().toISOString()
+      batch.forEach((envelope, index) => {
+        const outcome = result.outcomes[index]
+        if (outcome === undefined) return
+        if (!firstOutcome.has(envelope.delivery)) firstOutcome.set(envelope.delivery, outcome)
+        const event = envelope.value
+        touched.set(event.id, envelope)
+        records.push({
+          topic: options.auditTopic,
+          key: event.id,
+          value: JSON.stringify({
+            event_id: event.event_id,
+            id: event.id,
+            namespace: event.namespace,
+            op: isDelete(event) ? 'delete' : 'upsert',
+            version: event.version ?? 0,
+            timestamp: event.timestamp,
+            outcome: firstOutcome.get(envelope.delivery),
+            topology,
+            processed_at: processedAt
+          }),
+          headers: injectContext(envelope.delivery.context)
+        })
+      })
+      if (touched.size > 0) {
+        for (const row of await readRows([...touched.keys()])) {
+          const envelope = touched.get(row.id)
+          records.push({
+            topic: options.latestTopic,
+            key: row.id,
+            value: row.deleted_at === null ? latestValue(row) : null,
+            ...(envelope ? { headers: injectContext(envelope.delivery.context) } : {})
+          })
+        }
+      }
+      producer ??= createProducer({ clientId: `sfm-${topology}-materialize`, ...options })
+      await producer.send(records)
+      return result.failures && result.failures.length > 0 ? { failures: result.failures } : {}
+    },
+    async close() {
+      await Promise.allSettled([postgres.close(), producer?.close()])
+      producer = undefined
+      await pool.end().catch(() => {})
+    }
+  }
+}
+
+/** The latest state of a memory as JSON text; the payload is spliced in as stored (no parse/serialise round). */
+function latestValue(row: StoredRow): string {
+  const head = JSON.stringify({
+    id: row.id,
+    namespace: row.namespace,
+    type: row.type,
+    importance: row.importance,
+    version: Number(row.version),
+    event_id: row.event_id,
+    timestamp: row.event_ts.toISOString()
+  })
+  return `${head.slice(0, -1)},"payload":${row.payload ?? 'null'}}`
+}
