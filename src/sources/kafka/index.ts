@@ -1,4 +1,5 @@
 import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka'
+import { ErrorCodes, FatalError, RetriableError } from '../../errors.ts'
 import type { CommitRequest, Source, SourceListener, SourceMessage, TopicPartition } from '../types.ts'
 import { type ResolvedKafkaSourceOptions, resolveKafkaSourceOptions } from './options.ts'
 import type { KafkaSourceOptions } from './types.ts'
@@ -73,15 +74,19 @@ export class KafkaSource implements Source {
       consumer.on('consumer:lag:error', () => {})
       consumer.startLagMonitoring({ topics: o.topics }, o.lagIntervalMs)
     }
-    this.#stream = await consumer.consume({
-      topics: o.topics,
-      mode: 'committed',
-      fallbackMode: o.drainOldEvents ? 'earliest' : 'latest',
-      autocommit: false,
-      highWaterMark: o.highWaterMark,
-      maxBytes: o.maxBytes,
-      maxWaitTime: o.maxWaitTime
-    })
+    this.#stream = await consumer
+      .consume({
+        topics: o.topics,
+        mode: 'committed',
+        fallbackMode: o.drainOldEvents ? 'earliest' : 'latest',
+        autocommit: false,
+        highWaterMark: o.highWaterMark,
+        maxBytes: o.maxBytes,
+        maxWaitTime: o.maxWaitTime
+      })
+      .catch((error: unknown) => {
+        throw explainOpenError(error, o)
+      })
     this.#iterator = this.#stream[Symbol.asyncIterator]()
   }
 
@@ -125,6 +130,28 @@ export class KafkaSource implements Source {
       await consumer.close()
     }
   }
+}
+
+/** Turns the client's terse errors at start into ones that say what to do. */
+function explainOpenError(error: unknown, o: ResolvedKafkaSourceOptions): unknown {
+  const text = error instanceof Error ? `${error.message} ${collectMessages(error)}` : String(error)
+  if (/unknown topic/i.test(text)) {
+    return new FatalError(
+      `topic ${o.topics.join(', ')} does not exist on ${o.brokers.join(',')}: create it with \`npm run topics -- apply\``,
+      { code: ErrorCodes.CONFIG, cause: error }
+    )
+  }
+  if (/ECONNREFUSED|connect/i.test(text)) {
+    return new RetriableError(`cannot reach Kafka at ${o.brokers.join(',')}: ${text.trim()}`, { cause: error })
+  }
+  return error
+}
+
+function collectMessages(error: Error): string {
+  const inner = (error as Error & { errors?: unknown[] }).errors
+  return Array.isArray(inner)
+    ? inner.map((e) => (e instanceof Error ? `${e.message} ${collectMessages(e)}` : '')).join(' ')
+    : ''
 }
 
 function toSourceMessage(message: RawMessage): SourceMessage {

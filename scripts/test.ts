@@ -1,0 +1,132 @@
+/**
+ * `npm test [-- <files or node --test flags>]`: runs the node:test suites against real services.
+ *
+ * When KAFKA_BROKERS and DATABASE_URL are both set, the tests use those services and nothing is started. Otherwise
+ * this starts a private, empty stack in `<state dir>/test-<pid>` (its own ports, data and processes, so it never
+ * touches a developer's `npm run stack` and two `npm test` runs in one tree cannot stop each other's services), runs
+ * the tests one file at a time, then stops and deletes that stack. To run against your own running stack instead:
+ * `set -a; eval "$(npm run -s stack -- env)"; set +a; npm test`.
+ *
+ * Give flags with their value in one argument (`--test-name-pattern=foo`): any argument not starting with `-` is
+ * taken as a test file, and without one every `test/**\/*.test.ts` runs.
+ */
+import { spawn } from 'node:child_process'
+import { glob, rm } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { errorMessage, SfmError } from '../src/errors.ts'
+import { defaultStateDir, REPO_ROOT } from './stack/config.ts'
+import { isAlive } from './stack/proc.ts'
+import { down, type StackEnv, testStackDirs, up } from './stack/stack.ts'
+
+const TEST_TIMEOUT_MS = 180_000
+
+const log = (message: string): void => {
+  process.stderr.write(`test: ${message}\n`)
+}
+
+async function defaultTestFiles(): Promise<string[]> {
+  const files: string[] = []
+  for await (const file of glob('test/**/*.test.ts', { cwd: REPO_ROOT })) files.push(file)
+  return files.sort()
+}
+
+/** Stacks left by test runs that were killed (their wrapper pid is gone): stop and delete them. */
+async function sweepStaleTestStacks(root: string): Promise<void> {
+  for (const { dir, pid } of await testStackDirs(root)) {
+    if (pid === process.pid || isAlive(pid)) continue
+    log(`removing the stack of an earlier, interrupted run: ${dir}`)
+    await down({ stateDir: dir, purge: true, log }).catch((error) => log(`could not stop it: ${errorMessage(error)}`))
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function startTestStack(stateDir: string): Promise<StackEnv> {
+  const started = Date.now()
+  log(`KAFKA_BROKERS / DATABASE_URL not set: starting a private stack in ${relative(REPO_ROOT, stateDir)}`)
+  const result = await up({ stateDir, fresh: true, log: (message) => log(`stack: ${message}`) })
+  log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s`)
+  return result.env
+}
+
+function runNodeTest(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    // A default per-test time-out, so one hung test fails with its name instead of hanging the whole run.
+    const timeout = args.some((arg) => arg.startsWith('--test-timeout')) ? [] : [`--test-timeout=${TEST_TIMEOUT_MS}`]
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...timeout, ...args], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: 'inherit'
+    })
+    // Ctrl-C reaches the whole process group (the runner too); a SIGTERM sent to us alone is passed on. Either
+    // way we wait for the runner to finish so the stack is stopped after the tests, never under them.
+    const forward = (signal: NodeJS.Signals): void => {
+      child.kill(signal)
+    }
+    process.on('SIGINT', () => {})
+    process.on('SIGTERM', forward)
+    child.once('error', reject)
+    child.once('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128 + signalNumber(signal))))
+  })
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : signal === 'SIGKILL' ? 9 : 1
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2)
+  const hasFiles = args.some((arg) => !arg.startsWith('-'))
+  const testArgs = hasFiles ? args : [...args, ...(await defaultTestFiles())]
+
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  let ownStack: string | undefined
+  if (!env.KAFKA_BROKERS || !env.DATABASE_URL) {
+    const root = defaultStateDir()
+    await sweepStaleTestStacks(root)
+    ownStack = join(root, `test-${process.pid}`)
+    try {
+      const stack = await startTestStack(ownStack)
+      // A variable the caller did set wins: it points at a service they chose on purpose.
+      env.KAFKA_BROKERS ||= stack.KAFKA_BROKERS
+      env.DATABASE_URL ||= stack.DATABASE_URL
+    } catch (error) {
+      await stopTestStack(ownStack)
+      throw error
+    }
+  }
+  // Reliability tests stop and start the stack's own PostgreSQL: tell them where it lives.
+  env.SFM_STACK_DIR ||= ownStack ?? defaultStateDir()
+  log(`KAFKA_BROKERS=${env.KAFKA_BROKERS} DATABASE_URL=${redactPassword(env.DATABASE_URL ?? '')}`)
+
+  try {
+    return await runNodeTest(testArgs, env)
+  } finally {
+    if (ownStack !== undefined) await stopTestStack(ownStack)
+  }
+}
+
+/** A DATABASE_URL the caller set may carry a password: never print it. */
+function redactPassword(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '(unparsable URL)'
+  }
+}
+
+async function stopTestStack(stateDir: string): Promise<void> {
+  await down({ stateDir, purge: true, log: (message) => log(`stack: ${message}`) }).catch((error) =>
+    log(`could not stop the test stack in ${stateDir}: ${errorMessage(error)}`)
+  )
+  await rm(stateDir, { recursive: true, force: true })
+}
+
+try {
+  process.exitCode = await main()
+} catch (error) {
+  const detail = error instanceof SfmError || !(error instanceof Error) ? errorMessage(error) : error.stack
+  process.stderr.write(`test: error: ${detail}\n`)
+  process.exitCode = 1
+}
