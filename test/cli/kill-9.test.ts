@@ -32,8 +32,15 @@ function startRunner(env: Record<string, string>, args: string[] = []): { child:
 }
 
 describe('runner processes on a real broker', { skip }, () => {
-  test(`kill -9 mid-stream ${CYCLES}×, restart: every message reaches the sink, none skipped`, { timeout: 600_000 }, async (t) => {
-    const names = { RELAY_IN: uniqueName('kin'), RELAY_OUT: uniqueName('kout'), RELAY_DLQ: uniqueName('kdlq'), RELAY_GROUP: uniqueName('kgroup') }
+  test(`kill -9 mid-stream ${CYCLES}×, restart: every message reaches the sink, none skipped`, {
+    timeout: 600_000
+  }, async (t) => {
+    const names = {
+      RELAY_IN: uniqueName('kin'),
+      RELAY_OUT: uniqueName('kout'),
+      RELAY_DLQ: uniqueName('kdlq'),
+      RELAY_GROUP: uniqueName('kgroup')
+    }
     await createTopics(t, [names.RELAY_IN, names.RELAY_OUT, names.RELAY_DLQ], 3)
     await produce(
       Array.from({ length: MESSAGES }, (_, i) => ({
@@ -51,7 +58,10 @@ describe('runner processes on a real broker', { skip }, () => {
       runner.child.kill('SIGKILL')
       const [, signal] = await exited
       assert.equal(signal, 'SIGKILL')
-      const committed = [...(await committedOffsets(names.RELAY_GROUP, names.RELAY_IN)).values()].reduce((a, b) => a + (b > 0n ? b : 0n), 0n)
+      const committed = [...(await committedOffsets(names.RELAY_GROUP, names.RELAY_IN)).values()].reduce(
+        (a, b) => a + (b > 0n ? b : 0n),
+        0n
+      )
       if (committed < BigInt(MESSAGES)) killedMidStream++
     }
     const final = startRunner(names, ['--until-idle=3', '--status-interval=0'])
@@ -75,9 +85,20 @@ describe('runner processes on a real broker', { skip }, () => {
   })
 
   test('SIGTERM drains, commits what was written and exits 0', { timeout: 120_000 }, async (t) => {
-    const names = { RELAY_IN: uniqueName('sin'), RELAY_OUT: uniqueName('sout'), RELAY_DLQ: uniqueName('sdlq'), RELAY_GROUP: uniqueName('sgroup') }
+    const names = {
+      RELAY_IN: uniqueName('sin'),
+      RELAY_OUT: uniqueName('sout'),
+      RELAY_DLQ: uniqueName('sdlq'),
+      RELAY_GROUP: uniqueName('sgroup')
+    }
     await createTopics(t, [names.RELAY_IN, names.RELAY_OUT, names.RELAY_DLQ], 2)
-    await produce(Array.from({ length: 5_000 }, (_, i) => ({ topic: names.RELAY_IN, key: `k${i % 7}`, value: JSON.stringify({ seq: i }) })))
+    await produce(
+      Array.from({ length: 5_000 }, (_, i) => ({
+        topic: names.RELAY_IN,
+        key: `k${i % 7}`,
+        value: JSON.stringify({ seq: i })
+      }))
+    )
     const runner = startRunner(names)
     await waitFor(() => /assigned [1-9]/.test(runner.stderr()), 60_000, 'the runner to get partitions')
     const exited = once(runner.child, 'exit')
@@ -86,7 +107,10 @@ describe('runner processes on a real broker', { skip }, () => {
     assert.equal(code, 0, runner.stderr())
     assert.match(runner.stderr(), /SIGTERM: stopping/)
     assert.match(runner.stderr(), /stopped \(signal\)/)
-    const committed = [...(await committedOffsets(names.RELAY_GROUP, names.RELAY_IN)).values()].reduce((a, b) => a + (b > 0n ? b : 0n), 0n)
+    const committed = [...(await committedOffsets(names.RELAY_GROUP, names.RELAY_IN)).values()].reduce(
+      (a, b) => a + (b > 0n ? b : 0n),
+      0n
+    )
     const out = await readTopic(names.RELAY_OUT, Number.MAX_SAFE_INTEGER, 3_000)
     assert.ok(BigInt(out.length) >= committed, `committed ${committed} but only ${out.length} written`)
   })

@@ -1,0 +1,122 @@
+import { parseArgs } from 'node:util'
+import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
+import { describeError } from './describe-error.ts'
+
+const USAGE = `Usage: npm run produce -- --topic T --file F [options]
+
+Sends one record per line of a JSON Lines file with the idempotent acks=all producer.
+
+Options:
+  --topic T              Target topic (must exist: npm run topics -- apply)
+  --file F               JSONL file, or - for stdin
+  --key-field NAME       Top-level field whose value (string or number) is the record key;
+                         lines without it are rejected
+  --header K=V           Header added to every record (repeatable)
+  --batch-size N         Lines per send request (default ${defaultProduceOptions.batchSize})
+  --in-flight N          Send requests in flight (default ${defaultProduceOptions.maxInFlight}; 1 = strict order on retries)
+  --max-line-bytes N     Longer lines are rejected (default ${defaultProduceOptions.maxLineBytes})
+  -h, --help             This help
+
+Lines that are not JSON, lack the key field or are too long are reported on stderr with their line number
+and not sent; blank lines are skipped. A summary goes to stderr and one JSON line to stdout.
+
+Environment: KAFKA_BROKERS=host:port[,host:port]
+Exit codes: 0 all lines sent, 1 some line rejected (the others were sent) or sending failed, 2 usage error.`
+
+export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
+
+class UsageError extends Error {}
+
+interface Io {
+  out: (line: string) => void
+  err: (line: string) => void
+}
+
+const stdio: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`)
+}
+
+function parse(argv: string[]): { help: true } | { help: false; options: ProduceFileOptions } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      topic: { type: 'string' },
+      file: { type: 'string' },
+      'key-field': { type: 'string' },
+      header: { type: 'string', multiple: true },
+      'batch-size': { type: 'string' },
+      'in-flight': { type: 'string' },
+      'max-line-bytes': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help) return { help: true }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  if (!values.topic) throw new UsageError('--topic is required')
+  if (!values.file) throw new UsageError('--file is required (a path, or - for stdin)')
+  if (values['key-field'] === '') throw new UsageError('--key-field must not be empty')
+  const headers: Record<string, string> = {}
+  for (const header of values.header ?? []) {
+    const eq = header.indexOf('=')
+    if (eq < 1) throw new UsageError(`--header: expected K=V, got "${header}"`)
+    headers[header.slice(0, eq)] = header.slice(eq + 1)
+  }
+  const options: ProduceFileOptions = { topic: values.topic, file: values.file }
+  if (values['key-field'] !== undefined) options.keyField = values['key-field']
+  if (values.header) options.headers = headers
+  const batchSize = integerFlag(values['batch-size'], '--batch-size')
+  if (batchSize !== undefined) options.batchSize = batchSize
+  const inFlight = integerFlag(values['in-flight'], '--in-flight')
+  if (inFlight !== undefined) options.maxInFlight = inFlight
+  const maxLineBytes = integerFlag(values['max-line-bytes'], '--max-line-bytes')
+  if (maxLineBytes !== undefined) options.maxLineBytes = maxLineBytes
+  return { help: false, options }
+}
+
+function integerFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`${flag}: expected a positive integer, got "${value}"`)
+  return Number(value)
+}
+
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (error) {
+    io.err(`produce: ${describeError(error)}`)
+    io.err('Run with --help for usage.')
+    return ExitCodes.USAGE
+  }
+  if (parsed.help) {
+    io.out(USAGE)
+    return ExitCodes.OK
+  }
+  const { options } = parsed
+  try {
+    const report = await produceFile({
+      ...options,
+      onReject: (r) => io.err(`produce: line ${r.line} rejected: ${r.reason}`)
+    })
+    const mb = (report.bytes / 1e6).toFixed(1)
+    io.err(
+      `produce: sent ${report.sent} to ${report.topic}, rejected ${report.rejected}, blank ${report.blank}` +
+        ` in ${report.seconds} s: ${report.rate} msg/s, ${mb} MB;` +
+        ` send latency p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms (${report.sends} sends)`
+    )
+    const { rejections: _, ...summary } = report
+    io.out(JSON.stringify(summary))
+    return report.rejected > 0 ? ExitCodes.FAILED : ExitCodes.OK
+  } catch (error) {
+    io.err(`produce: ${describeError(error)}`)
+    return ExitCodes.FAILED
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2))
+}

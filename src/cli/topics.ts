@@ -1,0 +1,130 @@
+import { parseArgs } from 'node:util'
+import { Admin } from '@platformatic/kafka'
+import { ErrorCodes, errorMessage, FatalError } from '../errors.ts'
+import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
+import { parseBrokers } from '../sources/kafka/options.ts'
+import { describeError } from './describe-error.ts'
+
+const USAGE = `Usage: npm run topics -- <command> [options]
+
+Commands:
+  apply    Create missing topics, add partitions, set configs that differ (idempotent)
+  plan     Same as apply --dry-run
+  print    Print the topic specs as JSON (no broker needed)
+
+Options:
+  --dry-run                  Show the diff, change nothing
+  --prefix P                 Topic name prefix: P.memory.events, … (isolated sets for tests)
+  --partitions N             Partitions of memory.events and the topics keyed like it
+                             (default: SFM_EVENTS_PARTITIONS or 6)
+  --replication-factor N     Default: SFM_REPLICATION_FACTOR or 1; min.insync.replicas follows it
+  -h, --help                 This help
+
+Environment: KAFKA_BROKERS=host:port[,host:port] (apply, plan)
+
+Diff lines: "+ create …", "~ alter …", "= … up to date", "! …" (refused: nothing is applied).
+Exit codes: 0 done / up to date, 1 refused or failed, 2 usage error.`
+
+export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
+
+class UsageError extends Error {}
+
+interface Io {
+  out: (line: string) => void
+  err: (line: string) => void
+}
+
+const stdio: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`)
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, io: Io = stdio): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (error) {
+    io.err(`topics: ${errorMessage(error)}`)
+    io.err('Run with --help for usage.')
+    return ExitCodes.USAGE
+  }
+  if (parsed.help) {
+    io.out(USAGE)
+    return ExitCodes.OK
+  }
+  try {
+    const specs = topicSpecs({
+      prefix: parsed.prefix,
+      partitions: parsed.partitions,
+      replicationFactor: parsed.replicationFactor,
+      env
+    })
+    if (parsed.command === 'print') {
+      io.out(JSON.stringify(specs, null, 2))
+      return ExitCodes.OK
+    }
+    const brokers = parseBrokers(env.KAFKA_BROKERS)
+    if (brokers.length === 0) {
+      throw new FatalError('KAFKA_BROKERS is not set: export KAFKA_BROKERS=host:port[,host:port]', {
+        code: ErrorCodes.CONFIG
+      })
+    }
+    const admin = new Admin({ clientId: 'sfm-topics', bootstrapBrokers: brokers })
+    try {
+      const dryRun = parsed.dryRun || parsed.command === 'plan'
+      const result = await reconcileTopics(admin, specs, { dryRun })
+      for (const line of result.lines) io.out(line)
+      if (!result.ok) {
+        io.err('topics: refused; nothing was changed')
+        return ExitCodes.FAILED
+      }
+      if (dryRun) io.err('topics: dry run; nothing was changed')
+      return ExitCodes.OK
+    } finally {
+      await admin.close().catch(() => {})
+    }
+  } catch (error) {
+    io.err(`topics: ${describeError(error)}`)
+    return ExitCodes.FAILED
+  }
+}
+
+function parse(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'dry-run': { type: 'boolean', default: false },
+      prefix: { type: 'string' },
+      partitions: { type: 'string' },
+      'replication-factor': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help) return { help: true as const }
+  if (positionals.length !== 1) throw new UsageError('expected exactly one command: apply, plan or print')
+  const command = positionals[0]
+  if (command !== 'apply' && command !== 'plan' && command !== 'print') {
+    throw new UsageError(`unknown command "${command}" (expected apply, plan or print)`)
+  }
+  const flags = {
+    prefix: values.prefix,
+    partitions: integerFlag(values.partitions, '--partitions'),
+    replicationFactor: integerFlag(values['replication-factor'], '--replication-factor')
+  }
+  // Bad flag values are usage errors (exit 2); the environment is checked later (exit 1).
+  topicSpecs({ ...flags, env: {} })
+  return { help: false as const, command, dryRun: values['dry-run'], ...flags }
+}
+
+function integerFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`${flag}: expected a positive integer, got "${value}"`)
+  return Number(value)
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2))
+}

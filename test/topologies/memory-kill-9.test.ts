@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { describe, test } from 'node:test'
+import pg from 'pg'
+import { fold } from '../../src/sinks/postgres/index.ts'
+import {
+  brokers,
+  committedOffsets,
+  createTopics,
+  NO_KAFKA,
+  produce,
+  readTopic,
+  uniqueName,
+  waitFor
+} from '../helpers/kafka.ts'
+import { generateHistory } from '../helpers/memory-history.ts'
+import { readMemories } from '../sinks/postgres/helpers.ts'
+
+const skip = brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`
+/** CI runs a few cycles; `npm run reliability -- kill-9` runs 50 (see scripts/reliability.ts). */
+const CYCLES = Number(process.env.SFM_KILL_CYCLES ?? 3)
+
+function startRunner(env: Record<string, string>, args: string[] = []): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, ['src/cli/start.ts', 'topologies/memory.ts', '--status-interval=0', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let text = ''
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (chunk: string) => {
+    text += chunk
+  })
+  return { child, stderr: () => text }
+}
+
+describe('memory topology under kill -9', { skip }, () => {
+  test(`kill -9 the runner ${CYCLES}× during load: 0 lost, 0 regressed, 0 duplicate effects`, {
+    timeout: 900_000
+  }, async (t) => {
+    const prefix = `${uniqueName('k')}.`
+    const env = {
+      SFM_TOPIC_PREFIX: prefix,
+      SFM_MEMORY_TABLE: `mem_${randomBytes(5).toString('hex')}`,
+      SFM_MEMORY_GROUP: uniqueName('memory'),
+      SFM_KV_BATCH: '200'
+    }
+    await createTopics(
+      t,
+      ['memory.events', 'memory.latest', 'memory.audit', 'memory.dlq'].map((n) => prefix + n),
+      3
+    )
+    const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 1 })
+    t.after(async () => {
+      await pool
+        .query(`DROP TABLE IF EXISTS "${env.SFM_MEMORY_TABLE}", "${env.SFM_MEMORY_TABLE}_events_processed" CASCADE`)
+        .catch(() => {})
+      await pool.end()
+    })
+    const history = generateHistory({ ids: 2_000, eventsPerId: 8, idPrefix: 'kill-', seed: 5, payloadBytes: 800 })
+    const events = history.map((e) => ({ topic: `${prefix}memory.events`, key: e.id, value: JSON.stringify(e) }))
+    await produce(events)
+
+    const committedTotal = async () =>
+      [...(await committedOffsets(env.SFM_MEMORY_GROUP, `${prefix}memory.events`)).values()].reduce(
+        (a, b) => a + (b > 0n ? b : 0n),
+        0n
+      )
+    let midStream = 0
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      const runner = startRunner(env)
+      await waitFor(() => /assigned [1-9]/.test(runner.stderr()), 90_000, 'the runner to get partitions')
+      // Kill once this runner has made progress (its commits moved), at a random point after that.
+      const before = await committedTotal()
+      await waitFor(async () => (await committedTotal()) > before, 60_000, 'the runner to commit progress')
+      await new Promise((r) => setTimeout(r, Math.random() * 800))
+      const exited = once(runner.child, 'exit')
+      runner.child.kill('SIGKILL')
+      await exited
+      if ((await committedTotal()) < BigInt(events.length)) midStream++
+    }
+    const final = startRunner(env, ['--until-idle=3'])
+    const [code] = await once(final.child, 'exit')
+    assert.equal(code, 0, final.stderr())
+
+    const expected = fold(history)
+    const actual = await readMemories(pool, `"${env.SFM_MEMORY_TABLE}"`, 'kill-')
+    let lost = 0
+    let regressed = 0
+    for (const [id, row] of expected) {
+      const got = actual.get(id)
+      if (!got) lost++
+      else if (got.eventId !== row.eventId) regressed++
+      else assert.deepEqual(got, row)
+    }
+    assert.equal(actual.size, expected.size)
+    // Duplicate effects: an event applied twice would show as two `applied` audit records for one event_id.
+    const audit = await readTopic(`${prefix}memory.audit`, Number.MAX_SAFE_INTEGER, 5_000)
+    const appliedTwice = new Map<string, number>()
+    for (const m of audit) {
+      const r = JSON.parse(m.value ?? '{}') as { event_id: string; outcome: string }
+      if (r.outcome === 'applied') appliedTwice.set(r.event_id, (appliedTwice.get(r.event_id) ?? 0) + 1)
+    }
+    const duplicateEffects = [...appliedTwice.values()].filter((n) => n > 1).length
+    t.diagnostic(
+      `cycles ${CYCLES} (mid-stream ${midStream}), events ${history.length}, lost ${lost}, regressed ${regressed}, duplicate effects ${duplicateEffects}, audit records ${audit.length}`
+    )
+    assert.equal(lost, 0)
+    assert.equal(regressed, 0)
+    assert.equal(duplicateEffects, 0)
+    assert.ok(midStream > 0, 'at least one kill landed mid-stream')
+  })
+})
