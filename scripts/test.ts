@@ -94,8 +94,8 @@ async function main(): Promise<number> {
       throw error
     }
   }
-  // Reliability tests stop and start the stack's own PostgreSQL: tell them where it lives.
-  env.SFM_STACK_DIR ||= ownStack ?? defaultStateDir()
+  // Outage tests (test/helpers/stack-control.ts) stop and start the stack's own PostgreSQL: tell them where it lives.
+  env.SFM_STACK_DIR = ownStack ?? defaultStateDir()
   log(`KAFKA_BROKERS=${env.KAFKA_BROKERS} DATABASE_URL=${redactPassword(env.DATABASE_URL ?? '')}`)
 
   try {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
+import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
-import { describeError } from './describe-error.ts'
 
 const USAGE = `Usage: npm run produce -- --topic T --file F [options]
 

@@ -1,9 +1,8 @@
 import { parseArgs } from 'node:util'
 import { Admin } from '@platformatic/kafka'
-import { ErrorCodes, errorMessage, FatalError } from '../errors.ts'
+import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
-import { describeError } from './describe-error.ts'
 
 const USAGE = `Usage: npm run topics -- <command> [options]
 

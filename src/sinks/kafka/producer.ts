@@ -1,5 +1,5 @@
 import { type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
-import { ErrorCodes, FatalError } from '../../errors.ts'
+import { describeError, ErrorCodes, FatalError } from '../../errors.ts'
 import { parseBrokers } from '../../sources/kafka/options.ts'
 import { type ProducerSentMessage, producerSentChannel } from '../../telemetry/channels.ts'
 
@@ -28,6 +28,18 @@ export interface SfmProducer {
   close(): Promise<void>
 }
 
+/** A send to a topic that does not exist is a configuration error: say which topic and how to create it. */
+function explainSendError(error: unknown, messages: readonly OutgoingMessage[]): unknown {
+  if (/unknown topic/i.test(describeError(error))) {
+    const topics = [...new Set(messages.map((m) => m.topic))].join(', ')
+    return new FatalError(`cannot produce to ${topics}: unknown topic — create it with \`npm run topics -- apply\``, {
+      code: ErrorCodes.CONFIG,
+      cause: error
+    })
+  }
+  return error
+}
+
 const toBuffer = (v: HeaderValue): Buffer => (typeof v === 'string' ? Buffer.from(v) : v)
 
 /**
@@ -44,27 +56,36 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
     bootstrapBrokers: brokers,
     idempotent: true,
     acks: ProduceAcks.ALL,
-    autocreateTopics: false
+    autocreateTopics: false,
+    // An idempotent producer otherwise retries forever (retries ≤ 1 becomes MAX_SAFE_INTEGER in 2.12), even for
+    // an unknown topic: a send would hang with no word. A few quick retries here, then the runtime's own backoff,
+    // which logs and counts each failure.
+    retries: 5,
+    retryDelay: 200
   })
   return {
     async send(messages) {
       if (messages.length === 0) return
       const started = performance.now()
-      await producer.send({
-        messages: messages.map((m) => {
-          const out: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: m.topic }
-          if (m.key !== undefined) out.key = toBuffer(m.key)
-          if (m.value !== null) out.value = toBuffer(m.value)
-          if (m.partition !== undefined) out.partition = m.partition
-          if (m.headers) {
-            const headers = new Map<Buffer, Buffer>()
-            const entries = m.headers instanceof Map ? m.headers.entries() : Object.entries(m.headers)
-            for (const [k, v] of entries) headers.set(Buffer.from(k), toBuffer(v))
-            out.headers = headers
-          }
-          return out
+      await producer
+        .send({
+          messages: messages.map((m) => {
+            const out: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: m.topic }
+            if (m.key !== undefined) out.key = toBuffer(m.key)
+            if (m.value !== null) out.value = toBuffer(m.value)
+            if (m.partition !== undefined) out.partition = m.partition
+            if (m.headers) {
+              const headers = new Map<Buffer, Buffer>()
+              const entries = m.headers instanceof Map ? m.headers.entries() : Object.entries(m.headers)
+              for (const [k, v] of entries) headers.set(Buffer.from(k), toBuffer(v))
+              out.headers = headers
+            }
+            return out
+          })
         })
-      })
+        .catch((error: unknown) => {
+          throw explainSendError(error, messages)
+        })
       if (options.onSent || producerSentChannel.hasSubscribers) {
         const seconds = (performance.now() - started) / 1000
         const perTopic = new Map<string, number>()

@@ -1,0 +1,129 @@
+/**
+ * `npm run stack -- up|down|env|status`: a single-node Kafka 4.x (KRaft) broker and a PostgreSQL server on
+ * 127.0.0.1 for development and tests, without containers. See docs/STACK.md.
+ *
+ * Progress goes to stderr and the variables to stdout, so `set -a; eval "$(npm run -s stack -- up)"; set +a` works.
+ */
+import { parseArgs } from 'node:util'
+import { errorMessage, SfmError } from '../src/errors.ts'
+import { defaultStateDir, portFromEnv } from './stack/config.ts'
+import { formatEnv } from './stack/env-file.ts'
+import { down, runningEnv, status, up } from './stack/stack.ts'
+
+const USAGE = `Usage: npm run stack -- <command> [options]
+
+Runs Apache Kafka 4.x (KRaft, one combined broker+controller) and PostgreSQL on 127.0.0.1 for development and tests.
+
+Commands:
+  up [--fresh]      start both (or reuse the running ones), wait until they answer, print the variables
+  down [--purge]    stop both; --purge also deletes their data
+  env               print the variables of the running stack
+  status            say what runs (exit 0 when both run, 3 otherwise)
+
+Options:
+  --fresh           with up: wipe Kafka and PostgreSQL data first
+  --purge           with down: delete Kafka and PostgreSQL data after stopping
+  -h, --help        show this help
+
+Variables printed (stdout, one NAME=value a line):
+  KAFKA_BROKERS=127.0.0.1:<port>
+  DATABASE_URL=postgres://postgres@127.0.0.1:<port>/sfm
+
+Environment:
+  SFM_STACK_DIR     state dir (default <repo>/.sfm-stack); it holds data, logs, pid files and stack.env
+  KAFKA_PORT, KAFKA_CONTROLLER_PORT, PG_PORT
+                    fixed ports for up (default: the last ones used when free, else any free port)
+  KAFKA_AUTO_CREATE_TOPICS=true
+                    let the broker create topics on first use (default off: create topics explicitly)
+  SFM_KAFKA_VERSION Kafka release from Maven Central (default pinned in scripts/stack/config.ts)
+  SFM_STACK_CACHE   where the Kafka jars are cached (default ~/.cache/sfm-stack)
+  PG_BIN            folder holding initdb and pg_ctl (default /usr/lib/postgresql/<newest>/bin)
+
+Use in a shell:  set -a; eval "$(npm run -s stack -- up)"; set +a
+`
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      fresh: { type: 'boolean', default: false },
+      purge: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (error) {
+    return usageError(errorMessage(error))
+  }
+  const { values, positionals } = parsed
+  const [command, ...rest] = positionals
+  if (values.help || command === 'help') {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (command === undefined || rest.length > 0) return usageError('expected exactly one command')
+  if (values.fresh && command !== 'up') return usageError('--fresh only goes with up')
+  if (values.purge && command !== 'down') return usageError('--purge only goes with down')
+  const stateDir = defaultStateDir()
+
+  switch (command) {
+    case 'up': {
+      const result = await up({
+        stateDir,
+        fresh: values.fresh,
+        kafkaPort: portFromEnv('KAFKA_PORT'),
+        kafkaControllerPort: portFromEnv('KAFKA_CONTROLLER_PORT'),
+        pgPort: portFromEnv('PG_PORT'),
+        autoCreateTopics: process.env.KAFKA_AUTO_CREATE_TOPICS === 'true'
+      })
+      process.stdout.write(formatEnv(result.env))
+      return 0
+    }
+    case 'down':
+      await down({ stateDir, purge: values.purge })
+      return 0
+    case 'env': {
+      const env = await runningEnv(stateDir)
+      if (env === undefined) {
+        process.stderr.write(`stack: not running in ${stateDir}; start it with \`npm run stack -- up\`\n`)
+        return 1
+      }
+      process.stdout.write(formatEnv(env))
+      return 0
+    }
+    case 'status': {
+      const current = await status(stateDir)
+      const describe = (name: string, s: typeof current.kafka): string => {
+        if (!s.running) return `${name}: stopped`
+        const parts = [`pid ${s.pid}`, s.address, s.version === undefined ? undefined : `version ${s.version}`]
+        return `${name}: running, ${parts.filter((part) => part !== undefined).join(', ')}`
+      }
+      process.stdout.write(`state dir: ${current.stateDir}\n`)
+      process.stdout.write(`${describe('kafka', current.kafka)}\n${describe('postgres', current.postgres)}\n`)
+      if (current.env !== undefined) process.stdout.write(formatEnv(current.env))
+      return current.kafka.running && current.postgres.running ? 0 : 3
+    }
+    default:
+      return usageError(`unknown command "${command}"`)
+  }
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`stack: ${message}\n\n${USAGE}`)
+  return 2
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2))
+} catch (error) {
+  // Our own errors (missing Java, port in use, time-outs…) carry their whole explanation; others get the stack.
+  const detail = error instanceof SfmError || !(error instanceof Error) ? errorMessage(error) : error.stack
+  process.stderr.write(`stack: error: ${detail}\n`)
+  process.exitCode = 1
+}
