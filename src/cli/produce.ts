@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { useLocalStack } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
 
@@ -118,5 +119,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
 }
 
 if (import.meta.main) {
+  // As a command, fall back to the local dev stack's variables (`npm run stack -- up`) when they are unset.
+  useLocalStack()
   process.exitCode = await main(process.argv.slice(2))
 }

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { useLocalStack } from '../config.ts'
 import { ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
@@ -22,7 +23,7 @@ Options:
   --status-interval SECONDS  print a status line every SECONDS (default 5; 0: never)
   -h, --help                 show this help
 
-Environment:
+Environment (KAFKA_BROKERS and DATABASE_URL default to the local stack of \`npm run stack -- up\` when it runs):
   KAFKA_BROKERS              host:port[,host:port] of the Kafka cluster (required by Kafka sources and sinks)
   DATABASE_URL               PostgreSQL connection string (required by Postgres sinks)
   DRAIN_OLD_EVENTS           a new consumer group starts at the earliest offset (true, default) or the latest
@@ -112,8 +113,10 @@ function formatStatus(stats: RuntimeStats, previous: RuntimeStats | undefined, s
 
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2))
+  const fromStack = useLocalStack()
   const topology = await loadTopology(cli.file)
   const log = createLogger(topology.name)
+  if (fromStack.length > 0) log.info(`${fromStack.join(', ')} from the local stack (npm run stack -- env)`)
 
   const tracing = startTracing({ serviceName: `sfm-${topology.name}` })
   let metrics: Metrics

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { Admin } from '@platformatic/kafka'
+import { useLocalStack } from '../config.ts'
 import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
@@ -125,5 +126,7 @@ function integerFlag(value: string | undefined, flag: string): number | undefine
 }
 
 if (import.meta.main) {
+  // As a command, fall back to the local dev stack's variables (`npm run stack -- up`) when they are unset.
+  useLocalStack()
   process.exitCode = await main(process.argv.slice(2))
 }
