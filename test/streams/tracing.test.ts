@@ -52,11 +52,18 @@ describe('trace context through a topology', { skip: brokers() ? false : NO_KAFK
     assert.equal(consume.parentSpanContext?.spanId, upstream.spanContext().spanId)
     const write = spans.find((s) => s.name === 'sink out write')
     assert.ok(write)
-    assert.ok(write.links.some((l) => l.context.spanId === consume.spanContext().spanId), 'sink span links the message')
+    assert.ok(
+      write.links.some((l) => l.context.spanId === consume.spanContext().spanId),
+      'sink span links the message'
+    )
     assert.ok(spans.some((s) => s.name === 'commit'))
 
     const [relayed] = await readTopic(names.output, 1)
-    assert.match(relayed?.headers.get('traceparent') ?? '', new RegExp(`^00-${traceId}-`), 'the trace continues downstream')
+    assert.match(
+      relayed?.headers.get('traceparent') ?? '',
+      new RegExp(`^00-${traceId}-`),
+      'the trace continues downstream'
+    )
     assert.equal(await metrics.value('sfm_messages_consumed_total', { topic: names.input }), 1)
   })
 })

@@ -17,14 +17,25 @@ const control = brokers() && process.env.DATABASE_URL ? await postgresControl() 
 const skip = typeof control === 'string' ? control : false
 
 describe('memory topology while PostgreSQL is down', { skip }, () => {
-  test(`PostgreSQL stopped for ${OUTAGE_MS / 1000} s under load: held, nothing dead-lettered, ends equal to the fold`, { timeout: 300_000 }, async (t) => {
+  test(`PostgreSQL stopped for ${OUTAGE_MS / 1000} s under load: held, nothing dead-lettered, ends equal to the fold`, {
+    timeout: 300_000
+  }, async (t) => {
     if (typeof control === 'string') return
     const prefix = `${uniqueName('o')}.`
     const table = `mem_${randomBytes(5).toString('hex')}`
     const group = uniqueName('memory')
-    await createTopics(t, ['memory.events', 'memory.latest', 'memory.audit', 'memory.dlq'].map((n) => prefix + n), 3)
+    await createTopics(
+      t,
+      ['memory.events', 'memory.latest', 'memory.audit', 'memory.dlq'].map((n) => prefix + n),
+      3
+    )
     const saved = { ...process.env }
-    Object.assign(process.env, { SFM_TOPIC_PREFIX: prefix, SFM_MEMORY_TABLE: table, SFM_MEMORY_GROUP: group, SFM_KV_BATCH: '200' })
+    Object.assign(process.env, {
+      SFM_TOPIC_PREFIX: prefix,
+      SFM_MEMORY_TABLE: table,
+      SFM_MEMORY_GROUP: group,
+      SFM_KV_BATCH: '200'
+    })
     t.after(async () => {
       process.env = saved
       await control.start().catch(() => {})
@@ -67,6 +78,10 @@ describe('memory topology while PostgreSQL is down', { skip }, () => {
     assert.equal(actual.size, expected.size)
     for (const [id, row] of expected) assert.deepEqual(actual.get(id), row, `row ${id}`)
     const committed = await committedOffsets(group, `${prefix}memory.events`)
-    assert.equal([...committed.values()].reduce((a, b) => a + b, 0n), BigInt(events.length), 'lag is back to 0')
+    assert.equal(
+      [...committed.values()].reduce((a, b) => a + b, 0n),
+      BigInt(events.length),
+      'lag is back to 0'
+    )
   })
 })
