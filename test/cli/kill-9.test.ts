@@ -84,7 +84,9 @@ describe('runner processes on a real broker', { skip }, () => {
     assert.ok(killedMidStream > 0, 'at least one kill landed before the input was fully committed')
   })
 
-  test('SIGTERM drains, commits what was written and exits 0', { timeout: 120_000 }, async (t) => {
+  test('metrics are served while running; SIGTERM drains, commits what was written and exits 0', {
+    timeout: 120_000
+  }, async (t) => {
     const names = {
       RELAY_IN: uniqueName('sin'),
       RELAY_OUT: uniqueName('sout'),
@@ -99,8 +101,24 @@ describe('runner processes on a real broker', { skip }, () => {
         value: JSON.stringify({ seq: i })
       }))
     )
-    const runner = startRunner(names)
+    const runner = startRunner(names, ['--metrics-port=0'])
     await waitFor(() => /assigned [1-9]/.test(runner.stderr()), 60_000, 'the runner to get partitions')
+    // The Prometheus endpoint of the running process counts what it consumed.
+    const url = /metrics: (http:\/\/\S+\/metrics)/.exec(runner.stderr())?.[1]
+    assert.ok(url, 'the runner prints its metrics address')
+    await waitFor(
+      async () => /sfm_messages_consumed_total\{[^}]*\} [1-9]/.test(await (await fetch(url)).text()),
+      30_000,
+      'consumed messages in /metrics'
+    )
+    const exposition = await (await fetch(url)).text()
+    for (const name of [
+      'sfm_processing_seconds_bucket',
+      'sfm_batch_size_bucket',
+      'sfm_producer_latency_seconds_count'
+    ]) {
+      assert.ok(exposition.includes(name), `${name} is exported`)
+    }
     const exited = once(runner.child, 'exit')
     runner.child.kill('SIGTERM')
     const [code] = await exited
