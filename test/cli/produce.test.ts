@@ -180,6 +180,8 @@ describe('npm run produce usage', () => {
     assert.match(header.stderr, /--header: expected K=V/)
     const env = { ...process.env }
     delete env.KAFKA_BROKERS
+    // Nor may the CLI find a local dev stack to fall back to.
+    env.SFM_STACK_DIR = '/nonexistent/sfm-stack'
     const noBrokers = await produceCli(['--topic', 't', '--file', '-'], '{}\n', env)
     assert.equal(noBrokers.code, 1)
     assert.match(noBrokers.stderr, /KAFKA_BROKERS/)

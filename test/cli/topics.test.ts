@@ -65,6 +65,8 @@ describe('npm run topics', () => {
   test('usage errors exit 2; a missing KAFKA_BROKERS is named; print needs no broker', async () => {
     const env = { ...process.env }
     delete env.KAFKA_BROKERS
+    // Nor may the CLI find a local dev stack to fall back to.
+    env.SFM_STACK_DIR = '/nonexistent/sfm-stack'
     const [help, none, unknown, badFlag, badPrefix, noBrokers, print] = await Promise.all([
       topicsCli(['--help'], env),
       topicsCli([], env),
