@@ -11,6 +11,7 @@ export class OffsetTracker {
   #highestSeen = -1n
   #highestSeenEpoch = -1
   #lastCommitted = -1n
+  #start = -1n
 
   constructor(topic: string, partition: number) {
     this.topic = topic
@@ -26,6 +27,8 @@ export class OffsetTracker {
   }
 
   track(offset: bigint, leaderEpoch: number): void {
+    // The first offset seen is where this member started: committing it again would record no progress.
+    if (this.#highestSeen < 0n) this.#start = offset
     this.#open.set(offset, (this.#open.get(offset) ?? 0) + 1)
     if (offset > this.#highestSeen) {
       this.#highestSeen = offset
@@ -56,7 +59,7 @@ export class OffsetTracker {
       offset = this.#highestSeen + 1n
       for (const o of this.#open.keys()) if (o < offset) offset = o
     }
-    if (offset <= this.#lastCommitted) return undefined
+    if (offset <= this.#lastCommitted || offset <= this.#start) return undefined
     return { offset, leaderEpoch }
   }
 
