@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises'
+import type { Dirent } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
 import { resolve, sep } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { FatalError } from './errors.ts'
 
 /**
@@ -26,6 +27,10 @@ export const Compatibilities = {
   NONE: 'NONE'
 } as const
 export type Compatibility = (typeof Compatibilities)[keyof typeof Compatibilities]
+
+export function isCompatibility(value: unknown): value is Compatibility {
+  return typeof value === 'string' && Object.hasOwn(Compatibilities, value)
+}
 
 export interface SubjectInfo {
   readonly subject: string
@@ -78,7 +83,7 @@ export async function loadSubject(subject: string, options: LoadSchemaOptions = 
   const raw = (await readJson(url, `subject ${subject}`)) as Record<string, unknown> | null
   const compatibility = raw?.compatibility
   const versions = raw?.versions
-  if (typeof compatibility !== 'string' || !Object.values(Compatibilities).includes(compatibility as Compatibility)) {
+  if (!isCompatibility(compatibility)) {
     throw new FatalError(
       `subject ${subject}: compatibility must be one of ${Object.values(Compatibilities).join(', ')}`
     )
@@ -88,7 +93,7 @@ export async function loadSubject(subject: string, options: LoadSchemaOptions = 
   }
   return {
     subject,
-    compatibility: compatibility as Compatibility,
+    compatibility,
     versions: [...(versions as number[])].sort((a, b) => a - b)
   }
 }
@@ -113,4 +118,55 @@ export async function loadSchema(
     throw new FatalError(`schema ${subject} v${wanted} needs an $id so validators can cache and reference it`)
   }
   return { subject, version: wanted, compatibility: info.compatibility, schema: schema as JsonSchema }
+}
+
+/** The schemas directory as a path: `dir` when given, else the repository's `schemas/`. */
+export function schemasDir(dir?: URL | string): string {
+  if (dir === undefined) return fileURLToPath(DEFAULT_DIR)
+  return typeof dir === 'string' ? resolve(dir) : fileURLToPath(dir)
+}
+
+/** Subjects in a schemas directory: the folders that hold a `subject.json`, sorted. */
+export async function listSubjects(options: LoadSchemaOptions = {}): Promise<string[]> {
+  const dir = schemasDir(options.dir)
+  let entries: Dirent[]
+  try {
+    entries = await readdir(dir, { withFileTypes: true })
+  } catch (error) {
+    throw new FatalError(`schemas directory not found at ${dir}`, { cause: error })
+  }
+  const subjects: string[] = []
+  for (const entry of entries) {
+    if (!entry.isDirectory() || !SUBJECT_PATTERN.test(entry.name)) continue
+    const files = await readdir(resolve(dir, entry.name)).catch(() => [] as string[])
+    if (files.includes('subject.json')) subjects.push(entry.name)
+  }
+  return subjects.sort()
+}
+
+export interface SubjectHistory extends SubjectInfo {
+  /** Every version, ascending. */
+  readonly schemas: readonly LoadedSchema[]
+}
+
+/**
+ * Loads every version of a subject, and checks that `subject.json` lists exactly the `v<N>.json` files present (a
+ * version file that is not listed would silently never be checked or registered).
+ */
+export async function loadSubjectHistory(subject: string, options: LoadSchemaOptions = {}): Promise<SubjectHistory> {
+  const info = await loadSubject(subject, options)
+  const files = await readdir(subjectDir(subject, options.dir))
+  const onDisk = files
+    .map((name) => /^v([1-9][0-9]*)\.json$/.exec(name)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .map(Number)
+  const unlisted = onDisk.filter((v) => !info.versions.includes(v))
+  if (unlisted.length > 0) {
+    throw new FatalError(
+      `subject ${subject}: ${unlisted.map((v) => `v${v}.json`).join(', ')} not listed in subject.json "versions"`
+    )
+  }
+  const schemas: LoadedSchema[] = []
+  for (const version of info.versions) schemas.push(await loadSchema(subject, version, options))
+  return { ...info, schemas }
 }
