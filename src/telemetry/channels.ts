@@ -21,3 +21,28 @@ export interface PostgresBatchMessage {
 
 export const producerSentChannel = channel('sfm:producer:sent')
 export const postgresBatchChannel = channel('sfm:postgres:batch')
+
+/** One call of an embedder: how many texts and how long it took. */
+export interface EmbedMessage {
+  embedder: string
+  texts: number
+  seconds: number
+}
+
+/** One vector sink batch written to a vector store. */
+export interface VectorWriteMessage {
+  store: string
+  upserts: number
+  deletes: number
+  seconds: number
+}
+
+/** One write request (Qdrant) or statement (pgvector) to a vector store, with its number of points. */
+export interface VectorRequestMessage {
+  store: string
+  points: number
+}
+
+export const embedChannel = channel('sfm:embed')
+export const vectorWriteChannel = channel('sfm:vector:write')
+export const vectorRequestChannel = channel('sfm:vector:request')

@@ -27,7 +27,11 @@ export const Metric = {
   INFLIGHT_MESSAGES: 'sfm_inflight_messages',
   INFLIGHT_BYTES: 'sfm_inflight_bytes',
   POSTGRES_ROWS: 'sfm_postgres_rows_total',
-  POSTGRES_BATCH_SECONDS: 'sfm_postgres_batch_seconds'
+  POSTGRES_BATCH_SECONDS: 'sfm_postgres_batch_seconds',
+  EMBED_SECONDS: 'sfm_embed_seconds',
+  EMBEDDED_TEXTS: 'sfm_embedded_texts_total',
+  VECTOR_UPSERTS: 'sfm_vector_upserts_total',
+  VECTOR_POINTS_PER_REQUEST: 'sfm_vector_points_per_request'
 } as const
 export type MetricName = (typeof Metric)[keyof typeof Metric]
 export const METRIC_NAMES: readonly MetricName[] = Object.values(Metric)
@@ -42,11 +46,16 @@ export const HISTOGRAM_NAMES: readonly MetricName[] = [
   Metric.SINK_WRITE_SECONDS,
   Metric.COMMIT_SECONDS,
   Metric.PRODUCER_LATENCY_SECONDS,
-  Metric.POSTGRES_BATCH_SECONDS
+  Metric.POSTGRES_BATCH_SECONDS,
+  Metric.EMBED_SECONDS,
+  Metric.VECTOR_POINTS_PER_REQUEST
 ]
 
 export const CommitOutcomes = { OK: 'ok', ERROR: 'error' } as const
 export type CommitOutcome = (typeof CommitOutcomes)[keyof typeof CommitOutcomes]
+
+export const VectorOps = { UPSERT: 'upsert', DELETE: 'delete' } as const
+export type VectorOp = (typeof VectorOps)[keyof typeof VectorOps]
 
 export const RowOutcomes = { APPLIED: 'applied', FENCED: 'fenced', DUPLICATE: 'duplicate' } as const
 export type RowOutcome = (typeof RowOutcomes)[keyof typeof RowOutcomes]
@@ -54,6 +63,7 @@ export type RowOutcome = (typeof RowOutcomes)[keyof typeof RowOutcomes]
 /** Latencies from a millisecond (a local commit) to a minute (a sink retrying through an outage). */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const SIZE_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+const POINTS_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
 const BYTES_BUCKETS = [256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
 
 export interface MetricsOptions {
@@ -110,6 +120,10 @@ export class Metrics {
   readonly #producerLatency: Histogram
   readonly #postgresRows: Counter
   readonly #postgresBatch: Histogram
+  readonly #embedSeconds: Histogram
+  readonly #embeddedTexts: Counter
+  readonly #vectorUpserts: Counter
+  readonly #vectorPoints: Histogram
 
   constructor(options: Omit<MetricsOptions, 'port' | 'host'>) {
     if (!options.topology) throw new FatalError('metrics: topology is required')
@@ -146,6 +160,15 @@ export class Metrics {
     this.#producerLatency = seconds(Metric.PRODUCER_LATENCY_SECONDS, 'Duration of a produce request')
     this.#postgresRows = meter.createCounter(Metric.POSTGRES_ROWS, { description: 'PostgreSQL rows by outcome' })
     this.#postgresBatch = seconds(Metric.POSTGRES_BATCH_SECONDS, 'Duration of a PostgreSQL batch transaction')
+    this.#embedSeconds = seconds(Metric.EMBED_SECONDS, 'Duration of one embedder call')
+    this.#embeddedTexts = meter.createCounter(Metric.EMBEDDED_TEXTS, { description: 'Texts embedded' })
+    this.#vectorUpserts = meter.createCounter(Metric.VECTOR_UPSERTS, {
+      description: 'Points written to a vector store, by operation (upsert, delete)'
+    })
+    this.#vectorPoints = meter.createHistogram(Metric.VECTOR_POINTS_PER_REQUEST, {
+      description: 'Points per vector store write request (Qdrant) or statement (pgvector)',
+      advice: { explicitBucketBoundaries: POINTS_BUCKETS }
+    })
     this.#observe(meter)
   }
 
@@ -280,6 +303,21 @@ export class Metrics {
 
   observePostgresBatch(seconds: number): void {
     this.#postgresBatch.record(seconds, this.#base)
+  }
+
+  /** One embedder call: texts embedded and its duration. */
+  embedded(embedder: string, texts: number, seconds: number): void {
+    const attributes = { ...this.#base, embedder }
+    this.#embedSeconds.record(seconds, attributes)
+    if (texts > 0) this.#embeddedTexts.add(texts, attributes)
+  }
+
+  vectorWrites(store: string, op: VectorOp, count: number): void {
+    if (count > 0) this.#vectorUpserts.add(count, { ...this.#base, store, op })
+  }
+
+  vectorRequest(store: string, points: number): void {
+    this.#vectorPoints.record(points, { ...this.#base, store })
   }
 
   /** The Prometheus text exposition, as `/metrics` serves it. */

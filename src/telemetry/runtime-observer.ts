@@ -1,12 +1,18 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { RuntimeObserver } from '../streams/runtime.ts'
 import {
+  type EmbedMessage,
+  embedChannel,
   type PostgresBatchMessage,
   type ProducerSentMessage,
   postgresBatchChannel,
-  producerSentChannel
+  producerSentChannel,
+  type VectorRequestMessage,
+  type VectorWriteMessage,
+  vectorRequestChannel,
+  vectorWriteChannel
 } from './channels.ts'
-import { CommitOutcomes, type Metrics, RowOutcomes } from './metrics.ts'
+import { CommitOutcomes, type Metrics, RowOutcomes, VectorOps } from './metrics.ts'
 import { endSpan, startConsumeSpan, traceCommit, traceSinkWrite } from './tracing.ts'
 
 export interface TelemetryObserver extends RuntimeObserver {
@@ -30,8 +36,24 @@ export function telemetryObserver(metrics: Metrics, options: { groupId?: string 
     if (m.duplicate) metrics.postgresRows(RowOutcomes.DUPLICATE, m.duplicate)
     metrics.observePostgresBatch(m.seconds)
   }
+  const onEmbed = (message: unknown) => {
+    const m = message as EmbedMessage
+    metrics.embedded(m.embedder, m.texts, m.seconds)
+  }
+  const onVectorWrite = (message: unknown) => {
+    const m = message as VectorWriteMessage
+    metrics.vectorWrites(m.store, VectorOps.UPSERT, m.upserts)
+    metrics.vectorWrites(m.store, VectorOps.DELETE, m.deletes)
+  }
+  const onVectorRequest = (message: unknown) => {
+    const m = message as VectorRequestMessage
+    metrics.vectorRequest(m.store, m.points)
+  }
   subscribe(producerSentChannel.name, onProduced)
   subscribe(postgresBatchChannel.name, onPostgres)
+  subscribe(embedChannel.name, onEmbed)
+  subscribe(vectorWriteChannel.name, onVectorWrite)
+  subscribe(vectorRequestChannel.name, onVectorRequest)
 
   return {
     contextFor: (message) => startConsumeSpan(message.origin, message.headers, options.groupId),
@@ -60,6 +82,9 @@ export function telemetryObserver(metrics: Metrics, options: { groupId?: string 
     dispose() {
       unsubscribe(producerSentChannel.name, onProduced)
       unsubscribe(postgresBatchChannel.name, onPostgres)
+      unsubscribe(embedChannel.name, onEmbed)
+      unsubscribe(vectorWriteChannel.name, onVectorWrite)
+      unsubscribe(vectorRequestChannel.name, onVectorRequest)
     }
   }
 }

@@ -28,6 +28,10 @@ test('the Prometheus endpoint serves every instrument with its labels and values
   metrics.postgresRows('applied', 98)
   metrics.postgresRows('fenced', 2)
   metrics.observePostgresBatch(0.015)
+  metrics.embedded('lexical', 512, 0.03)
+  metrics.vectorWrites('qdrant', 'upsert', 500)
+  metrics.vectorWrites('qdrant', 'delete', 12)
+  metrics.vectorRequest('qdrant', 128)
 
   const response = await fetch(`http://127.0.0.1:${address.port}/metrics`)
   assert.equal(response.status, 200)
@@ -55,6 +59,11 @@ test('the Prometheus endpoint serves every instrument with its labels and values
   has('sfm_inflight_bytes{topology="memory-pg"} 9000')
   has('sfm_postgres_rows_total{topology="memory-pg",outcome="applied"} 98')
   has('sfm_postgres_batch_seconds_count{topology="memory-pg"} 1')
+  has('sfm_embed_seconds_count{topology="memory-pg",embedder="lexical"} 1')
+  has('sfm_embedded_texts_total{topology="memory-pg",embedder="lexical"} 512')
+  has('sfm_vector_upserts_total{topology="memory-pg",store="qdrant",op="upsert"} 500')
+  has('sfm_vector_upserts_total{topology="memory-pg",store="qdrant",op="delete"} 12')
+  has('sfm_vector_points_per_request_bucket{topology="memory-pg",store="qdrant",le="128"} 1')
   for (const name of METRIC_NAMES) has(`# TYPE ${name} `)
 
   assert.equal((await fetch(`http://127.0.0.1:${address.port}/other`)).status, 404)

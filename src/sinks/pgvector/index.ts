@@ -1,0 +1,8 @@
+export { type PgDatabaseOptions, pgDatabase, pgliteDatabase, type QueryFn, type SqlDatabase } from './database.ts'
+export {
+  DEFAULT_VECTOR_TABLE,
+  defaultPgvectorStoreOptions,
+  PgvectorStore,
+  type PgvectorStoreOptions,
+  vectorLiteral
+} from './store.ts'

@@ -1,0 +1,315 @@
+import { ErrorCodes, FatalError, SfmError } from '../../errors.ts'
+import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
+import { toSinkError } from '../postgres/errors.ts'
+import type { FencePair } from '../postgres/fence.ts'
+import { derivedName, displayName, parseTableName, quoteIdent, quoteQualified } from '../postgres/identifiers.ts'
+import type {
+  SearchHit,
+  SearchOptions,
+  VectorDelete,
+  VectorRecord,
+  VectorStore,
+  VectorWriteReport
+} from '../vector/types.ts'
+import type { SqlDatabase } from './database.ts'
+
+export const DEFAULT_VECTOR_TABLE = 'memory_vectors'
+
+export interface PgvectorStoreOptions {
+  /** `name` or `schema.name`, taken literally. Default `memory_vectors`. */
+  table: string
+  /** HNSW build parameters (pgvector's defaults). */
+  hnswM: number
+  hnswEfConstruction: number
+  /** Candidates an HNSW search keeps; raised to 2·k for larger k. */
+  efSearch: number
+}
+
+export const defaultPgvectorStoreOptions = {
+  table: DEFAULT_VECTOR_TABLE,
+  hnswM: 16,
+  hnswEfConstruction: 64,
+  efSearch: 100
+} as const satisfies PgvectorStoreOptions
+
+interface FenceRow {
+  id: string
+  version: string
+  micros: string
+}
+
+interface HitRow {
+  id: string
+  namespace: string
+  type: string | null
+  version: string
+  importance: number | null
+  model_revision: string | null
+  excerpt: string | null
+  score: number
+}
+
+/** pgvector's text form of a vector. Nine significant digits round-trip any float32 exactly. */
+export function vectorLiteral(vector: Float32Array): string {
+  let out = '['
+  for (let i = 0; i < vector.length; i++) {
+    if (i > 0) out += ','
+    const x = vector[i]!
+    out += x === 0 ? '0' : x.toPrecision(9)
+  }
+  return `${out}]`
+}
+
+/** PostgreSQL text refuses NUL; an excerpt is for display only, so NULs are dropped rather than poisoning a memory. */
+function cleanText(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '') : text
+}
+
+/**
+ * The vector index in PostgreSQL with pgvector: a `memory_vectors` table, one row per memory id, an HNSW index
+ * (cosine distance) on the embedding. Works the same on PGlite and on a server PostgreSQL with the extension.
+ *
+ * Fence: one INSERT … ON CONFLICT DO UPDATE … WHERE (version, event_ts) < (new pair) per batch, as the memories
+ * table does, so a stale or repeated event never overwrites a newer vector. A delete keeps the row as a tombstone
+ * (embedding NULL, `deleted_at` set): HNSW skips NULL vectors, searches skip tombstones, and a late older upsert
+ * cannot resurrect the memory.
+ */
+export class PgvectorStore implements VectorStore {
+  readonly kind = 'pgvector'
+  readonly #db: SqlDatabase
+  readonly #options: PgvectorStoreOptions
+  readonly #table: string
+  readonly #names: { embeddingIndex: string; namespaceIndex: string }
+  #dimensions: number | undefined
+  #iterativeScan = false
+
+  constructor(db: SqlDatabase, options: Partial<PgvectorStoreOptions> = {}) {
+    const o: PgvectorStoreOptions = { ...defaultPgvectorStoreOptions, ...options }
+    for (const key of ['hnswM', 'hnswEfConstruction', 'efSearch'] as const) {
+      if (!Number.isInteger(o[key]) || o[key] < 2 || o[key] > 1000) {
+        throw new FatalError(`pgvector store: ${key} must be an integer in 2..1000, got ${o[key]}`)
+      }
+    }
+    const name = parseTableName(o.table, 'pgvector table')
+    this.#db = db
+    this.#options = o
+    this.#table = quoteQualified(name)
+    this.#names = {
+      embeddingIndex: quoteIdent(derivedName(name.name, 'embedding_idx')),
+      namespaceIndex: quoteIdent(derivedName(name.name, 'namespace_idx'))
+    }
+    this.description = `${db.description}, table ${displayName(name)}`
+  }
+
+  readonly description: string
+
+  get database(): SqlDatabase {
+    return this.#db
+  }
+
+  async open(dimensions: number): Promise<void> {
+    if (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > 16_000) {
+      throw new FatalError(`pgvector store: dimensions must be an integer in 1..16000, got ${dimensions}`)
+    }
+    const { hnswM, hnswEfConstruction } = this.#options
+    try {
+      await this.#db.exec('CREATE EXTENSION IF NOT EXISTS vector')
+    } catch (error) {
+      const wrapped = toSinkError(error, 'pgvector store: CREATE EXTENSION vector')
+      if (wrapped.kind === 'retriable') throw wrapped
+      throw new FatalError(
+        `pgvector store: the pgvector extension is not available in ${this.#db.description} (install it, e.g. the postgresql-<major>-pgvector package, or use the embedded PGlite store): ${wrapped.message}`,
+        { cause: error }
+      )
+    }
+    const ddl = `
+CREATE TABLE IF NOT EXISTS ${this.#table} (
+  id text PRIMARY KEY,
+  namespace text NOT NULL,
+  type text,
+  importance double precision,
+  version bigint NOT NULL CHECK (version >= 0),
+  event_ts timestamptz NOT NULL,
+  model_revision text,
+  embedding vector(${dimensions}),
+  excerpt text,
+  deleted_at timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS ${this.#names.embeddingIndex} ON ${this.#table}
+  USING hnsw (embedding vector_cosine_ops) WITH (m = ${hnswM}, ef_construction = ${hnswEfConstruction});
+CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (namespace) WHERE deleted_at IS NULL;`
+    await this.#run('create table', () => this.#db.exec(ddl))
+    const [column] = await this.#run('check table', () =>
+      this.#db.query<{ dims: number }>(
+        `SELECT atttypmod AS dims FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'embedding'`,
+        [this.#table]
+      )
+    )
+    if (column && column.dims !== dimensions) {
+      throw new FatalError(
+        `pgvector store: ${this.description} holds vectors of ${column.dims} dimensions, the embedder makes ${dimensions}: use another table (SFM_VECTOR_TABLE) or drop it and reindex`,
+        { code: ErrorCodes.CONFIG }
+      )
+    }
+    const [ext] = await this.#run('check extension', () =>
+      this.#db.query<{ v: string }>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'`)
+    )
+    const [major = 0, minor = 0] = (ext?.v ?? '0.0').split('.').map(Number)
+    // Iterative index scans (pgvector 0.8) keep filtered searches from returning fewer than k rows.
+    this.#iterativeScan = major > 0 || minor >= 8
+    this.#dimensions = dimensions
+  }
+
+  async fences(ids: readonly string[]): Promise<Map<string, FencePair>> {
+    const out = new Map<string, FencePair>()
+    if (ids.length === 0) return out
+    const rows = await this.#run('read fences', () =>
+      this.#db.query<FenceRow>(
+        `SELECT id, version::text AS version, ((extract(epoch FROM event_ts) * 1000000)::int8)::text AS micros
+           FROM ${this.#table} WHERE id = ANY($1::text[])`,
+        [ids]
+      )
+    )
+    for (const row of rows) out.set(row.id, { version: Number(row.version), micros: BigInt(row.micros) })
+    return out
+  }
+
+  async write(upserts: readonly VectorRecord[], deletes: readonly VectorDelete[]): Promise<VectorWriteReport> {
+    const n = upserts.length + deletes.length
+    if (n === 0) return { upserts: 0, deletes: 0, requests: 0 }
+    this.#requireOpen()
+    const id = new Array<string>(n)
+    const namespace = new Array<string>(n)
+    const type = new Array<string | null>(n)
+    const importance = new Array<number | null>(n)
+    const version = new Array<number>(n)
+    const eventTs = new Array<string>(n)
+    const revision = new Array<string | null>(n)
+    const embedding = new Array<string | null>(n)
+    const excerptText = new Array<string | null>(n)
+    const deleted = new Array<boolean>(n)
+    let k = 0
+    for (const u of upserts) {
+      if (u.vector.length !== this.#dimensions) {
+        throw new FatalError(`pgvector store: vector of ${u.vector.length} dimensions for a ${this.#dimensions} index`)
+      }
+      id[k] = u.id
+      namespace[k] = u.namespace
+      type[k] = u.type
+      importance[k] = u.importance
+      version[k] = u.version
+      eventTs[k] = u.timestamp
+      revision[k] = u.modelRevision
+      embedding[k] = vectorLiteral(u.vector)
+      excerptText[k] = cleanText(u.excerpt)
+      deleted[k] = false
+      k++
+    }
+    for (const d of deletes) {
+      id[k] = d.id
+      namespace[k] = d.namespace
+      type[k] = null
+      importance[k] = null
+      version[k] = d.version
+      eventTs[k] = d.timestamp
+      revision[k] = null
+      embedding[k] = null
+      excerptText[k] = null
+      deleted[k] = true
+      k++
+    }
+    // Vectors travel as text[] and are cast per row: PGlite cannot serialise a vector[] parameter.
+    const rows = await this.#run('write', () =>
+      this.#db.query<{ deleted: boolean }>(
+        `INSERT INTO ${this.#table} AS m
+           (id, namespace, type, importance, version, event_ts, model_revision, embedding, excerpt, deleted_at, updated_at)
+         SELECT i.id, i.namespace, i.type, i.importance, i.version, i.event_ts, i.model_revision, i.embedding::vector,
+           i.excerpt, CASE WHEN i.deleted THEN i.event_ts END, now()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[], $6::timestamptz[], $7::text[],
+           $8::text[], $9::text[], $10::bool[])
+           AS i(id, namespace, type, importance, version, event_ts, model_revision, embedding, excerpt, deleted)
+         ON CONFLICT (id) DO UPDATE SET
+           namespace = EXCLUDED.namespace, type = EXCLUDED.type, importance = EXCLUDED.importance,
+           version = EXCLUDED.version, event_ts = EXCLUDED.event_ts, model_revision = EXCLUDED.model_revision,
+           embedding = EXCLUDED.embedding, excerpt = EXCLUDED.excerpt, deleted_at = EXCLUDED.deleted_at,
+           updated_at = EXCLUDED.updated_at
+         WHERE (m.version, m.event_ts) < (EXCLUDED.version, EXCLUDED.event_ts)
+         RETURNING m.deleted_at IS NOT NULL AS deleted`,
+        [id, namespace, type, importance, version, eventTs, revision, embedding, excerptText, deleted]
+      )
+    )
+    vectorRequestChannel.publish({ store: this.kind, points: n } satisfies VectorRequestMessage)
+    let written = 0
+    for (const row of rows) if (!row.deleted) written++
+    return { upserts: written, deletes: rows.length - written, requests: 1 }
+  }
+
+  async search(vector: Float32Array, options: SearchOptions): Promise<SearchHit[]> {
+    this.#requireOpen()
+    const k = options.k
+    if (!Number.isInteger(k) || k < 1 || k > 1000) throw new FatalError(`search: k must be in 1..1000, got ${k}`)
+    const params: unknown[] = [vectorLiteral(vector), k]
+    let where = 'deleted_at IS NULL'
+    if (options.namespace !== undefined) {
+      params.push(options.namespace)
+      where += ` AND namespace = $${params.length}`
+    }
+    if (options.type !== undefined) {
+      params.push(options.type)
+      where += ` AND type = $${params.length}`
+    }
+    const efSearch = Math.min(1000, Math.max(this.#options.efSearch, 2 * k))
+    const filtered = options.namespace !== undefined || options.type !== undefined
+    const rows = await this.#run('search', () =>
+      this.#db.transaction(async (query) => {
+        await query(`SET LOCAL hnsw.ef_search = ${efSearch}`)
+        if (filtered && this.#iterativeScan) await query(`SET LOCAL hnsw.iterative_scan = relaxed_order`)
+        return query<HitRow>(
+          `SELECT id, namespace, type, version::text AS version, importance, model_revision, excerpt,
+             1 - (embedding <=> $1::vector) AS score
+           FROM ${this.#table} WHERE ${where}
+           ORDER BY embedding <=> $1::vector LIMIT $2`,
+          params
+        )
+      })
+    )
+    // relaxed_order may return rows slightly out of order: sort the few we got.
+    return rows
+      .map((r) => ({
+        id: r.id,
+        score: Number(r.score),
+        namespace: r.namespace,
+        type: r.type,
+        version: Number(r.version),
+        importance: r.importance,
+        modelRevision: r.model_revision,
+        excerpt: r.excerpt
+      }))
+      .sort((a, b) => b.score - a.score)
+  }
+
+  async count(): Promise<number> {
+    const [row] = await this.#run('count', () =>
+      this.#db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.#table} WHERE deleted_at IS NULL`)
+    )
+    return row?.n ?? 0
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close()
+  }
+
+  #requireOpen(): void {
+    if (this.#dimensions === undefined) throw new FatalError('pgvector store: open() it first')
+  }
+
+  async #run<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (error) {
+      if (error instanceof SfmError) throw error
+      throw toSinkError(error, `pgvector store: ${what}`)
+    }
+  }
+}

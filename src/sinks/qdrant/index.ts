@@ -1,0 +1,11 @@
+export { toQdrantError } from './errors.ts'
+export { MEMORY_POINT_NAMESPACE, pointId, uuidv5 } from './point-id.ts'
+export {
+  defaultQdrantStoreOptions,
+  fenceFilter,
+  INDEXED_PAYLOAD_FIELDS,
+  type MemoryPointPayload,
+  QdrantStore,
+  type QdrantStoreInput,
+  type QdrantStoreOptions
+} from './store.ts'

@@ -1,0 +1,11 @@
+export { type IndexResponsesSinkOptions, indexResponsesSink } from './index-responses.ts'
+export { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
+export { DEFAULT_DATA_DIR, VectorStoreKinds, vectorStoreFromEnv } from './select.ts'
+export {
+  type EmbeddingRequestPublisher,
+  type VectorSink,
+  type VectorSinkCounts,
+  type VectorSinkOptions,
+  vectorSink
+} from './sink.ts'
+export * from './types.ts'

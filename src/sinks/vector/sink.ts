@@ -1,0 +1,307 @@
+import type { EmbeddingRequest } from '../../embedders/messages.ts'
+import type { Embedder } from '../../embedders/types.ts'
+import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
+import { createLogger, type Logger } from '../../logger.ts'
+import type { MemoryEvent } from '../../memory/event.ts'
+import type { Envelope } from '../../streams/envelope.ts'
+import {
+  type EmbedMessage,
+  embedChannel,
+  type VectorWriteMessage,
+  vectorWriteChannel
+} from '../../telemetry/channels.ts'
+import { reduceBatch } from '../postgres/buffer.ts'
+import { compareFence } from '../postgres/fence.ts'
+import type { PreparedEvent } from '../postgres/types.ts'
+import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
+import { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
+import type { VectorDelete, VectorRecord, VectorStore } from './types.ts'
+
+/** Remote mode: embedding requests are published instead of embedding in the branch. */
+export interface EmbeddingRequestPublisher {
+  /** Resolves once the requests are durable on the broker. */
+  publish(requests: readonly EmbeddingRequest[], signal?: AbortSignal): Promise<void>
+  close?(): Promise<void>
+}
+
+export interface VectorSinkOptions {
+  /** Embeds inline; in remote mode only its `dimensions` and `revision` are used. */
+  embedder: Embedder
+  store: VectorStore
+  /** Set for remote mode. */
+  requests?: EmbeddingRequestPublisher
+  /** Read the stored fence pairs first and skip events that cannot win (saves embedding on replays). Default true. */
+  skipStale?: boolean
+  /** Closes the embedder and the store on close. Default true. */
+  owns?: boolean
+  logger?: Logger
+}
+
+export interface VectorSinkCounts {
+  embedded: number
+  upserts: number
+  deletes: number
+  /** Events that lost the fence (in the batch or to the store) and were not written. */
+  skipped: number
+  requested: number
+  failed: number
+}
+
+export interface VectorSink extends Sink<MemoryEvent> {
+  readonly kind: 'vector'
+  readonly store: VectorStore
+  readonly embedder: Embedder
+  readonly counts: Readonly<VectorSinkCounts>
+  open(context?: SinkContext): Promise<void>
+  write(batch: readonly Envelope<MemoryEvent>[], context?: SinkContext): Promise<WriteResult>
+  close(): Promise<void>
+}
+
+/**
+ * The vector branch of the memory topology: keeps a vector index equal to the latest state of every memory.
+ *
+ * Per batch: each event is checked (fence fields; text or a carried `embedding`), the batch is reduced to one
+ * event per id with the fence rule (the Postgres sink's reduceBatch), events that cannot beat the stored pair are
+ * skipped before any embedding, the rest are embedded in one call and written to the store under the fence.
+ * Deletes remove the memory from the index. In remote mode upserts to embed become `embedding.requests` instead,
+ * and `topologies/vector-indexer.ts` writes the embedded responses.
+ *
+ * Errors: an item the embedder or the store refuses (PoisonError) is isolated by bisection and dead-lettered
+ * alone; an unavailable embedder or store (RetriableError) fails the batch, which the runtime holds and retries.
+ */
+export function vectorSink(options: VectorSinkOptions): VectorSink {
+  const { embedder, store } = options
+  const skipStale = options.skipStale ?? true
+  const log = options.logger ?? createLogger('vectors')
+  const counts: VectorSinkCounts = { embedded: 0, upserts: 0, deletes: 0, skipped: 0, requested: 0, failed: 0 }
+  let opening: Promise<void> | undefined
+  let opened = false
+  let closed = false
+
+  async function open(): Promise<void> {
+    if (closed) throw new RetriableError('vector sink is closed', { code: ErrorCodes.SHUTDOWN })
+    if (opened) return
+    // A failed open (store down at start) is forgotten, so the runtime's retry opens again.
+    opening ??= store.open(embedder.dimensions).then(
+      () => {
+        opened = true
+      },
+      (error: unknown) => {
+        opening = undefined
+        throw error
+      }
+    )
+    await opening
+  }
+
+  /** Embeds texts; when the embedder refuses the input, embeds one by one and reports the refused ones. */
+  async function embedAll(
+    items: readonly VectorCandidate[],
+    signal: AbortSignal | undefined,
+    failures: ItemFailure[]
+  ): Promise<Map<VectorCandidate, Float32Array>> {
+    const out = new Map<VectorCandidate, Float32Array>()
+    if (items.length === 0) return out
+    const run = async (group: readonly VectorCandidate[]): Promise<void> => {
+      const started = performance.now()
+      let vectors: Float32Array[]
+      try {
+        vectors = await embedder.embed(
+          group.map((c) => c.text!),
+          signal
+        )
+      } catch (error) {
+        if (kindOf(error) !== ErrorKinds.POISON) throw error
+        if (group.length === 1) {
+          failures.push({ index: group[0]!.event.index, error })
+          return
+        }
+        const middle = group.length >>> 1
+        await run(group.slice(0, middle))
+        await run(group.slice(middle))
+        return
+      }
+      embedChannel.publish({
+        embedder: embedder.name,
+        texts: group.length,
+        seconds: (performance.now() - started) / 1000
+      } satisfies EmbedMessage)
+      group.forEach((c, i) => {
+        out.set(c, vectors[i]!)
+      })
+    }
+    await run(items)
+    counts.embedded += out.size
+    return out
+  }
+
+  /** Writes to the store; a refused item is isolated by bisection (each half is its own fenced statement). */
+  async function writeAll(
+    upserts: readonly { index: number; record: VectorRecord }[],
+    deletes: readonly { index: number; record: VectorDelete }[],
+    signal: AbortSignal | undefined,
+    failures: ItemFailure[]
+  ): Promise<void> {
+    const run = async (
+      u: readonly { index: number; record: VectorRecord }[],
+      d: readonly { index: number; record: VectorDelete }[]
+    ): Promise<void> => {
+      if (u.length + d.length === 0) return
+      try {
+        const report = await store.write(
+          u.map((x) => x.record),
+          d.map((x) => x.record),
+          signal
+        )
+        counts.upserts += report.upserts
+        counts.deletes += report.deletes
+      } catch (error) {
+        if (kindOf(error) !== ErrorKinds.POISON) throw error
+        if (u.length + d.length === 1) {
+          failures.push({ index: (u[0] ?? d[0])!.index, error })
+          return
+        }
+        if (u.length > 1 || d.length === 0) {
+          const middle = u.length >>> 1
+          await run(u.slice(0, middle), [])
+          await run(u.slice(middle), d)
+        } else {
+          const middle = d.length >>> 1
+          await run(u, d.slice(0, middle))
+          await run([], d.slice(middle))
+        }
+      }
+    }
+    await run(upserts, deletes)
+  }
+
+  return {
+    kind: 'vector',
+    store,
+    embedder,
+    get counts() {
+      return { ...counts }
+    },
+    async open() {
+      try {
+        await open()
+      } catch (error) {
+        // The runtime opens every sink before consuming and stops if one throws. A store that is down at start is
+        // an outage, not a configuration error: start anyway, and let `write` open it, held and retried by the
+        // runtime's backoff like any retriable write. Configuration errors (fatal) still stop the start.
+        if (kindOf(error) !== ErrorKinds.RETRIABLE) throw error
+        log.warn(
+          `vector store not available yet (${store.description}), writes will wait for it: ${errorMessage(error)}`
+        )
+      }
+    },
+    async write(batch, context) {
+      await open()
+      const started = performance.now()
+      const signal = context?.signal
+      const failures: ItemFailure[] = []
+      const candidates = new Map<PreparedEvent, VectorCandidate>()
+      batch.forEach((envelope, index) => {
+        const candidate = prepareVectorEvent(envelope.value, index, embedder.dimensions)
+        if (candidate instanceof PoisonError) failures.push({ index, error: candidate })
+        else candidates.set(candidate.event, candidate)
+      })
+      const { items } = reduceBatch([...candidates.keys()])
+      let winners = items.filter((item) => item.winner).map((item) => candidates.get(item.event)!)
+      const skippedInBatch = candidates.size - winners.length
+      if (skipStale && winners.length > 0) {
+        const stored = await store.fences(
+          winners.map((w) => w.event.id),
+          signal
+        )
+        winners = winners.filter((w) => {
+          const pair = stored.get(w.event.id)
+          return pair === undefined || compareFence(w.event, pair) > 0
+        })
+      }
+      counts.skipped += skippedInBatch + (candidates.size - skippedInBatch - winners.length)
+
+      const deletes: { index: number; record: VectorDelete }[] = []
+      const ready: VectorCandidate[] = []
+      const toEmbed: VectorCandidate[] = []
+      for (const w of winners) {
+        if (w.event.deleted) deletes.push({ index: w.event.index, record: deleteRecord(w.event) })
+        else if (w.vector !== undefined) ready.push(w)
+        else toEmbed.push(w)
+      }
+
+      const upserts: { index: number; record: VectorRecord }[] = ready.map((c) => ({
+        index: c.event.index,
+        record: upsertRecord(c, c.vector!, c.modelRevision ?? 'external')
+      }))
+      if (options.requests !== undefined) {
+        if (toEmbed.length > 0) {
+          await options.requests.publish(
+            toEmbed.map((c) => embeddingRequest(c, embedder.revision)),
+            signal
+          )
+          counts.requested += toEmbed.length
+        }
+      } else {
+        const vectors = await embedAll(toEmbed, signal, failures)
+        for (const [c, vector] of vectors) {
+          upserts.push({ index: c.event.index, record: upsertRecord(c, vector, embedder.revision) })
+        }
+      }
+      await writeAll(upserts, deletes, signal, failures)
+      vectorWriteChannel.publish({
+        store: store.kind,
+        upserts: upserts.length,
+        deletes: deletes.length,
+        seconds: (performance.now() - started) / 1000
+      } satisfies VectorWriteMessage)
+      counts.failed += failures.length
+      failures.sort((a, b) => a.index - b.index)
+      return failures.length > 0 ? { failures } : {}
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      await opening?.catch(() => {})
+      if (options.owns ?? true) {
+        await Promise.allSettled([store.close(), embedder.close?.(), options.requests?.close?.()])
+      }
+    }
+  }
+}
+
+function upsertRecord(c: VectorCandidate, vector: Float32Array, modelRevision: string): VectorRecord {
+  const e = c.event
+  return {
+    id: e.id,
+    namespace: e.namespace,
+    type: e.type,
+    importance: e.importance,
+    version: e.version,
+    micros: e.micros,
+    timestamp: e.timestamp,
+    modelRevision,
+    vector,
+    excerpt: c.excerpt
+  }
+}
+
+function deleteRecord(e: PreparedEvent): VectorDelete {
+  return { id: e.id, namespace: e.namespace, version: e.version, micros: e.micros, timestamp: e.timestamp }
+}
+
+function embeddingRequest(c: VectorCandidate, model: string): EmbeddingRequest {
+  const e = c.event
+  return {
+    request_id: e.eventId,
+    id: e.id,
+    namespace: e.namespace,
+    text: c.text!,
+    model,
+    type: e.type,
+    version: e.version,
+    timestamp: e.timestamp,
+    importance: e.importance,
+    excerpt: c.excerpt
+  }
+}

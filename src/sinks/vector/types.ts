@@ -1,0 +1,75 @@
+import type { FencePair } from '../postgres/fence.ts'
+
+/** The latest upsert of a memory, embedded: one point of the vector index. */
+export interface VectorRecord extends FencePair {
+  readonly id: string
+  readonly namespace: string
+  readonly type: string | null
+  readonly importance: number | null
+  /** Canonical UTC timestamp text (`YYYY-MM-DDTHH:MM:SS.ffffffZ`). */
+  readonly timestamp: string
+  readonly modelRevision: string
+  readonly vector: Float32Array
+  /** Start of the embedded text, for recall output. */
+  readonly excerpt: string
+}
+
+/** The delete of a memory: its point leaves the index. */
+export interface VectorDelete extends FencePair {
+  readonly id: string
+  readonly namespace: string
+  readonly timestamp: string
+}
+
+export interface SearchOptions {
+  /** Number of hits. */
+  readonly k: number
+  readonly namespace?: string
+  readonly type?: string
+}
+
+export interface SearchHit {
+  readonly id: string
+  /** Cosine similarity, 1 = same direction. */
+  readonly score: number
+  readonly namespace: string
+  readonly type: string | null
+  readonly version: number
+  readonly importance: number | null
+  readonly modelRevision: string | null
+  readonly excerpt: string | null
+}
+
+export interface VectorWriteReport {
+  /** Points written (upserts that passed the fence as far as the store can tell) and deletes applied. */
+  readonly upserts: number
+  readonly deletes: number
+  /** Requests or statements it took. */
+  readonly requests: number
+}
+
+/**
+ * A vector index the vector sink writes to: pgvector (PGlite or a server PostgreSQL) or Qdrant. Implementations
+ * apply the fence rule — a write changes a memory only if its `(version, timestamp)` is greater than what the
+ * store holds — as far as the store allows (see each store's notes), throw RetriableError while the store is
+ * unavailable and FatalError for configuration problems.
+ */
+export interface VectorStore {
+  readonly kind: string
+  /** Where it writes, without secrets; printed at start. */
+  readonly description: string
+  /** Creates the table or collection for vectors of `dimensions` if needed; checks an existing one matches. */
+  open(dimensions: number, signal?: AbortSignal): Promise<void>
+  /** The stored fence pairs of these ids (deleted ones included where the store keeps tombstones). */
+  fences(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, FencePair>>
+  /** Upserts and deletes, one entry per id at most (the sink reduces the batch first). Resolves once durable. */
+  write(
+    upserts: readonly VectorRecord[],
+    deletes: readonly VectorDelete[],
+    signal?: AbortSignal
+  ): Promise<VectorWriteReport>
+  search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<SearchHit[]>
+  /** Live (not deleted) points; for tests and progress output. */
+  count(): Promise<number>
+  close(): Promise<void>
+}

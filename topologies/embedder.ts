@@ -1,0 +1,48 @@
+/**
+ * The embedder topology (remote embedding mode): embeds what the memory topology's vector branch asks for, so
+ * embedding scales on its own machines (e.g. next to a GPU embedding server).
+ *
+ *   embedding.requests ─▶ decodeJson ─▶ validate(embedding.request v1) ─▶ dedupe(request_id)
+ *        └─▶ embed in batches ─▶ embedding.responses (keyed by memory id)
+ *   poison (undecodable, invalid, refused by the embedding server) ─▶ memory.dlq
+ *
+ * Run: `npm start -- topologies/embedder.ts` with KAFKA_BROKERS set; the embedder is chosen by SFM_EMBEDDER /
+ * SFM_EMBEDDING_URL (src/embedders/index.ts), and must be the one the vector indexer expects (same dimensions).
+ */
+import { pipe } from 'rxjs'
+import { envInt, topicName } from '../src/config.ts'
+import { embedRequestsSink } from '../src/embedders/embed-sink.ts'
+import { embedderFromEnv } from '../src/embedders/index.ts'
+import type { EmbeddingRequest } from '../src/embedders/messages.ts'
+import { loadSchema } from '../src/schemas.ts'
+import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
+import { kafkaSource } from '../src/sources/kafka/index.ts'
+import { decodeJson } from '../src/streams/operators/decode-json.ts'
+import { dedupe } from '../src/streams/operators/dedupe.ts'
+import { validate } from '../src/streams/operators/validate.ts'
+import { branch, defineTopology } from '../src/streams/topology.ts'
+
+export async function embedderTopology() {
+  const request = await loadSchema('embedding.request', 1)
+  return defineTopology<EmbeddingRequest>({
+    name: 'embedder',
+    source: kafkaSource({
+      topics: [topicName('embedding.requests')],
+      groupId: process.env.SFM_EMBEDDER_GROUP ?? 'sfm-embedder'
+    }),
+    pipeline: pipe(
+      decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024), maxDepth: 16 }),
+      validate<EmbeddingRequest>(request.schema),
+      dedupe({ key: (e) => e.value.request_id, windowSize: 100_000 })
+    ),
+    branches: {
+      embed: branch(embedRequestsSink({ embedder: embedderFromEnv(), topic: topicName('embedding.responses') }), {
+        batch: { maxCount: envInt('SFM_EMBED_BATCH', 256), maxBytes: 4 * 1024 * 1024, maxWaitMs: 20 }
+      })
+    },
+    deadLetter: kafkaDeadLetter({ topic: topicName('memory.dlq') }),
+    settings: { maxInFlight: 5_000 }
+  })
+}
+
+export default embedderTopology
