@@ -7,7 +7,9 @@
 import { parseArgs } from 'node:util'
 import { errorMessage, SfmError } from '../src/errors.ts'
 import { defaultStateDir, portFromEnv } from './stack/config.ts'
+import { connectStatus, downConnect, jdbcFromDatabaseUrl, upConnect } from './stack/connect.ts'
 import { formatEnv } from './stack/env-file.ts'
+import { downRegistry, registryStatus, registryUrls, upRegistry } from './stack/registry.ts'
 import { down, runningEnv, status, up } from './stack/stack.ts'
 
 const USAGE = `Usage: npm run stack -- <command> [options]
@@ -23,11 +25,18 @@ Commands:
 Options:
   --fresh           with up: wipe Kafka and PostgreSQL data first
   --purge           with down: delete Kafka and PostgreSQL data after stopping
+  --registry        with up: also start Apicurio Registry 3 (in memory; needs Java 21, fetched when missing) and
+                    print SCHEMA_REGISTRY_URL; down and status always include it
+  --connect         with up: also start Kafka Connect (distributed, one worker) with the Debezium JDBC sink and
+                    print CONNECT_URL; down and status always include it
   -h, --help        show this help
 
 Variables printed (stdout, one NAME=value a line):
   KAFKA_BROKERS=127.0.0.1:<port>
   DATABASE_URL=postgres://postgres@127.0.0.1:<port>/sfm
+  SCHEMA_REGISTRY_URL=http://127.0.0.1:<port>/apis/ccompat/v7     (when the registry runs: Confluent API)
+  APICURIO_REGISTRY_URL=http://127.0.0.1:<port>/apis/registry/v3   (the same registry, Apicurio's native API)
+  CONNECT_URL=http://127.0.0.1:<port>                              (when Kafka Connect runs: its REST API)
 
 Environment:
   SFM_STACK_DIR     state dir (default <repo>/.sfm-stack); it holds data, logs, pid files and stack.env
@@ -38,6 +47,8 @@ Environment:
   SFM_KAFKA_VERSION Kafka release from Maven Central (default pinned in scripts/stack/config.ts)
   SFM_STACK_CACHE   where the Kafka jars are cached (default ~/.cache/sfm-stack)
   PG_BIN            folder holding initdb and pg_ctl (default /usr/lib/postgresql/<newest>/bin)
+  REGISTRY_PORT     fixed port for the registry; SFM_REGISTRY_VERSION (3.x), SFM_REGISTRY_JAVA (a Java 21+ binary)
+  CONNECT_PORT      fixed port for Kafka Connect's REST API; SFM_DEBEZIUM_VERSION (3.x, the JDBC sink plugin)
 
 Use in a shell:  set -a; eval "$(npm run -s stack -- up)"; set +a
 `
@@ -49,6 +60,8 @@ function parse(argv: string[]) {
     options: {
       fresh: { type: 'boolean', default: false },
       purge: { type: 'boolean', default: false },
+      registry: { type: 'boolean', default: false },
+      connect: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -70,6 +83,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || rest.length > 0) return usageError('expected exactly one command')
   if (values.fresh && command !== 'up') return usageError('--fresh only goes with up')
   if (values.purge && command !== 'down') return usageError('--purge only goes with down')
+  if (values.registry && command !== 'up') return usageError('--registry only goes with up')
+  if (values.connect && command !== 'up') return usageError('--connect only goes with up')
   const stateDir = defaultStateDir()
 
   switch (command) {
@@ -83,9 +98,26 @@ async function main(argv: string[]): Promise<number> {
         autoCreateTopics: process.env.KAFKA_AUTO_CREATE_TOPICS === 'true'
       })
       process.stdout.write(formatEnv(result.env))
+      if (values.registry) {
+        const registry = await upRegistry({ stateDir, port: portFromEnv('REGISTRY_PORT'), log: stderrLog })
+        process.stdout.write(formatRegistryEnv(registry.port))
+      }
+      if (values.connect) {
+        const connect = await upConnect({
+          stateDir,
+          port: portFromEnv('CONNECT_PORT'),
+          brokers: result.env.KAFKA_BROKERS,
+          ...jdbcFromDatabaseUrl(result.env.DATABASE_URL),
+          log: stderrLog
+        })
+        process.stdout.write(`CONNECT_URL=${connect.url}\n`)
+      }
       return 0
     }
     case 'down':
+      // Connect first: it needs the broker to stop cleanly (it commits its sink offsets on the way out).
+      await downConnect({ stateDir, purge: values.purge, log: stderrLog })
+      await downRegistry({ stateDir, purge: values.purge, log: stderrLog })
       await down({ stateDir, purge: values.purge })
       return 0
     case 'env': {
@@ -95,6 +127,10 @@ async function main(argv: string[]): Promise<number> {
         return 1
       }
       process.stdout.write(formatEnv(env))
+      const registry = await registryStatus(stateDir)
+      if (registry.port !== undefined) process.stdout.write(formatRegistryEnv(registry.port))
+      const connect = await connectStatus(stateDir)
+      if (connect.url !== undefined) process.stdout.write(`CONNECT_URL=${connect.url}\n`)
       return 0
     }
     case 'status': {
@@ -106,12 +142,33 @@ async function main(argv: string[]): Promise<number> {
       }
       process.stdout.write(`state dir: ${current.stateDir}\n`)
       process.stdout.write(`${describe('kafka', current.kafka)}\n${describe('postgres', current.postgres)}\n`)
+      const registry = await registryStatus(stateDir)
+      process.stdout.write(
+        registry.running
+          ? `registry: running, pid ${registry.pid}, ${registryUrls(registry.port ?? 0).APICURIO_REGISTRY_URL}\n`
+          : 'registry: stopped\n'
+      )
+      const connect = await connectStatus(stateDir)
+      process.stdout.write(
+        connect.running ? `connect: running, pid ${connect.pid}, ${connect.url}\n` : 'connect: stopped\n'
+      )
       if (current.env !== undefined) process.stdout.write(formatEnv(current.env))
+      if (registry.port !== undefined) process.stdout.write(formatRegistryEnv(registry.port))
+      if (connect.url !== undefined) process.stdout.write(`CONNECT_URL=${connect.url}\n`)
       return current.kafka.running && current.postgres.running ? 0 : 3
     }
     default:
       return usageError(`unknown command "${command}"`)
   }
+}
+
+function stderrLog(message: string): void {
+  process.stderr.write(`stack: ${message}\n`)
+}
+
+function formatRegistryEnv(port: number): string {
+  const urls = registryUrls(port)
+  return `SCHEMA_REGISTRY_URL=${urls.SCHEMA_REGISTRY_URL}\nAPICURIO_REGISTRY_URL=${urls.APICURIO_REGISTRY_URL}\n`
 }
 
 function usageError(message: string): number {

@@ -15,6 +15,14 @@ export const stackDefaults = {
   /** The log4j 2 binding for slf4j 1.x: kafka_2.13's pom leaves it out, and without it the broker logs nothing. */
   log4jVersion: '2.25.5',
   kafkaHeap: '512m',
+  /**
+   * Debezium JDBC sink for `up --connect` (io.debezium:debezium-connector-jdbc, the `plugin` tar.gz). The 3.x line
+   * is built on Kafka 4.x clients (3.6.0.Final on 4.3.0). docker-compose.dev.yml (quay.io/debezium/connect) and
+   * deploy/strimzi/kafka-connect.yaml use the same version; test/deploy checks they agree.
+   */
+  debeziumVersion: '3.6.0.Final',
+  /** Connect scans plugins and joins its group before the REST API answers: slower to start than the broker. */
+  connectReadyTimeoutMs: 120_000,
   /** Only one voter and one broker, so every internal topic gets replication factor 1 and few partitions. */
   internalTopicPartitions: 4,
   readyTimeoutMs: 90_000,

@@ -2,6 +2,7 @@ import { readdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errorMessage, FatalError } from '../../src/errors.ts'
 import { defaultStateDir, kafkaVersion, stackDefaults } from './config.ts'
+import { connectPaths, stopConnect } from './connect.ts'
 import { envFilePath, readEnvFile, type StackEnv, type StackPorts, writeEnvFile } from './env-file.ts'
 import {
   configuredKafkaPorts,
@@ -183,12 +184,16 @@ export async function down(options: DownOptions = {}): Promise<void> {
 }
 
 async function downUnlocked(stateDir: string, purge: boolean, log: Log): Promise<void> {
+  // A Connect worker (`up --connect`) first: it commits its sink offsets to the broker on the way out, and must not
+  // outlive the Kafka data it keeps its state in (`--fresh`, `--purge`, test stacks).
+  const connectStopped = await stopConnect(stateDir, log)
   const kafkaStopped = await stopKafka(stateDir, stackDefaults.stopTimeoutMs, log)
   const pgBin = await requirePostgresBin().catch(() => undefined)
   const pgStopped = pgBin === undefined ? false : await stopPostgres(stateDir, pgBin, log)
-  if (!kafkaStopped && !pgStopped) log(`nothing was running in ${stateDir}`)
+  if (!connectStopped && !kafkaStopped && !pgStopped) log(`nothing was running in ${stateDir}`)
   if (purge) {
     log(`purging data in ${stateDir}`)
+    await rm(connectPaths(stateDir).root, { recursive: true, force: true })
     await rm(kafkaPaths(stateDir).root, { recursive: true, force: true })
     await purgePg(stateDir)
     await rm(envFilePath(stateDir), { force: true })
