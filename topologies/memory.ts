@@ -5,30 +5,62 @@
  *   memory.events ─▶ decodeJson ─▶ validate(memory.event v1) ─▶ dedupe(event_id)
  *        │                                                            │
  *        │                                            kv: PostgreSQL `memories` (fence rule, one tx per batch)
- *        │                                                ├─▶ memory.latest  (state of each touched memory)
- *        │                                                └─▶ memory.audit   (one record per event + outcome)
- *        └── poison (undecodable, invalid, rejected by PostgreSQL) ─▶ memory.dlq
+ *        │                                                │   ├─▶ memory.latest  (state of each touched memory)
+ *        │                                                │   └─▶ memory.audit   (one record per event + outcome)
+ *        │                                            vectors: embed + vector index (fence rule, deletes remove)
+ *        │                                                    (remote mode: ─▶ embedding.requests instead)
+ *        └── poison (undecodable, invalid, nothing to embed, rejected by a sink) ─▶ memory.dlq
  *
- * Run: `npm start -- topologies/memory.ts` with KAFKA_BROKERS and DATABASE_URL set.
+ * Run: `npm start -- topologies/memory.ts` with KAFKA_BROKERS and DATABASE_URL set. The vector store is Qdrant when
+ * QDRANT_URL is set, pgvector at VECTOR_DATABASE_URL when that is set, else pgvector in PGlite under SFM_DATA_DIR
+ * (see src/sinks/vector/select.ts); the embedder is chosen by SFM_EMBEDDER (src/embedders/index.ts).
+ * SFM_EMBEDDING_MODE=remote publishes embedding requests for topologies/embedder.ts and
+ * topologies/vector-indexer.ts; SFM_VECTORS=off leaves the vector branch out.
  */
 import { pipe } from 'rxjs'
 import { envInt, requireEnv, topicName } from '../src/config.ts'
+import { embedderFromEnv } from '../src/embedders/index.ts'
+import { kafkaEmbeddingRequests } from '../src/embedders/requests.ts'
+import { FatalError } from '../src/errors.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
 import { materializeMemories } from '../src/memory/materialize.ts'
 import { loadSchema } from '../src/schemas.ts'
 import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
-import { kafkaSource } from '../src/sources/kafka/index.ts'
+import { vectorSink, vectorStoreFromEnv } from '../src/sinks/vector/index.ts'
+import { logSource } from '../src/sources/log.ts'
 import { decodeJson } from '../src/streams/operators/decode-json.ts'
 import { dedupe } from '../src/streams/operators/dedupe.ts'
 import { validate } from '../src/streams/operators/validate.ts'
-import { branch, defineTopology } from '../src/streams/topology.ts'
+import { type Branch, branch, defineTopology } from '../src/streams/topology.ts'
+
+/** The vector branch, unless SFM_VECTORS=off: inline embedding, or embedding requests in remote mode. */
+export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promise<Branch<MemoryEvent> | undefined> {
+  const enabled = env.SFM_VECTORS ?? 'on'
+  if (enabled === 'off') return undefined
+  if (enabled !== 'on') throw new FatalError(`SFM_VECTORS must be "on" or "off", got ${JSON.stringify(enabled)}`)
+  const mode = env.SFM_EMBEDDING_MODE ?? 'inline'
+  if (mode !== 'inline' && mode !== 'remote') {
+    throw new FatalError(`SFM_EMBEDDING_MODE must be "inline" or "remote", got ${JSON.stringify(mode)}`)
+  }
+  const embedder = embedderFromEnv(env)
+  const store = await vectorStoreFromEnv(env)
+  const sink = vectorSink({
+    embedder,
+    store,
+    ...(mode === 'remote' ? { requests: kafkaEmbeddingRequests({ topic: topicName('embedding.requests', env) }) } : {})
+  })
+  return branch(sink, {
+    batch: { maxCount: envInt('SFM_VECTOR_BATCH', 512, env), maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 }
+  })
+}
 
 /** Builds the topology from the environment (the runner calls the default export). */
 export async function memoryTopology() {
   const memoryEvent = await loadSchema('memory.event', 1)
+  const vectors = await vectorsBranch()
   return defineTopology<MemoryEvent>({
     name: 'memory',
-    source: kafkaSource({
+    source: logSource({
       topics: [topicName('memory.events')],
       groupId: process.env.SFM_MEMORY_GROUP ?? 'sfm-memory'
     }),
@@ -46,7 +78,8 @@ export async function memoryTopology() {
           auditTopic: topicName('memory.audit')
         }),
         { batch: { maxCount: envInt('SFM_KV_BATCH', 2000), maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 } }
-      )
+      ),
+      ...(vectors ? { vectors } : {})
     },
     deadLetter: kafkaDeadLetter({ topic: topicName('memory.dlq') }),
     settings: { maxInFlight: 20_000, maxInFlightBytes: 64 * 1024 * 1024 }

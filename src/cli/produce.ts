@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { useLocalStack } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
+import { producerTarget } from '../sinks/kafka/producer.ts'
 
 const USAGE = `Usage: npm run produce -- --topic T --file F [options]
 
@@ -16,12 +17,14 @@ Options:
   --batch-size N         Lines per send request (default ${defaultProduceOptions.batchSize})
   --in-flight N          Send requests in flight (default ${defaultProduceOptions.maxInFlight}; 1 = strict order on retries)
   --max-line-bytes N     Longer lines are rejected (default ${defaultProduceOptions.maxLineBytes})
+  --data-dir DIR         Embedded log folder when KAFKA_BROKERS is unset (default SFM_DATA_DIR, ./.sfm-data)
   -h, --help             This help
 
 Lines that are not JSON, lack the key field or are too long are reported on stderr with their line number
 and not sent; blank lines are skipped. A summary goes to stderr and one JSON line to stdout.
 
-Environment: KAFKA_BROKERS=host:port[,host:port]
+Environment: KAFKA_BROKERS=host:port[,host:port]. Without it (and without a running local stack) records go to the
+embedded log, <data dir>/log.sqlite, where the framework's topics are created on first use (docs/EMBEDDED-LOG.md).
 Exit codes: 0 all lines sent, 1 some line rejected (the others were sent) or sending failed, 2 usage error.`
 
 export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
@@ -51,6 +54,7 @@ function parse(argv: string[]): { help: true } | { help: false; options: Produce
       'batch-size': { type: 'string' },
       'in-flight': { type: 'string' },
       'max-line-bytes': { type: 'string' },
+      'data-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -68,6 +72,8 @@ function parse(argv: string[]): { help: true } | { help: false; options: Produce
   const options: ProduceFileOptions = { topic: values.topic, file: values.file }
   if (values['key-field'] !== undefined) options.keyField = values['key-field']
   if (values.header) options.headers = headers
+  if (values['data-dir'] === '') throw new UsageError('--data-dir must not be empty')
+  if (values['data-dir'] !== undefined) options.dataDir = values['data-dir']
   const batchSize = integerFlag(values['batch-size'], '--batch-size')
   if (batchSize !== undefined) options.batchSize = batchSize
   const inFlight = integerFlag(values['in-flight'], '--in-flight')
@@ -99,6 +105,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   }
   const { options } = parsed
   try {
+    io.err(`produce: target ${producerTarget(options)}`)
     const report = await produceFile({
       ...options,
       onReject: (r) => io.err(`produce: line ${r.line} rejected: ${r.reason}`)

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { Admin } from '@platformatic/kafka'
 import { ErrorCodes, errorMessage, FatalError, kindOf, SfmError } from '../errors.ts'
+import { LogTargets, logTarget } from '../log/options.ts'
 import { createProducer, type OutgoingMessage, type SfmProducer } from '../sinks/kafka/producer.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
 
@@ -28,9 +29,14 @@ export interface ProduceOptions {
   maxInFlight?: number
   /** Longer lines are rejected without being parsed. */
   maxLineBytes?: number
-  /** Reuse a producer (not closed here). Default: a new one from `brokers` / `KAFKA_BROKERS`, closed at the end. */
+  /**
+   * Reuse a producer (not closed here). Default: a new one from `brokers` / `KAFKA_BROKERS` — or, when neither is
+   * set, on the embedded log under `dataDir` — closed at the end.
+   */
   producer?: SfmProducer
   brokers?: string[]
+  /** The embedded log's data folder when no brokers are configured (default `SFM_DATA_DIR` or `./.sfm-data`). */
+  dataDir?: string
   clientId?: string
   /**
    * Check that the topic exists before sending (default true). @platformatic/kafka's idempotent producer retries
@@ -213,11 +219,17 @@ export async function produceLines(
   options: ProduceOptions
 ): Promise<ProduceReport> {
   const o = validate(options)
-  if (o.checkTopic !== false) {
+  // The embedded log's producer refuses an unknown topic by itself (it cannot hang the way the Kafka one can).
+  if (o.checkTopic !== false && logTarget({ brokers: o.brokers }) === LogTargets.KAFKA) {
     await assertTopicExists(o.topic, o.brokers ?? parseBrokers(process.env.KAFKA_BROKERS), o.clientId)
   }
   const producer =
-    options.producer ?? createProducer({ clientId: o.clientId, ...(o.brokers ? { brokers: o.brokers } : {}) })
+    options.producer ??
+    createProducer({
+      clientId: o.clientId,
+      ...(o.brokers ? { brokers: o.brokers } : {}),
+      ...(o.dataDir ? { dataDir: o.dataDir } : {})
+    })
   const started = performance.now()
   const latencies: number[] = []
   const rejections: LineRejection[] = []

@@ -1,15 +1,21 @@
 import type { DeadLetter, DeadLetterTarget } from '../../streams/dead-letter.ts'
-import { type CreateProducerOptions, createProducer, type SfmProducer } from './producer.ts'
+import { type CreateProducerOptions, createProducer, producerTarget, type SfmProducer } from './producer.ts'
 
 export interface KafkaDeadLetterOptions extends CreateProducerOptions {
   topic: string
 }
 
-/** Dead letters to a Kafka topic (e.g. `memory.dlq`), with an idempotent acks=all producer. */
+/**
+ * Dead letters to a Kafka topic (e.g. `memory.dlq`), with an idempotent acks=all producer — or to that topic of the
+ * embedded log when no brokers are configured (see `createProducer`).
+ */
 export function kafkaDeadLetter(options: KafkaDeadLetterOptions): DeadLetterTarget {
   let producer: SfmProducer | undefined
   return {
-    description: `kafka topic ${options.topic}`,
+    description:
+      producerTarget(options) === 'kafka'
+        ? `kafka topic ${options.topic}`
+        : `topic ${options.topic} of the ${producerTarget(options)}`,
     async open() {
       producer ??= createProducer({ clientId: 'sfm-streams-dlq', ...options })
     },

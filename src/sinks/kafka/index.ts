@@ -1,6 +1,10 @@
+import { ErrorCodes, PoisonError } from '../../errors.ts'
+import { frame } from '../../schemas/wire/framing.ts'
+import { type WireRegistry, type WireRegistryOptions, wireRegistry } from '../../schemas/wire/registry.ts'
 import type { Envelope } from '../../streams/envelope.ts'
+import { describeSchemaErrors } from '../../streams/operators/validate.ts'
 import { injectContext } from '../../telemetry/propagation.ts'
-import type { Sink } from '../types.ts'
+import type { ItemFailure, Sink } from '../types.ts'
 import { type CreateProducerOptions, createProducer, type OutgoingMessage, type SfmProducer } from './producer.ts'
 
 export { kafkaDeadLetter } from './dead-letter.ts'
@@ -11,10 +15,58 @@ export type KafkaRecordMapper<T> = (
   envelope: Envelope<T>
 ) => Omit<OutgoingMessage, 'topic'> | readonly Omit<OutgoingMessage, 'topic'>[] | undefined
 
+/** Confluent framing for a sink's values: magic byte 0 + the 4-byte schema id of `subject` + the JSON text. */
+export interface KafkaSinkRegistry {
+  /** The Confluent-compatible registry (`SCHEMA_REGISTRY_URL`). */
+  registry: WireRegistryOptions | WireRegistry
+  subject: string
+  /**
+   * The local schema the values follow (e.g. `(await loadSchema('memory.event')).schema`): the id it is registered
+   * under is used, and a schema not registered stops the sink at open. Default: the subject's latest version.
+   */
+  schema?: object
+  /** Validate each value against the schema before producing it (default true); an invalid one fails alone, as poison. */
+  validate?: boolean
+}
+
 export interface KafkaSinkOptions<T> extends CreateProducerOptions {
   topic: string
   /** Default: the source key and the value as JSON (Buffers pass through). */
   record?: KafkaRecordMapper<T>
+  /** Frame values the Confluent way with a registered schema id. Unset: plain JSON. Tombstones stay null. */
+  registry?: KafkaSinkRegistry
+}
+
+interface Framing {
+  id: number
+  validate: ((value: unknown) => boolean) & { errors?: Parameters<typeof describeSchemaErrors>[0] }
+  check: boolean
+}
+
+async function resolveFraming(settings: KafkaSinkRegistry): Promise<Framing> {
+  const registry = wireRegistry(settings.registry)
+  const id = await registry.schemaIdFor(settings.subject, settings.schema)
+  return { id, validate: await registry.load(id), check: settings.validate ?? true }
+}
+
+/** The framed value, or the reason it cannot be produced. */
+function framed(value: Buffer | string, framing: Framing): Buffer | PoisonError {
+  const payload = Buffer.isBuffer(value) ? value : Buffer.from(value)
+  if (framing.check) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(payload.toString('utf8'))
+    } catch {
+      return new PoisonError('value to produce is not JSON', { code: ErrorCodes.VALIDATION })
+    }
+    if (!framing.validate(parsed)) {
+      return new PoisonError(
+        `value does not match schema id ${framing.id}: ${describeSchemaErrors(framing.validate.errors)}`,
+        { code: ErrorCodes.VALIDATION }
+      )
+    }
+  }
+  return frame(framing.id, payload)
 }
 
 const defaultRecord = <T>(envelope: Envelope<T>): Omit<OutgoingMessage, 'topic'> => {
@@ -39,24 +91,39 @@ function withTraceContext<T>(headers: OutgoingMessage['headers'], envelope: Enve
  */
 export function kafkaSink<T>(options: KafkaSinkOptions<T>): Sink<T> {
   let producer: SfmProducer | undefined
+  let framing: Framing | undefined
   const record = options.record ?? defaultRecord
   return {
     kind: 'kafka',
     async open() {
       producer ??= createProducer({ clientId: `sfm-streams-sink-${options.topic}`, ...options })
+      if (options.registry) framing ??= await resolveFraming(options.registry)
     },
     async write(batch) {
       producer ??= createProducer({ clientId: `sfm-streams-sink-${options.topic}`, ...options })
+      if (options.registry) framing ??= await resolveFraming(options.registry)
       const messages: OutgoingMessage[] = []
-      for (const envelope of batch) {
+      const failures: ItemFailure[] = []
+      batch.forEach((envelope, index) => {
         const out = record(envelope)
-        if (out === undefined) continue
+        if (out === undefined) return
+        const records: OutgoingMessage[] = []
         for (const m of Array.isArray(out) ? out : [out]) {
-          messages.push({ ...m, topic: options.topic, headers: withTraceContext(m.headers, envelope) })
+          let value = m.value
+          if (framing && value !== null) {
+            const result = framed(value, framing)
+            if (result instanceof PoisonError) {
+              failures.push({ index, error: result })
+              return
+            }
+            value = result
+          }
+          records.push({ ...m, value, topic: options.topic, headers: withTraceContext(m.headers, envelope) })
         }
-      }
-      await producer.send(messages)
-      return undefined
+        messages.push(...records)
+      })
+      if (messages.length > 0) await producer.send(messages)
+      return failures.length > 0 ? { failures } : undefined
     },
     async close() {
       await producer?.close()

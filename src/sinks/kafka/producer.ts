@@ -1,5 +1,7 @@
-import { type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
+import { compatibilityPartitioner, type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError } from '../../errors.ts'
+import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
+import { createEmbeddedProducer } from '../../log/producer.ts'
 import { parseBrokers } from '../../sources/kafka/options.ts'
 import { type ProducerSentMessage, producerSentChannel } from '../../telemetry/channels.ts'
 
@@ -17,6 +19,13 @@ export interface OutgoingMessage {
 export interface CreateProducerOptions {
   /** Default: `KAFKA_BROKERS`. */
   brokers?: string[]
+  /**
+   * Kafka, or the embedded log (docs/EMBEDDED-LOG.md). Default: Kafka when `brokers` is given or `KAFKA_BROKERS`
+   * is set, else the embedded log.
+   */
+  target?: LogTarget
+  /** The embedded log's data folder (default `SFM_DATA_DIR` or `./.sfm-data`). */
+  dataDir?: string
   clientId?: string
   /** Called after each acknowledged send, per topic, with the request's latency. */
   onSent?: (topic: string, count: number, seconds: number) => void
@@ -42,11 +51,25 @@ function explainSendError(error: unknown, messages: readonly OutgoingMessage[]):
 
 const toBuffer = (v: HeaderValue): Buffer => (typeof v === 'string' ? Buffer.from(v) : v)
 
+/** Where a producer made with these options writes, for start banners: `kafka` or `embedded log at <path>`. */
+export function producerTarget(options: Pick<CreateProducerOptions, 'brokers' | 'target' | 'dataDir'> = {}): string {
+  return logTarget(options) === LogTargets.KAFKA
+    ? 'kafka'
+    : `embedded log at ${embeddedLogPath({ dataDir: options.dataDir })}`
+}
+
 /**
  * An idempotent producer with acks=all on @platformatic/kafka, keys/values/headers as bytes. Used by the Kafka
- * sink, the DLQ and `npm run produce`; one instance may serve several topics.
+ * sink, the DLQ and `npm run produce`; one instance may serve several topics. With no brokers configured it is the
+ * embedded log's producer instead (same interface; src/log/producer.ts).
  */
 export function createProducer(options: CreateProducerOptions = {}): SfmProducer {
+  if (logTarget(options) === LogTargets.EMBEDDED) {
+    return createEmbeddedProducer({
+      ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+      ...(options.onSent === undefined ? {} : { onSent: options.onSent })
+    })
+  }
   const brokers = options.brokers ?? parseBrokers(process.env.KAFKA_BROKERS)
   if (brokers.length === 0) {
     throw new FatalError('no Kafka brokers: set KAFKA_BROKERS=host:port[,host:port]', { code: ErrorCodes.CONFIG })
@@ -57,6 +80,10 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
     idempotent: true,
     acks: ProduceAcks.ALL,
     autocreateTopics: false,
+    // Kafka's own partitioner (toPositive(murmur2(key)) % n), as the Java client, kafka-python and the embedded log
+    // use: the library's default (murmur2 >>> 0) puts every key with a negative hash on another partition
+    // (platformatic/kafka#121), which would break co-partitioning with producers in other languages.
+    partitioner: compatibilityPartitioner,
     // An idempotent producer otherwise retries forever (retries ≤ 1 becomes MAX_SAFE_INTEGER in 2.12), even for
     // an unknown topic: a send would hang with no word. A few quick retries here, then the runtime's own backoff,
     // which logs and counts each failure.

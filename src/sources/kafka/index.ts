@@ -1,5 +1,9 @@
 import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka'
+import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, FatalError, RetriableError } from '../../errors.ts'
+import { decodeRegistered } from '../../schemas/wire/decode.ts'
+import type { Envelope } from '../../streams/envelope.ts'
+import { type DecodeJsonOptions, decodeJson } from '../../streams/operators/decode-json.ts'
 import type { CommitRequest, Source, SourceListener, SourceMessage, TopicPartition } from '../types.ts'
 import { type ResolvedKafkaSourceOptions, resolveKafkaSourceOptions } from './options.ts'
 import type { KafkaSourceOptions } from './types.ts'
@@ -36,6 +40,15 @@ export class KafkaSource implements Source {
   /** The underlying consumer, for lag queries and tests. */
   get consumer(): Consumer<Buffer, Buffer, Buffer, Buffer> | undefined {
     return this.#consumer
+  }
+
+  /**
+   * The first pipeline stage for this source's values: Confluent-framed and validated by schema id when `registry`
+   * is set, plain JSON otherwise.
+   */
+  decoder(options: DecodeJsonOptions = {}): OperatorFunction<Envelope<Buffer>, Envelope<unknown>> {
+    const registry = this.options.registry
+    return registry === undefined ? decodeJson(options) : decodeRegistered({ ...options, registry })
   }
 
   /** Caps the stream buffer (the runtime passes its in-flight window so buffered + in-flight stays bounded). */

@@ -12,7 +12,8 @@ export const defaultKafkaSourceOptions = {
   lagIntervalMs: 5_000
 } satisfies Partial<KafkaSourceOptions>
 
-export type ResolvedKafkaSourceOptions = Required<KafkaSourceOptions>
+export type ResolvedKafkaSourceOptions = Required<Omit<KafkaSourceOptions, 'registry'>> &
+  Pick<KafkaSourceOptions, 'registry'>
 
 /** Parses `a:1,b:2` into broker addresses, refusing anything that is not `host:port`. */
 export function parseBrokers(value: string | undefined, variable = 'KAFKA_BROKERS'): string[] {

@@ -1,3 +1,5 @@
+import type { WireRegistry, WireRegistryOptions } from '../../schemas/wire/registry.ts'
+
 export interface KafkaSourceOptions {
   /** Topics to consume. */
   topics: string[]
@@ -23,4 +25,11 @@ export interface KafkaSourceOptions {
   rebalanceTimeout?: number
   /** How often consumer lag is measured, ms (0: never). */
   lagIntervalMs?: number
+  /**
+   * The values are in the Confluent wire format (magic byte 0 + 4-byte schema id + JSON) and are validated against
+   * the schema the id names, fetched from this Confluent-compatible registry (`SCHEMA_REGISTRY_URL`) and cached.
+   * Unset: plain JSON. Start the pipeline with `source.decoder()`, which picks the matching decoder; an unframed
+   * value, an unknown id or a value the schema rejects is dead-lettered with the reason.
+   */
+  registry?: WireRegistryOptions | WireRegistry
 }
