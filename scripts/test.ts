@@ -15,7 +15,9 @@ import { glob, rm } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { errorMessage, SfmError } from '../src/errors.ts'
 import { defaultStateDir, REPO_ROOT } from './stack/config.ts'
+import { jdbcFromDatabaseUrl, upConnect } from './stack/connect.ts'
 import { isAlive } from './stack/proc.ts'
+import { downRegistry, registryUrls, upRegistry } from './stack/registry.ts'
 import { down, type StackEnv, testStackDirs, up } from './stack/stack.ts'
 
 const TEST_TIMEOUT_MS = 180_000
@@ -35,6 +37,7 @@ async function sweepStaleTestStacks(root: string): Promise<void> {
   for (const { dir, pid } of await testStackDirs(root)) {
     if (pid === process.pid || isAlive(pid)) continue
     log(`removing the stack of an earlier, interrupted run: ${dir}`)
+    await downRegistry({ stateDir: dir, purge: true, log }).catch(() => {})
     await down({ stateDir: dir, purge: true, log }).catch((error) => log(`could not stop it: ${errorMessage(error)}`))
     await rm(dir, { recursive: true, force: true })
   }
@@ -52,11 +55,15 @@ function runNodeTest(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     // A default per-test time-out, so one hung test fails with its name instead of hanging the whole run.
     const timeout = args.some((arg) => arg.startsWith('--test-timeout')) ? [] : [`--test-timeout=${TEST_TIMEOUT_MS}`]
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...timeout, ...args], {
-      cwd: REPO_ROOT,
-      env,
-      stdio: 'inherit'
-    })
+    const child = spawn(
+      process.execPath,
+      ['--test', '--test-concurrency=1', '--test-force-exit', ...timeout, ...args],
+      {
+        cwd: REPO_ROOT,
+        env,
+        stdio: 'inherit'
+      }
+    )
     // Ctrl-C reaches the whole process group (the runner too); a SIGTERM sent to us alone is passed on. Either
     // way we wait for the runner to finish so the stack is stopped after the tests, never under them.
     const forward = (signal: NodeJS.Signals): void => {
@@ -89,6 +96,23 @@ async function main(): Promise<number> {
       // A variable the caller did set wins: it points at a service they chose on purpose.
       env.KAFKA_BROKERS ||= stack.KAFKA_BROKERS
       env.DATABASE_URL ||= stack.DATABASE_URL
+      // The Kafka Connect + Debezium JDBC sink tests (test/connect/jdbc-sink.test.ts) need a worker (~10 s to start
+      // with warm caches); .ci/run asks for it with SFM_TEST_CONNECT=1.
+      if (env.SFM_TEST_CONNECT === '1' && !env.CONNECT_URL) {
+        const connect = await upConnect({
+          stateDir: ownStack,
+          brokers: stack.KAFKA_BROKERS,
+          ...jdbcFromDatabaseUrl(stack.DATABASE_URL),
+          log: (message) => log(`stack: ${message}`)
+        })
+        env.CONNECT_URL = connect.url
+      }
+      // The schema registry tests (test/schemas/registry.test.ts, wire.test.ts) run against a real Apicurio
+      // Registry (~10 s to start; SFM_TEST_REGISTRY=0 skips it and those tests say so).
+      if (!env.SCHEMA_REGISTRY_URL && env.SFM_TEST_REGISTRY !== '0') {
+        const registry = await upRegistry({ stateDir: ownStack, log: (message) => log(`stack: ${message}`) })
+        env.SCHEMA_REGISTRY_URL = registryUrls(registry.port).SCHEMA_REGISTRY_URL
+      }
     } catch (error) {
       await stopTestStack(ownStack)
       throw error
@@ -96,7 +120,9 @@ async function main(): Promise<number> {
   }
   // Outage tests (test/helpers/stack-control.ts) stop and start the stack's own PostgreSQL: tell them where it lives.
   env.SFM_STACK_DIR = ownStack ?? defaultStateDir()
-  log(`KAFKA_BROKERS=${env.KAFKA_BROKERS} DATABASE_URL=${redactPassword(env.DATABASE_URL ?? '')}`)
+  log(
+    `KAFKA_BROKERS=${env.KAFKA_BROKERS} DATABASE_URL=${redactPassword(env.DATABASE_URL ?? '')} SCHEMA_REGISTRY_URL=${env.SCHEMA_REGISTRY_URL ?? '(none)'}`
+  )
 
   try {
     return await runNodeTest(testArgs, env)
@@ -117,6 +143,9 @@ function redactPassword(url: string): string {
 }
 
 async function stopTestStack(stateDir: string): Promise<void> {
+  await downRegistry({ stateDir, purge: true, log: (message) => log(`stack: ${message}`) }).catch((error) =>
+    log(`could not stop the test registry in ${stateDir}: ${errorMessage(error)}`)
+  )
   await down({ stateDir, purge: true, log: (message) => log(`stack: ${message}`) }).catch((error) =>
     log(`could not stop the test stack in ${stateDir}: ${errorMessage(error)}`)
   )

@@ -106,10 +106,17 @@ describe('runner processes on a real broker', { skip }, () => {
     // The Prometheus endpoint of the running process counts what it consumed.
     const url = /metrics: (http:\/\/\S+\/metrics)/.exec(runner.stderr())?.[1]
     assert.ok(url, 'the runner prints its metrics address')
+    // Consumed is counted on receipt, processing time once a message is done: wait for both.
     await waitFor(
-      async () => /sfm_messages_consumed_total\{[^}]*\} [1-9]/.test(await (await fetch(url)).text()),
+      async () => {
+        const text = await (await fetch(url)).text()
+        return (
+          /sfm_messages_consumed_total\{[^}]*\} [1-9]/.test(text) &&
+          /sfm_processing_seconds_count\{[^}]*\} [1-9]/.test(text)
+        )
+      },
       30_000,
-      'consumed messages in /metrics'
+      'consumed and processed messages in /metrics'
     )
     const exposition = await (await fetch(url)).text()
     for (const name of [

@@ -44,7 +44,9 @@ describe('memory topology under kill -9', { skip }, () => {
       SFM_TOPIC_PREFIX: prefix,
       SFM_MEMORY_TABLE: `mem_${randomBytes(5).toString('hex')}`,
       SFM_MEMORY_GROUP: uniqueName('memory'),
-      SFM_KV_BATCH: '200'
+      SFM_KV_BATCH: '200',
+      // This test is about the KV path; the vector branch has its own tests (memory-vectors.test.ts).
+      SFM_VECTORS: 'off'
     }
     await createTopics(
       t,

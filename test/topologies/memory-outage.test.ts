@@ -34,7 +34,9 @@ describe('memory topology while PostgreSQL is down', { skip }, () => {
       SFM_TOPIC_PREFIX: prefix,
       SFM_MEMORY_TABLE: table,
       SFM_MEMORY_GROUP: group,
-      SFM_KV_BATCH: '200'
+      SFM_KV_BATCH: '200',
+      // This test is about the KV path; the vector branch has its own outage test (memory-vectors.test.ts).
+      SFM_VECTORS: 'off'
     })
     t.after(async () => {
       process.env = saved

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, type TestContext, test } from 'node:test'
 import pg from 'pg'
 import { fold } from '../../src/sinks/postgres/index.ts'
@@ -25,12 +28,17 @@ async function isolated(t: TestContext, partitions = 3, configs: Record<string, 
     configs
   )
   const saved = { ...process.env }
+  // The vector branch's embedded store (PGlite) in a directory of this test alone.
+  const dataDir = await mkdtemp(join(tmpdir(), 'sfm-memory-test-'))
   Object.assign(process.env, {
+    SFM_DATA_DIR: dataDir,
     SFM_TOPIC_PREFIX: prefix,
     SFM_MEMORY_TABLE: table,
     SFM_MEMORY_GROUP: uniqueName('memory'),
     SFM_KV_BATCH: '500'
   })
+  delete process.env.QDRANT_URL
+  delete process.env.VECTOR_DATABASE_URL
   const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 })
   t.after(async () => {
     process.env = saved
@@ -38,6 +46,7 @@ async function isolated(t: TestContext, partitions = 3, configs: Record<string, 
       .query(`DROP TABLE IF EXISTS "${table}", "${table}_events_processed", schema_migrations_${table} CASCADE`)
       .catch(() => {})
     await pool.end()
+    await rm(dataDir, { recursive: true, force: true })
   })
   return { prefix, table, pool, topic: (name: (typeof TOPICS)[number]) => prefix + name }
 }
