@@ -27,6 +27,9 @@ export function resolveBatchOptions(options: BatchOptions = {}): Required<BatchO
 }
 
 interface Pending<T> {
+  key: string
+  topic: string
+  partition: number
   items: Envelope<T>[]
   bytes: number
   timer: ReturnType<typeof setTimeout> | undefined
@@ -41,32 +44,46 @@ export function batch<T>(options: BatchOptions = {}): OperatorFunction<Envelope<
   const { maxCount, maxBytes, maxWaitMs } = resolveBatchOptions(options)
   return (source) =>
     new Observable<Envelope<T>[]>((subscriber) => {
+      // Open batches by `topic:partition`, in the order they were opened (the order they flush on completion).
       const pending = new Map<string, Pending<T>>()
+      // The same batches by topic, then partition: found per message without building the `topic:partition` string.
+      const byTopic = new Map<string, Array<Pending<T> | undefined>>()
 
       const flush = (key: string) => {
         const entry = pending.get(key)
         if (!entry) return
         pending.delete(key)
+        const partitions = byTopic.get(entry.topic)
+        if (partitions?.[entry.partition] === entry) partitions[entry.partition] = undefined
         if (entry.timer) clearTimeout(entry.timer)
         subscriber.next(entry.items)
       }
 
       const subscription = source.subscribe({
         next(envelope) {
-          const key = envelope.partitionKey
-          let entry = pending.get(key)
+          const { topic, partition } = envelope.origin
+          let partitions = byTopic.get(topic)
+          if (!partitions) {
+            partitions = []
+            byTopic.set(topic, partitions)
+          }
+          let entry = partitions[partition]
           if (!entry) {
-            entry = { items: [], bytes: 0, timer: undefined }
-            pending.set(key, entry)
-            if (maxWaitMs > 0 && Number.isFinite(maxWaitMs)) entry.timer = setTimeout(() => flush(key), maxWaitMs)
+            const key = envelope.partitionKey
+            const opened: Pending<T> = { key, topic, partition, items: [], bytes: 0, timer: undefined }
+            entry = opened
+            partitions[partition] = opened
+            pending.set(key, opened)
+            if (maxWaitMs > 0 && Number.isFinite(maxWaitMs)) opened.timer = setTimeout(() => flush(key), maxWaitMs)
           }
           entry.items.push(envelope)
           entry.bytes += envelope.size
-          if (entry.items.length >= maxCount || entry.bytes >= maxBytes || maxWaitMs === 0) flush(key)
+          if (entry.items.length >= maxCount || entry.bytes >= maxBytes || maxWaitMs === 0) flush(entry.key)
         },
         error(error) {
           for (const entry of pending.values()) if (entry.timer) clearTimeout(entry.timer)
           pending.clear()
+          byTopic.clear()
           subscriber.error(error)
         },
         complete() {
@@ -79,6 +96,7 @@ export function batch<T>(options: BatchOptions = {}): OperatorFunction<Envelope<
         subscription.unsubscribe()
         for (const entry of pending.values()) if (entry.timer) clearTimeout(entry.timer)
         pending.clear()
+        byTopic.clear()
       }
     })
 }

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import { jsonDepthExceeds } from '../../../src/streams/operators/decode-json.ts'
+
+/** The original byte-by-byte scan: the specification the indexOf-based scan must match. */
+function referenceDepthExceeds(bytes: Uint8Array, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
+// Texts dense in the bytes that matter (quotes, backslashes, brackets), plus multi-byte UTF-8.
+const jsonish = fc
+  .array(fc.constantFrom('"', '\\', '{', '}', '[', ']', 'a', ':', ',', ' ', 'é', '😀'), { maxLength: 80 })
+  .map((parts) => Buffer.from(parts.join('')))
+
+test('the depth scan agrees with a byte-by-byte scan on quote/backslash/bracket soup', () => {
+  fc.assert(
+    fc.property(jsonish, fc.integer({ min: 0, max: 6 }), (bytes, limit) => {
+      assert.equal(jsonDepthExceeds(bytes, limit), referenceDepthExceeds(bytes, limit))
+    }),
+    { numRuns: 5_000 }
+  )
+})
+
+test('the depth scan agrees with a byte-by-byte scan on real JSON, on Buffers and plain Uint8Arrays', () => {
+  fc.assert(
+    fc.property(fc.jsonValue({ maxDepth: 8 }), fc.integer({ min: 0, max: 9 }), (value, limit) => {
+      const buffer = Buffer.from(JSON.stringify(value))
+      const plain = new Uint8Array(buffer)
+      const expected = referenceDepthExceeds(buffer, limit)
+      assert.equal(jsonDepthExceeds(buffer, limit), expected)
+      assert.equal(jsonDepthExceeds(plain, limit), expected)
+    }),
+    { numRuns: 2_000 }
+  )
+})
+
+test('escaped quotes: an odd run of backslashes escapes, an even run does not', () => {
+  assert.equal(jsonDepthExceeds(Buffer.from('["\\\\"]'), 1), false) // ["\\"] : the string is one backslash
+  assert.equal(jsonDepthExceeds(Buffer.from('["\\\\",[1]]'), 1), true)
+  assert.equal(jsonDepthExceeds(Buffer.from('["\\",[1]]'), 1), false) // the quote is escaped: all one string
+  assert.equal(jsonDepthExceeds(Buffer.from('"unterminated [[['), 0), false)
+})
