@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import {
@@ -12,24 +11,12 @@ import {
   uniqueName,
   waitFor
 } from '../helpers/kafka.ts'
+import { startRunner } from '../helpers/runner.ts'
 
 const skip = brokers() ? false : NO_KAFKA
-/** CI runs a few cycles; `SFM_KILL_CYCLES=50 npm test -- test/cli/kill-9.test.ts` runs the full size. */
+/** CI runs a few cycles; `npm run reliability -- relay-kill-9` runs 50. */
 const CYCLES = Number(process.env.SFM_KILL_CYCLES ?? 3)
 const MESSAGES = Number(process.env.SFM_KILL_MESSAGES ?? 50_000)
-
-function startRunner(env: Record<string, string>, args: string[] = []): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, ['src/cli/start.ts', 'test/fixtures/relay.topology.ts', ...args], {
-    env: { ...process.env, ...env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe']
-  })
-  let text = ''
-  child.stderr?.setEncoding('utf8')
-  child.stderr?.on('data', (chunk: string) => {
-    text += chunk
-  })
-  return { child, stderr: () => text }
-}
 
 describe('runner processes on a real broker', { skip }, () => {
   test(`kill -9 mid-stream ${CYCLES}×, restart: every message reaches the sink, none skipped`, {
@@ -51,7 +38,7 @@ describe('runner processes on a real broker', { skip }, () => {
     )
     let killedMidStream = 0
     for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const runner = startRunner(names)
+      const runner = startRunner('test/fixtures/relay.topology.ts', names)
       await waitFor(() => /assigned [1-9]/.test(runner.stderr()), 60_000, 'the runner to get partitions')
       await new Promise((r) => setTimeout(r, 50 + Math.random() * 450))
       const exited = once(runner.child, 'exit')
@@ -64,7 +51,7 @@ describe('runner processes on a real broker', { skip }, () => {
       )
       if (committed < BigInt(MESSAGES)) killedMidStream++
     }
-    const final = startRunner(names, ['--until-idle=3', '--status-interval=0'])
+    const final = startRunner('test/fixtures/relay.topology.ts', names, ['--until-idle=3', '--status-interval=0'])
     const [code] = await once(final.child, 'exit')
     assert.equal(code, 0, final.stderr())
 
@@ -101,7 +88,7 @@ describe('runner processes on a real broker', { skip }, () => {
         value: JSON.stringify({ seq: i })
       }))
     )
-    const runner = startRunner(names, ['--metrics-port=0'])
+    const runner = startRunner('test/fixtures/relay.topology.ts', names, ['--metrics-port=0'])
     await waitFor(() => /assigned [1-9]/.test(runner.stderr()), 60_000, 'the runner to get partitions')
     // The Prometheus endpoint of the running process counts what it consumed.
     const url = /metrics: (http:\/\/\S+\/metrics)/.exec(runner.stderr())?.[1]

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { describe, test } from 'node:test'
@@ -16,24 +15,12 @@ import {
   waitFor
 } from '../helpers/kafka.ts'
 import { generateHistory } from '../helpers/memory-history.ts'
+import { startRunner } from '../helpers/runner.ts'
 import { readMemories } from '../sinks/postgres/helpers.ts'
 
 const skip = brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`
 /** CI runs a few cycles; `npm run reliability -- kill-9` runs 50 (see scripts/reliability.ts). */
 const CYCLES = Number(process.env.SFM_KILL_CYCLES ?? 3)
-
-function startRunner(env: Record<string, string>, args: string[] = []): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, ['src/cli/start.ts', 'topologies/memory.ts', '--status-interval=0', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe']
-  })
-  let text = ''
-  child.stderr?.setEncoding('utf8')
-  child.stderr?.on('data', (chunk: string) => {
-    text += chunk
-  })
-  return { child, stderr: () => text }
-}
 
 describe('memory topology under kill -9', { skip }, () => {
   test(`kill -9 the runner ${CYCLES}× during load: 0 lost, 0 regressed, 0 duplicate effects`, {
@@ -71,7 +58,7 @@ describe('memory topology under kill -9', { skip }, () => {
       )
     let midStream = 0
     for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const runner = startRunner(env)
+      const runner = startRunner('topologies/memory.ts', env, ['--status-interval=0'])
       await waitFor(() => /assigned [1-9]/.test(runner.stderr()), 90_000, 'the runner to get partitions')
       // Kill once this runner has made progress (its commits moved), at a random point after that.
       const before = await committedTotal()
@@ -82,7 +69,7 @@ describe('memory topology under kill -9', { skip }, () => {
       await exited
       if ((await committedTotal()) < BigInt(events.length)) midStream++
     }
-    const final = startRunner(env, ['--until-idle=3'])
+    const final = startRunner('topologies/memory.ts', env, ['--status-interval=0', '--until-idle=3'])
     const [code] = await once(final.child, 'exit')
     assert.equal(code, 0, final.stderr())
 
