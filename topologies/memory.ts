@@ -11,19 +11,21 @@
  *        │                                                    (remote mode: ─▶ embedding.requests instead)
  *        └── poison (undecodable, invalid, nothing to embed, rejected by a sink) ─▶ memory.dlq
  *
- * Run: `npm start -- topologies/memory.ts` with KAFKA_BROKERS and DATABASE_URL set. The vector store is Qdrant when
+ * Run: `npm start -- topologies/memory.ts`. Without KAFKA_BROKERS the source and the topics are the embedded log,
+ * without DATABASE_URL the memories table is in the embedded PGlite under SFM_DATA_DIR. The vector store is Qdrant when
  * QDRANT_URL is set, pgvector at VECTOR_DATABASE_URL when that is set, else pgvector in PGlite under SFM_DATA_DIR
  * (see src/sinks/vector/select.ts); the embedder is chosen by SFM_EMBEDDER (src/embedders/index.ts).
  * SFM_EMBEDDING_MODE=remote publishes embedding requests for topologies/embedder.ts and
  * topologies/vector-indexer.ts; SFM_VECTORS=off leaves the vector branch out.
  */
 import { pipe } from 'rxjs'
-import { envInt, requireEnv, topicName } from '../src/config.ts'
+import { envInt, topicName } from '../src/config.ts'
 import { embedderFromEnv } from '../src/embedders/index.ts'
 import { kafkaEmbeddingRequests } from '../src/embedders/requests.ts'
 import { FatalError } from '../src/errors.ts'
+import { createLogger } from '../src/logger.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
-import { materializeMemories } from '../src/memory/materialize.ts'
+import { kvStoreDescription, materializeMemories } from '../src/memory/materialize.ts'
 import { loadSchema } from '../src/schemas.ts'
 import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
 import { vectorSink, vectorStoreFromEnv } from '../src/sinks/vector/index.ts'
@@ -57,6 +59,7 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
 /** Builds the topology from the environment (the runner calls the default export). */
 export async function memoryTopology() {
   const memoryEvent = await loadSchema('memory.event', 1)
+  createLogger('memory').info(`KV: ${kvStoreDescription({ connectionString: process.env.DATABASE_URL })}`)
   const vectors = await vectorsBranch()
   return defineTopology<MemoryEvent>({
     name: 'memory',
@@ -72,7 +75,7 @@ export async function memoryTopology() {
     branches: {
       kv: branch(
         materializeMemories({
-          connectionString: requireEnv('DATABASE_URL', 'the PostgreSQL that holds the memories table'),
+          connectionString: process.env.DATABASE_URL || undefined,
           table: process.env.SFM_MEMORY_TABLE ?? 'memories',
           latestTopic: topicName('memory.latest'),
           auditTopic: topicName('memory.audit')

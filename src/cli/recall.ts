@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { embedderFromEnv } from '../embedders/index.ts'
 import { excerpt } from '../embedders/text.ts'
-import { errorMessage, kindOf } from '../errors.ts'
+import { ErrorCodes, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { vectorStoreFromEnv } from '../sinks/vector/select.ts'
 import type { SearchHit } from '../sinks/vector/types.ts'
@@ -20,7 +20,8 @@ Options:
   -h, --help          show this help
 
 Environment: the vector store is QDRANT_URL (Qdrant), else VECTOR_DATABASE_URL (pgvector), else the embedded PGlite
-under SFM_DATA_DIR (default ./.sfm-data; do not recall from it while a topology has it open). The embedder is
+under SFM_DATA_DIR (default ./.sfm-data)/pg. That folder has one owner process: while a topology runs on it,
+recall refuses (exit 2) and names the owner's pid. The embedder is
 SFM_EMBEDDER / SFM_EMBEDDING_URL, as for the memory topology: it must be the one the index was built with.
 `
 
@@ -106,7 +107,8 @@ if (import.meta.main) {
     },
     (error: unknown) => {
       process.stderr.write(`error (${kindOf(error)}): ${errorMessage(error)}\n`)
-      process.exitCode = 1
+      // A configuration problem (e.g. the PGlite folder is owned by a running topology) is exit 2, like npm start.
+      process.exitCode = error instanceof SfmError && error.code === ErrorCodes.CONFIG ? 2 : 1
     }
   )
 }

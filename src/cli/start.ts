@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { useLocalStack } from '../config.ts'
+import { feedDemo, formatReport } from '../demo/index.ts'
 import { ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
@@ -21,6 +22,8 @@ Options:
   --metrics-port PORT        serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port)
   --metrics-host HOST        interface for the metrics endpoint (default 127.0.0.1)
   --status-interval SECONDS  print a status line every SECONDS (default 5; 0: never)
+  --demo N                   memory topology: first feed N demo memory events (creates, updates, deletes,
+                             duplicates, a few invalid), run until idle, then print a report (src/demo/)
   -h, --help                 show this help
 
 Environment (KAFKA_BROKERS and DATABASE_URL default to the local stack of \`npm run stack -- up\` when it runs):
@@ -51,6 +54,7 @@ function parseCli(argv: string[]) {
     'metrics-port': { type: 'string' },
     'metrics-host': { type: 'string' },
     'status-interval': { type: 'string' },
+    demo: { type: 'string' },
     help: { type: 'boolean', short: 'h' }
   } as const
   try {
@@ -77,9 +81,18 @@ function parseCli(argv: string[]) {
       fail(`--metrics-port expects a port number, got "${values['metrics-port']}"`, EXIT_USAGE)
     }
   }
+  let demo: number | undefined
+  if (values.demo !== undefined) {
+    demo = Number(values.demo)
+    if (!Number.isInteger(demo) || demo < 1 || demo > 10_000_000) {
+      fail(`--demo expects a number of events in 1..10000000, got "${values.demo}"`, EXIT_USAGE)
+    }
+  }
   return {
     file: positionals[0]!,
-    untilIdleSeconds: seconds('until-idle', values['until-idle'], undefined),
+    demo,
+    // A demo stops by itself once everything it fed is processed.
+    untilIdleSeconds: seconds('until-idle', values['until-idle'], demo === undefined ? undefined : 2),
     statusSeconds: seconds('status-interval', values['status-interval'], 5) ?? 5,
     metricsPort,
     metricsHost: values['metrics-host']
@@ -89,15 +102,16 @@ function parseCli(argv: string[]) {
 async function loadTopology(file: string): Promise<Topology<unknown>> {
   const path = resolve(file)
   if (!existsSync(path)) fail(`topology file not found: ${file}`, EXIT_USAGE)
-  let module: { default?: unknown }
+  let exported: unknown
   try {
-    module = (await import(pathToFileURL(path).href)) as { default?: unknown }
+    const module = (await import(pathToFileURL(path).href)) as { default?: unknown }
+    exported = module.default
+    // Building the topology opens what it needs first (e.g. the locked PGlite folder): its config errors are exit 2.
+    if (typeof exported === 'function') exported = await (exported as () => unknown)()
   } catch (error) {
     if (error instanceof SfmError && error.kind === ErrorKinds.FATAL) fail(error.message, EXIT_USAGE)
     throw error
   }
-  let exported = module.default
-  if (typeof exported === 'function') exported = await (exported as () => unknown)()
   if (!isTopology(exported)) {
     fail(`${file} must default-export a topology made with defineTopology() (or a function returning one)`, EXIT_USAGE)
   }
@@ -130,8 +144,10 @@ async function main(): Promise<void> {
     fail(errorMessage(error), EXIT_USAGE)
   }
   const observer = telemetryObserver(metrics)
+  const demo = cli.demo === undefined ? undefined : await feedDemo(cli.demo)
+  if (demo) log.info(`demo: fed ${cli.demo} memory events to the source`)
   const runtime = new Runtime(topology, {
-    observer,
+    observer: demo ? demo.wrap(observer) : observer,
     logger: log,
     ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 })
   })
@@ -177,6 +193,7 @@ async function main(): Promise<void> {
   try {
     const summary = await runtime.run()
     log.info(`stopped (${summary.reason}): ${formatStatus(summary, undefined, 1)}`)
+    if (demo) process.stdout.write(formatReport(await demo.report(summary, cli.demo ?? 0)))
   } catch (error) {
     const kind = kindOf(error)
     const configProblem = error instanceof SfmError && error.kind === ErrorKinds.FATAL && error.code === 'SFM_CONFIG'

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg'
+import { acquirePglite, displayFolder, pgliteFolder, type SharedPglite } from '../pglite/shared.ts'
 import {
   type CreateProducerOptions,
   createProducer,
@@ -9,6 +10,7 @@ import { toSinkError } from '../sinks/postgres/errors.ts'
 import { quoteQualified } from '../sinks/postgres/identifiers.ts'
 import { type Outcome, type PostgresSink, postgresSink } from '../sinks/postgres/index.ts'
 import { resolvePostgresSinkOptions } from '../sinks/postgres/options.ts'
+import { pglitePool } from '../sinks/postgres/pglite-pool.ts'
 import { createPool } from '../sinks/postgres/pool.ts'
 import type { Sink, SinkContext, WriteResult } from '../sinks/types.ts'
 import type { Delivery, Envelope } from '../streams/envelope.ts'
@@ -17,8 +19,11 @@ import { injectContext } from '../telemetry/propagation.ts'
 import { isDelete, type MemoryEvent } from './event.ts'
 
 export interface MaterializeOptions extends CreateProducerOptions {
-  /** PostgreSQL connection string. */
-  connectionString: string
+  /**
+   * PostgreSQL connection string. Without it the table lives in the embedded PGlite of `<dataDir>/pg` (shared with
+   * the vector store, see src/pglite/shared.ts): same migrations, same statement.
+   */
+  connectionString?: string | undefined
   /** Memories table (`name` or `schema.name`). */
   table?: string
   poolSize?: number
@@ -43,6 +48,20 @@ interface StoredRow {
   deleted_at: Date | null
 }
 
+/** The database behind the sink: a pg.Pool, or the adapter over this process's shared PGlite. */
+interface Store {
+  pool: Pool
+  postgres: PostgresSink
+  shared?: SharedPglite
+}
+
+/** Where the memories table lives, for start banners. */
+export function kvStoreDescription(options: Pick<MaterializeOptions, 'connectionString' | 'dataDir'>): string {
+  return options.connectionString
+    ? 'PostgreSQL at DATABASE_URL'
+    : `PGlite at ${displayFolder(pgliteFolder(options.dataDir))} (set DATABASE_URL for a PostgreSQL server)`
+}
+
 /**
  * The memory topology's KV stage: PostgreSQL first, then what follows from it, in one sink so that a batch is acked
  * only when all of it is durable.
@@ -58,22 +77,47 @@ interface StoredRow {
  */
 export function materializeMemories(
   options: MaterializeOptions
-): Sink<MemoryEvent> & { readonly postgres: PostgresSink } {
-  const resolved = resolvePostgresSinkOptions({
-    connectionString: options.connectionString,
-    ...(options.table === undefined ? {} : { table: options.table }),
-    ...(options.poolSize === undefined ? {} : { poolSize: options.poolSize })
-  })
-  const pool: Pool = createPool(resolved)
-  pool.on('error', () => {
-    // An idle client lost its connection; the next query reconnects (see the Postgres sink).
-  })
-  const postgres = postgresSink({ ...resolved, pool })
+): Sink<MemoryEvent> & { readonly postgres: PostgresSink | undefined } {
+  const table = options.table === undefined ? {} : { table: options.table }
+  const resolved = resolvePostgresSinkOptions(
+    options.connectionString
+      ? {
+          connectionString: options.connectionString,
+          ...table,
+          ...(options.poolSize === undefined ? {} : { poolSize: options.poolSize })
+        }
+      : // Validated now with a stand-in pool; the PGlite one is made on open.
+        { pool: {} as Pool, ...table }
+  )
+  // Opened on first use: PGlite is opened asynchronously (and takes the data folder's lock).
+  let store: Store | undefined
+  let storing: Promise<Store> | undefined
+  const openStore = async (): Promise<Store> => {
+    if (options.connectionString) {
+      const pool = createPool(resolved)
+      pool.on('error', () => {
+        // An idle client lost its connection; the next query reconnects (see the Postgres sink).
+      })
+      return { pool, postgres: postgresSink({ ...resolved, pool }) }
+    }
+    const shared = await acquirePglite(options.dataDir)
+    const pool = pglitePool(shared.db)
+    return { pool, postgres: postgresSink({ ...resolved, pool }), shared }
+  }
+  const ensureStore = async (): Promise<Store> => {
+    if (store) return store
+    storing ??= openStore().catch((error: unknown) => {
+      storing = undefined
+      throw error
+    })
+    store = await storing
+    return store
+  }
   const firstOutcome = new WeakMap<Delivery, Outcome>()
   let producer: SfmProducer | undefined
   const topology = options.topology ?? 'memory'
 
-  const readRows = async (ids: readonly string[]): Promise<StoredRow[]> => {
+  const readRows = async (pool: Pool, postgres: PostgresSink, ids: readonly string[]): Promise<StoredRow[]> => {
     const names = postgres.names
     if (!names) throw new Error('postgres sink is not open')
     try {
@@ -90,12 +134,16 @@ export function materializeMemories(
 
   return {
     kind: 'postgres+kafka',
-    postgres,
+    get postgres() {
+      return store?.postgres
+    },
     async open(context?: SinkContext) {
+      const { postgres } = await ensureStore()
       await postgres.open(context)
       producer ??= createProducer({ clientId: `sfm-${topology}-materialize`, ...options })
     },
     async write(batch: readonly Envelope<MemoryEvent>[], context: SinkContext): Promise<WriteResult> {
+      const { pool, postgres } = await ensureStore()
       const started = performance.now()
       const result = await postgres.write(batch, context)
       postgresBatchChannel.publish({
@@ -133,7 +181,7 @@ export function materializeMemories(
         })
       })
       if (touched.size > 0) {
-        for (const row of await readRows([...touched.keys()])) {
+        for (const row of await readRows(pool, postgres, [...touched.keys()])) {
           const envelope = touched.get(row.id)
           records.push({
             topic: options.latestTopic,
@@ -148,9 +196,13 @@ export function materializeMemories(
       return result.failures && result.failures.length > 0 ? { failures: result.failures } : {}
     },
     async close() {
-      await Promise.allSettled([postgres.close(), producer?.close()])
+      const current = store ?? (await storing?.catch(() => undefined))
+      store = undefined
+      storing = undefined
+      await Promise.allSettled([current?.postgres.close(), producer?.close()])
       producer = undefined
-      await pool.end().catch(() => {})
+      await current?.pool.end().catch(() => {})
+      await current?.shared?.release()
     }
   }
 }

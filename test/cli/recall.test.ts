@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { formatHits, parseRecallArguments } from '../../src/cli/recall.ts'
 import { LexicalEmbedder } from '../../src/embedders/lexical.ts'
-import { PgvectorStore, pgliteDatabase } from '../../src/sinks/pgvector/index.ts'
+import { PgvectorStore, sharedPgliteDatabase } from '../../src/sinks/pgvector/index.ts'
 import { vectorSink } from '../../src/sinks/vector/index.ts'
 import { memoryEnvelopes, upsert } from '../helpers/vectors.ts'
 
@@ -31,7 +31,7 @@ test('npm run recall prints the nearest memories of the embedded store', { timeo
   t.after(() => rm(dataDir, { recursive: true, force: true }))
   const sink = vectorSink({
     embedder: new LexicalEmbedder(),
-    store: new PgvectorStore(await pgliteDatabase(join(dataDir, 'pgvector')))
+    store: new PgvectorStore(await sharedPgliteDatabase(dataDir))
   })
   await sink.write(
     memoryEnvelopes([

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, type TestContext, test } from 'node:test'
 import pg from 'pg'
-import { pgliteDatabase } from '../../src/sinks/pgvector/index.ts'
+import { sharedPgliteDatabase } from '../../src/sinks/pgvector/index.ts'
 import { fold } from '../../src/sinks/postgres/index.ts'
 import { pointId } from '../../src/sinks/qdrant/index.ts'
 import { Runtime } from '../../src/streams/runtime.ts'
@@ -89,7 +89,7 @@ export interface IndexedRow {
 
 /** The PGlite vector index of a finished run, by memory id. */
 export async function readPgliteIndex(dataDir: string): Promise<Map<string, IndexedRow>> {
-  const db = await pgliteDatabase(join(dataDir, 'pgvector'))
+  const db = await sharedPgliteDatabase(dataDir)
   try {
     const rows = await db.query<{
       id: string

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import type { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { redact } from '../../logger.ts'
+import { acquirePglite, displayFolder } from '../../pglite/shared.ts'
 
 /**
  * The few things the pgvector store needs from a database, so one store serves a server PostgreSQL (through a
@@ -89,8 +90,8 @@ export function pgDatabase(options: PgDatabaseOptions): SqlDatabase {
 
 /**
  * PGlite (PostgreSQL compiled to WebAssembly, in this process) with the pgvector extension. `dataDir` undefined
- * keeps the database in memory. One process at a time may open a data directory: PGlite is a single-user
- * PostgreSQL and has no lock of its own against a second process.
+ * keeps the database in memory. A folder must have one owner process: prefer `sharedPgliteDatabase`, which locks
+ * it and shares the instance with the KV sink.
  */
 export async function pgliteDatabase(dataDir?: string): Promise<SqlDatabase & { readonly pglite: PGlite }> {
   // Loaded on demand: the WebAssembly module costs memory and a few seconds of start-up that other stores never pay.
@@ -98,9 +99,28 @@ export async function pgliteDatabase(dataDir?: string): Promise<SqlDatabase & { 
   const { vector } = await import('@electric-sql/pglite-pgvector')
   if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
   const db = await PGlite.create({ ...(dataDir === undefined ? {} : { dataDir }), extensions: { vector } })
+  return wrapPglite(db, `pgvector in PGlite at ${dataDir ?? 'memory'}`, async () => {
+    if (!db.closed) await db.close()
+  })
+}
+
+/**
+ * pgvector in the PGlite of `<dataDir>/pg` (default SFM_DATA_DIR or ./.sfm-data), shared in this process with the
+ * KV sink and locked against other processes (src/pglite/shared.ts). `close` releases this process's reference.
+ */
+export async function sharedPgliteDatabase(dataDir?: string): Promise<SqlDatabase & { readonly pglite: PGlite }> {
+  const shared = await acquirePglite(dataDir)
+  return wrapPglite(shared.db, `pgvector in PGlite at ${displayFolder(shared.folder)}`, () => shared.release())
+}
+
+function wrapPglite(
+  db: PGlite,
+  description: string,
+  close: () => Promise<void>
+): SqlDatabase & { readonly pglite: PGlite } {
   return {
     kind: 'pglite',
-    description: `pgvector in PGlite at ${dataDir ?? 'memory'}`,
+    description,
     pglite: db,
     async query<R>(text: string, params?: readonly unknown[]) {
       const result = await db.query<R>(text, params as unknown[] | undefined)
@@ -117,8 +137,6 @@ export async function pgliteDatabase(dataDir?: string): Promise<SqlDatabase & { 
         })
       )
     },
-    async close() {
-      if (!db.closed) await db.close()
-    }
+    close
   }
 }

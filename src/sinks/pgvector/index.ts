@@ -1,4 +1,11 @@
-export { type PgDatabaseOptions, pgDatabase, pgliteDatabase, type QueryFn, type SqlDatabase } from './database.ts'
+export {
+  type PgDatabaseOptions,
+  pgDatabase,
+  pgliteDatabase,
+  type QueryFn,
+  type SqlDatabase,
+  sharedPgliteDatabase
+} from './database.ts'
 export {
   DEFAULT_VECTOR_TABLE,
   defaultPgvectorStoreOptions,

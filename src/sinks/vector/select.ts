@@ -1,7 +1,6 @@
-import { join, resolve } from 'node:path'
 import { envInt } from '../../config.ts'
 import { createLogger, type Logger } from '../../logger.ts'
-import { pgDatabase, pgliteDatabase } from '../pgvector/database.ts'
+import { pgDatabase, sharedPgliteDatabase } from '../pgvector/database.ts'
 import { PgvectorStore } from '../pgvector/store.ts'
 import { QdrantStore } from '../qdrant/store.ts'
 import type { VectorStore } from './types.ts'
@@ -17,8 +16,8 @@ export const DEFAULT_DATA_DIR = './.sfm-data'
  * 1. `QDRANT_URL` → Qdrant (`QDRANT_API_KEY`, `SFM_QDRANT_COLLECTION` default `memories`,
  *    `SFM_QDRANT_POINTS_PER_REQUEST` default 128, `SFM_QDRANT_PARALLEL_REQUESTS` default 4).
  * 2. `VECTOR_DATABASE_URL` → pgvector in that PostgreSQL (it needs the extension), table `SFM_VECTOR_TABLE`.
- * 3. Neither → pgvector in an embedded PGlite under `SFM_DATA_DIR` (default `./.sfm-data`)/pgvector. One
- *    process at a time may open it.
+ * 3. Neither → pgvector in the embedded PGlite of `SFM_DATA_DIR` (default `./.sfm-data`)/pg, shared with the KV
+ *    sink and locked: one process at a time may open it (src/pglite/shared.ts).
  *
  * The choice is logged (without secrets).
  */
@@ -39,10 +38,9 @@ export async function vectorStoreFromEnv(
   } else if (env.VECTOR_DATABASE_URL) {
     store = new PgvectorStore(pgDatabase({ connectionString: env.VECTOR_DATABASE_URL }), table ? { table } : {})
   } else {
-    const dir = resolve(join(env.SFM_DATA_DIR || DEFAULT_DATA_DIR, 'pgvector'))
     // Lighter HNSW build parameters than pgvector's defaults (16/64): inserts run in WebAssembly on one core, and
     // the lexical embedder's self-recall stays at 100% on 5,000 memories (test/sinks/pgvector).
-    store = new PgvectorStore(await pgliteDatabase(dir), {
+    store = new PgvectorStore(await sharedPgliteDatabase(env.SFM_DATA_DIR || undefined), {
       hnswM: 12,
       hnswEfConstruction: 40,
       ...(table ? { table } : {})

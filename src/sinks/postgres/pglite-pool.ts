@@ -1,0 +1,125 @@
+import type { PGlite, Transaction } from '@electric-sql/pglite'
+import type { Pool } from 'pg'
+
+/**
+ * The slice of `pg.Pool` the Postgres sink uses (migrate.ts, writer.ts, pool.ts `checkout`, materialize's read-back,
+ * purge.ts), served by a PGlite: same SQL, same migrations, and the same error contract, since PGlite raises
+ * PostgreSQL's own errors with their SQLSTATE `code` (errors.ts classifies both alike).
+ *
+ * - `query(text | {text, values}, values)` → `{ rows, rowCount }`. The statement name of a prepared query is
+ *   ignored: PGlite runs in this process, there is no round trip to save.
+ * - `connect()` leases the one session: PGlite runs `work` inside its transaction mutex, so nothing else (the vector
+ *   store sharing the instance) interleaves with a checked-out client. The lease is a PGlite transaction; the
+ *   client's own BEGIN / COMMIT (migrate.ts) are absorbed by it, ROLLBACK rolls it back, and `release(true)` rolls
+ *   back whatever is open. A failed statement aborts the lease's transaction, as it would a pg transaction.
+ * - `on` / `off` ('error') accept listeners: an in-process database has no idle connection to lose.
+ * - `end()` does not close the database, which belongs to its SharedPglite (src/pglite/shared.ts).
+ */
+interface Result<R> {
+  rows: R[]
+  rowCount: number
+}
+
+type QueryConfig = string | { text: string; values?: unknown[] | undefined; name?: string | undefined }
+
+function statement(
+  config: QueryConfig,
+  values: unknown[] | undefined
+): { text: string; params: unknown[] | undefined } {
+  return typeof config === 'string' ? { text: config, params: values } : { text: config.text, params: config.values }
+}
+
+type Runner = Pick<Transaction, 'query' | 'exec'>
+
+/**
+ * A statement with parameters goes through the extended protocol (`query`); one without may be several statements
+ * (a migration file), which only the simple protocol (`exec`) accepts — pg's `query` does the same switch.
+ */
+async function run<R>(runner: Runner, text: string, params: unknown[] | undefined): Promise<Result<R>> {
+  if (params === undefined || params.length === 0) {
+    const results = await runner.exec(text)
+    const last = results.at(-1)
+    return { rows: (last?.rows ?? []) as R[], rowCount: last?.rowCount ?? last?.rows.length ?? 0 }
+  }
+  const result = await runner.query<R>(text, params)
+  // rowCount is the command tag's count, as pg's: rows returned by a SELECT, rows changed by a DML statement.
+  return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length }
+}
+
+const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|ROLLBACK)\s*;?\s*$/i
+
+class PgliteClient {
+  readonly #tx: Transaction
+  readonly #release: (rollback: boolean) => void
+  #released = false
+
+  constructor(tx: Transaction, release: (rollback: boolean) => void) {
+    this.#tx = tx
+    this.#release = release
+  }
+
+  async query<R>(config: QueryConfig, values?: unknown[]): Promise<Result<R>> {
+    if (this.#released) throw new Error('pglite client used after release')
+    const { text, params } = statement(config, values)
+    const control = TRANSACTION_CONTROL.exec(text)?.[1]?.toUpperCase()
+    if (control === 'BEGIN' || control === 'COMMIT') return { rows: [], rowCount: 0 }
+    if (control === 'ROLLBACK') {
+      this.#released = true
+      this.#release(true)
+      return { rows: [], rowCount: 0 }
+    }
+    return run<R>(this.#tx, text, params)
+  }
+
+  on(): this {
+    return this
+  }
+
+  off(): this {
+    return this
+  }
+
+  release(broken?: boolean | Error): void {
+    if (this.#released) return
+    this.#released = true
+    this.#release(broken !== undefined && broken !== false)
+  }
+}
+
+export function pglitePool(db: PGlite): Pool {
+  const pool = {
+    async query<R>(config: QueryConfig, values?: unknown[]): Promise<Result<R>> {
+      const { text, params } = statement(config, values)
+      return run<R>(db, text, params)
+    },
+    connect(): Promise<PgliteClient> {
+      return new Promise<PgliteClient>((resolve, reject) => {
+        let leased = false
+        db.transaction(
+          (tx) =>
+            new Promise<void>((done, fail) => {
+              leased = true
+              resolve(
+                new PgliteClient(tx, (rollback) => {
+                  if (!rollback) return done()
+                  // A transaction already aborted by a failed statement rolls back just the same.
+                  tx.rollback().then(done, fail)
+                })
+              )
+            })
+        ).catch((error: unknown) => {
+          if (!leased) reject(error)
+        })
+      })
+    },
+    on() {
+      return pool
+    },
+    off() {
+      return pool
+    },
+    async end() {}
+  }
+  // The sink's modules are typed against pg.Pool; this object implements the part of it they call (above).
+  return pool as unknown as Pool
+}
