@@ -118,11 +118,12 @@ async function loadTopology(file: string): Promise<Topology<unknown>> {
   return exported
 }
 
+/** One status line; the rate only when there is a previous sample, the lag only when it was measured. */
 function formatStatus(stats: RuntimeStats, previous: RuntimeStats | undefined, seconds: number): string {
-  const rate = previous ? Math.round((stats.consumed - previous.consumed) / seconds) : 0
-  const lag = stats.lag === undefined ? '?' : String(stats.lag)
+  const rate = previous ? ` (${Math.round((stats.consumed - previous.consumed) / seconds)}/s)` : ''
+  const lag = stats.lag === undefined ? '' : ` lag ${stats.lag}`
   const kb = Math.round(stats.inFlightBytes / 1024)
-  return `consumed ${stats.consumed} (${rate}/s) done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB) lag ${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}`
+  return `consumed ${stats.consumed}${rate} done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB)${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}`
 }
 
 async function main(): Promise<void> {

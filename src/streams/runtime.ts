@@ -297,7 +297,10 @@ export class Runtime implements DeliveryHost {
     const committedOffsets = this.#coordinator.committedOffsets()
     await this.#closeAll()
     if (this.#fatal !== undefined) throw this.#fatal
-    return { ...this.stats(), reason: this.#stopReason ?? StopReasons.SIGNAL, committedOffsets }
+    const reason = this.#stopReason ?? StopReasons.SIGNAL
+    // The client measures lag on an interval: at the end the last figure is stale. Idle means caught up (nothing
+    // arrived for the idle period and everything is committed); otherwise the lag is not known.
+    return { ...this.stats(), lag: reason === StopReasons.IDLE ? 0n : undefined, reason, committedOffsets }
   }
 
   async #pullLoop(input: Subject<Envelope<Buffer>>): Promise<void> {
