@@ -43,6 +43,7 @@ import { Admin, Consumer } from '@platformatic/kafka'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { envInt } from '../src/config.ts'
+import { seededRandom } from '../src/demo/random.ts'
 import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
 import { produceLines } from '../src/kafka/produce.ts'
 import { createLogger, type LogLevel } from '../src/logger.ts'
@@ -206,18 +207,6 @@ function parseOptions(args: string[]): MemoryKvBenchOptions {
 const WORDS = 'memory recall context embedding vector fractal soma stream event kafka batch commit episode '
 const BASE_TIME = Date.parse('2026-11-26T00:00:00.000Z')
 
-/** A seeded PRNG (mulberry32), so every run has the same id / update pattern. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * The N events, kept compact (memory id index and version per event, event ids) and rendered on demand: the same
  * event for the producer, the COPY rows and the checks.
@@ -239,7 +228,7 @@ class EventSet {
     this.#version = new Int32Array(count)
     this.#eventIds = new Array<string>(count)
     this.#filler = WORDS.repeat(Math.ceil((bytes * 2) / WORDS.length))
-    const random = rng(20261126)
+    const random = seededRandom(20261126)
     const versions: number[] = []
     for (let i = 0; i < count; i++) {
       let idx: number

@@ -1,4 +1,5 @@
 import type { MemoryEvent } from '../memory/event.ts'
+import { seededRandom } from './random.ts'
 
 /**
  * The demo's memory event history: deterministic for a given count and seed, so a second `--demo N` run feeds
@@ -35,18 +36,6 @@ const FACTS = [
 ]
 const TYPES = ['episodic', 'semantic', 'procedural'] as const
 
-/** mulberry32: small, seedable, good enough for test data. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** A version-4-shaped UUID from the generator, so reruns reproduce event ids. */
 function uuid(next: () => number): string {
   const hex = Array.from({ length: 32 }, () => Math.floor(next() * 16).toString(16))
@@ -57,7 +46,7 @@ function uuid(next: () => number): string {
 }
 
 export function demoHistory(count: number, seed = 42): DemoHistory {
-  const next = random(seed)
+  const next = seededRandom(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!
   const messages: DemoMessage[] = []
   const events: MemoryEvent[] = []

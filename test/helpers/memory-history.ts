@@ -1,17 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { seededRandom } from '../../src/demo/random.ts'
 import type { MemoryEvent } from '../../src/memory/event.ts'
-
-/** A small seeded PRNG (mulberry32): a failing history can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export interface HistoryOptions {
   ids: number
@@ -28,7 +17,7 @@ export interface HistoryOptions {
  * share a (version, timestamp) pair, so the expected table does not depend on arrival order.
  */
 export function generateHistory(options: HistoryOptions): MemoryEvent[] {
-  const random = rng(options.seed)
+  const random = seededRandom(options.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
   const filler = 'x'.repeat(Math.max(0, (options.payloadBytes ?? 120) - 100))
   const perId: MemoryEvent[][] = []

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
+import { seededRandom as rng } from '../../src/demo/random.ts'
 import type { MemoryEvent } from '../../src/memory/event.ts'
 import type { Envelope } from '../../src/streams/envelope.ts'
 import { envelopeOf, RecordingHost } from './envelopes.ts'
-import { rng } from './memory-history.ts'
 
 /** Envelopes carrying memory events, for driving a sink directly (the runtime is tested on the real broker). */
 export function memoryEnvelopes(events: readonly MemoryEvent[], host = new RecordingHost()): Envelope<MemoryEvent>[] {
