@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { resolve } from 'node:path'
+
 import { parseArgs } from 'node:util'
 import { embedderFromEnv } from '../embedders/index.ts'
 import { excerpt } from '../embedders/text.ts'
@@ -17,6 +19,7 @@ Options:
   -t, --type T        only memories of type T
   -k, --k K           number of results (default 5, at most 1000)
   --json              one JSON object per line instead of a table
+  --data-dir DIR      embedded data folder when no vector store is configured (same as SFM_DATA_DIR)
   -h, --help          show this help
 
 Environment: the vector store is QDRANT_URL (Qdrant), else VECTOR_DATABASE_URL (pgvector), else the embedded PGlite
@@ -31,6 +34,8 @@ export interface RecallArguments {
   namespace?: string
   type?: string
   json: boolean
+  /** Embedded data folder (SFM_DATA_DIR). */
+  dataDir?: string
 }
 
 export function parseRecallArguments(argv: readonly string[]): RecallArguments | 'help' {
@@ -42,6 +47,7 @@ export function parseRecallArguments(argv: readonly string[]): RecallArguments |
       type: { type: 'string', short: 't' },
       k: { type: 'string', short: 'k', default: '5' },
       json: { type: 'boolean', default: false },
+      'data-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -54,6 +60,7 @@ export function parseRecallArguments(argv: readonly string[]): RecallArguments |
     query,
     k,
     json: values.json ?? false,
+    ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
     ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
     ...(values.type === undefined ? {} : { type: values.type })
   }
@@ -81,6 +88,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE)
     return 0
   }
+  if (args.dataDir !== undefined) process.env.SFM_DATA_DIR = resolve(args.dataDir)
   const log = createLogger('recall', (process.env.LOG_LEVEL as 'info') || 'warn')
   const embedder = embedderFromEnv()
   const store = await vectorStoreFromEnv(process.env, log)

@@ -22,6 +22,8 @@ Options:
   --metrics-port PORT        serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port)
   --metrics-host HOST        interface for the metrics endpoint (default 127.0.0.1)
   --status-interval SECONDS  print a status line every SECONDS (default 5; 0: never)
+  --data-dir DIR             where the embedded log and PGlite live when no servers are configured
+                             (same as SFM_DATA_DIR; default ./.sfm-data)
   --demo N                   memory topology: first feed N demo memory events (creates, updates, deletes,
                              duplicates, a few invalid), run until idle, then print a report (src/demo/)
   -h, --help                 show this help
@@ -55,6 +57,7 @@ function parseCli(argv: string[]) {
     'metrics-host': { type: 'string' },
     'status-interval': { type: 'string' },
     demo: { type: 'string' },
+    'data-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h' }
   } as const
   try {
@@ -95,7 +98,8 @@ function parseCli(argv: string[]) {
     untilIdleSeconds: seconds('until-idle', values['until-idle'], demo === undefined ? undefined : 2),
     statusSeconds: seconds('status-interval', values['status-interval'], 5) ?? 5,
     metricsPort,
-    metricsHost: values['metrics-host']
+    metricsHost: values['metrics-host'],
+    dataDir: values['data-dir']
   }
 }
 
@@ -128,6 +132,8 @@ function formatStatus(stats: RuntimeStats, previous: RuntimeStats | undefined, s
 
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2))
+  // Every command takes --data-dir; the topology and its sinks read SFM_DATA_DIR.
+  if (cli.dataDir !== undefined) process.env.SFM_DATA_DIR = resolve(cli.dataDir)
   const fromStack = useLocalStack()
   const topology = await loadTopology(cli.file)
   const log = createLogger(topology.name)
