@@ -3,6 +3,7 @@ import { useLocalStack } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
 import { producerTarget } from '../sinks/kafka/producer.ts'
+import { ExitCodes, type Io, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run produce -- --topic T --file F [options]
 
@@ -27,19 +28,7 @@ Environment: KAFKA_BROKERS=host:port[,host:port]. Without it (and without a runn
 embedded log, <data dir>/log.sqlite, where the framework's topics are created on first use (docs/EMBEDDED-LOG.md).
 Exit codes: 0 all lines sent, 1 some line rejected (the others were sent) or sending failed, 2 usage error.`
 
-export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
-
-class UsageError extends Error {}
-
-interface Io {
-  out: (line: string) => void
-  err: (line: string) => void
-}
-
-const stdio: Io = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`)
-}
+export { ExitCodes } from './io.ts'
 
 function parse(argv: string[]): { help: true } | { help: false; options: ProduceFileOptions } {
   const { values, positionals } = parseArgs({

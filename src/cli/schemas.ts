@@ -4,6 +4,7 @@ import { describeError, FatalError } from '../errors.ts'
 import { checkCompatibility, checkSchemasDir, diffSchemas, formatIssue } from '../schemas/compat/index.ts'
 import { createRegistryClient, type RegistryApi, registerSubjects, testSubjects } from '../schemas/registry/index.ts'
 import { type Compatibility, isCompatibility, loadSubjectHistory } from '../schemas.ts'
+import { ExitCodes, type Io, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run schemas -- <command> [options]
 
@@ -32,19 +33,7 @@ Environment: SCHEMA_REGISTRY_URL, SCHEMA_REGISTRY_AUTHORIZATION (sent as the Aut
 
 Exit codes: 0 compatible / done, 1 incompatible, refused or failed, 2 usage error.`
 
-export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
-
-class UsageError extends Error {}
-
-interface Io {
-  out: (line: string) => void
-  err: (line: string) => void
-}
-
-const stdio: Io = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`)
-}
+export { ExitCodes } from './io.ts'
 
 const COMMANDS = ['check', 'diff', 'check-pair', 'register'] as const
 type Command = (typeof COMMANDS)[number]

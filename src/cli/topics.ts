@@ -4,6 +4,7 @@ import { useLocalStack } from '../config.ts'
 import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
+import { ExitCodes, type Io, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run topics -- <command> [options]
 
@@ -25,19 +26,7 @@ Environment: KAFKA_BROKERS=host:port[,host:port] (apply, plan)
 Diff lines: "+ create …", "~ alter …", "= … up to date", "! …" (refused: nothing is applied).
 Exit codes: 0 done / up to date, 1 refused or failed, 2 usage error.`
 
-export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
-
-class UsageError extends Error {}
-
-interface Io {
-  out: (line: string) => void
-  err: (line: string) => void
-}
-
-const stdio: Io = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`)
-}
+export { ExitCodes } from './io.ts'
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, io: Io = stdio): Promise<number> {
   let parsed: ReturnType<typeof parse>
