@@ -47,7 +47,7 @@ describe('memory topology under kill -9', { skip }, () => {
         .catch(() => {})
       await pool.end()
     })
-    const history = generateHistory({ ids: 2_000, eventsPerId: 8, idPrefix: 'kill-', seed: 5, payloadBytes: 800 })
+    const history = generateHistory({ ids: 3_000, eventsPerId: 8, idPrefix: 'kill-', seed: 5, payloadBytes: 800 })
     const events = history.map((e) => ({ topic: `${prefix}memory.events`, key: e.id, value: JSON.stringify(e) }))
     await produce(events)
 
@@ -60,14 +60,24 @@ describe('memory topology under kill -9', { skip }, () => {
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const runner = startRunner('topologies/memory.ts', env, ['--status-interval=0'])
       await waitFor(() => /assigned [1-9]/.test(runner.stderr()), 90_000, 'the runner to get partitions')
-      // Kill once this runner has made progress (its commits moved), at a random point after that.
+      // Kill once this runner has made progress (its commits moved), at a random point after that. A runner that
+      // already committed everything has nothing left to interrupt: then the cycles end early.
       const before = await committedTotal()
-      await waitFor(async () => (await committedTotal()) > before, 60_000, 'the runner to commit progress')
+      const total = BigInt(events.length)
+      await waitFor(
+        async () => {
+          const now = await committedTotal()
+          return now > before || now >= total
+        },
+        120_000,
+        'the runner to commit progress'
+      )
       await new Promise((r) => setTimeout(r, Math.random() * 800))
       const exited = once(runner.child, 'exit')
       runner.child.kill('SIGKILL')
       await exited
-      if ((await committedTotal()) < BigInt(events.length)) midStream++
+      if ((await committedTotal()) >= total) break
+      midStream++
     }
     const final = startRunner('topologies/memory.ts', env, ['--status-interval=0', '--until-idle=3'])
     const [code] = await once(final.child, 'exit')
