@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FatalError } from '../../src/errors.ts'
 import { cacheDir, kafkaVersion, stackDefaults } from './config.ts'
 import { withStateLock } from './lock.ts'
-import { commandLine, freePort, isAlive, isPortFree, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
+import { commandLine, exists, freePort, isAlive, isPortFree, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
 import { requireJava, requireMaven } from './requirements.ts'
 
 /**
@@ -54,13 +54,6 @@ export function connectPaths(stateDir: string): ConnectPaths {
     log: join(root, 'connect.log'),
     out: join(root, 'connect.out')
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false
-  )
 }
 
 export function debeziumVersion(env: NodeJS.ProcessEnv = process.env): string {

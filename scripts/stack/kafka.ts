@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
 import { FatalError } from '../../src/errors.ts'
 import { cacheDir, stackDefaults } from './config.ts'
-import { commandLine, isAlive, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
+import { commandLine, exists, isAlive, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
 import { requireMaven } from './requirements.ts'
 
 export type Log = (message: string) => void
@@ -34,13 +34,6 @@ export function kafkaPaths(stateDir: string): KafkaPaths {
     log: join(root, 'kafka.log'),
     out: join(root, 'kafka.out')
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false
-  )
 }
 
 /**

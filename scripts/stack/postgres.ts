@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { access, chown, lstat, mkdir, readFile, realpath, rm, rmdir, symlink, writeFile } from 'node:fs/promises'
+import { chown, lstat, mkdir, readFile, realpath, rm, rmdir, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { FatalError } from '../../src/errors.ts'
 import { stackDefaults } from './config.ts'
 import type { Log } from './kafka.ts'
-import { type RunResult, run, tail, waitFor } from './proc.ts'
+import { exists, type RunResult, run, tail, waitFor } from './proc.ts'
 
 /** The OS account the server runs as when we are root: postgres refuses to run as root. */
 const PG_OS_USER = 'postgres'
@@ -44,13 +44,6 @@ export interface PgPaths {
   data: string
   log: string
   conf: string
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false
-  )
 }
 
 /**

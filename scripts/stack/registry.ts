@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
-import { access, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { FatalError } from '../../src/errors.ts'
 import { cacheDir, stackDefaults } from './config.ts'
 import { withStateLock } from './lock.ts'
-import { commandLine, freePort, isAlive, isPortFree, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
+import { commandLine, exists, freePort, isAlive, isPortFree, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
 import { requireJava, requireMaven, which } from './requirements.ts'
 
 /**
@@ -45,13 +45,6 @@ export function registryPaths(stateDir: string): RegistryPaths {
     portFile: join(root, 'registry.port'),
     log: join(root, 'registry.log')
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false
-  )
 }
 
 export function registryVersion(env: NodeJS.ProcessEnv = process.env): string {
