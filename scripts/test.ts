@@ -57,7 +57,7 @@ function runNodeTest(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const timeout = args.some((arg) => arg.startsWith('--test-timeout')) ? [] : [`--test-timeout=${TEST_TIMEOUT_MS}`]
     const child = spawn(
       process.execPath,
-      ['--test', '--test-concurrency=1', '--test-force-exit', ...timeout, ...args],
+      ['--test', '--test-concurrency=1', ...timeout, ...args],
       {
         cwd: REPO_ROOT,
         env,
