@@ -55,15 +55,14 @@ function runNodeTest(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     // A default per-test time-out, so one hung test fails with its name instead of hanging the whole run.
     const timeout = args.some((arg) => arg.startsWith('--test-timeout')) ? [] : [`--test-timeout=${TEST_TIMEOUT_MS}`]
-    const child = spawn(
-      process.execPath,
-      ['--test', '--test-concurrency=1', ...timeout, ...args],
-      {
-        cwd: REPO_ROOT,
-        env,
-        stdio: 'inherit'
-      }
-    )
+    // No --test-force-exit: it ends a file's process before its results reach the runner, so the rest of that
+    // file's tests (and any failure among them) silently vanish from the report. A file that leaves a handle open
+    // hangs instead, and .ci/run's timeout names the step.
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...timeout, ...args], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: 'inherit'
+    })
     // Ctrl-C reaches the whole process group (the runner too); a SIGTERM sent to us alone is passed on. Either
     // way we wait for the runner to finish so the stack is stopped after the tests, never under them.
     const forward = (signal: NodeJS.Signals): void => {
