@@ -1,11 +1,21 @@
-import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FatalError } from '../../src/errors.ts'
 import { cacheDir, kafkaVersion, stackDefaults } from './config.ts'
 import { withStateLock } from './lock.ts'
-import { commandLine, exists, freePort, isAlive, isPortFree, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
+import {
+  commandLine,
+  exists,
+  freePort,
+  isAlive,
+  isPortFree,
+  readPidFile,
+  run,
+  sleep,
+  startDetached,
+  tail,
+  waitFor
+} from './proc.ts'
 import { requireJava, requireMaven } from './requirements.ts'
 
 /**
@@ -334,34 +344,25 @@ export async function startConnectWorker(options: StartWorkerOptions): Promise<n
     SFM_CONNECT_JDBC_USER: options.jdbcUser,
     SFM_CONNECT_JDBC_PASSWORD: options.jdbcPassword ?? ''
   }
-  const out = openSync(paths.out, 'a')
-  try {
-    const child = spawn(
-      options.java,
-      [
-        '-Xms128m',
-        `-Xmx${connectDefaults.heap}`,
-        '-XX:+UseG1GC',
-        '-XX:MaxGCPauseMillis=20',
-        '-XX:+ExitOnOutOfMemoryError',
-        '-Djava.awt.headless=true',
-        `-Dlog4j2.configurationFile=${paths.log4jProperties}`,
-        stackMarker(options.stateDir),
-        '-cp',
-        join(options.libs, '*'),
-        MAIN_CLASS,
-        paths.workerProperties
-      ],
-      { detached: true, stdio: ['ignore', out, out], cwd: paths.root, env }
-    )
-    const pid = child.pid
-    if (pid === undefined) throw new FatalError(`connect: could not start ${options.java}`)
-    child.unref()
-    await writeFile(paths.pidFile, `${pid}\n`)
-    return pid
-  } finally {
-    closeSync(out)
-  }
+  return startDetached(
+    'connect',
+    options.java,
+    [
+      '-Xms128m',
+      `-Xmx${connectDefaults.heap}`,
+      '-XX:+UseG1GC',
+      '-XX:MaxGCPauseMillis=20',
+      '-XX:+ExitOnOutOfMemoryError',
+      '-Djava.awt.headless=true',
+      `-Dlog4j2.configurationFile=${paths.log4jProperties}`,
+      stackMarker(options.stateDir),
+      '-cp',
+      join(options.libs, '*'),
+      MAIN_CLASS,
+      paths.workerProperties
+    ],
+    { cwd: paths.root, outFile: paths.out, outMode: 'a', pidFile: paths.pidFile, env }
+  )
 }
 
 /**

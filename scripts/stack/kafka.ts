@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, openSync } from 'node:fs'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
 import { FatalError } from '../../src/errors.ts'
 import { cacheDir, stackDefaults } from './config.ts'
-import { commandLine, exists, isAlive, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
+import { commandLine, exists, isAlive, readPidFile, run, sleep, startDetached, tail, waitFor } from './proc.ts'
 import { requireMaven } from './requirements.ts'
 
 export type Log = (message: string) => void
@@ -249,35 +247,26 @@ export async function startKafka(options: StartKafkaOptions): Promise<number> {
     }
   }
 
-  const out = openSync(paths.out, 'w') // this start's JVM output only: it is what a start-up failure shows
-  try {
-    const child = spawn(
-      options.java,
-      [
-        '-Xms128m',
-        `-Xmx${stackDefaults.kafkaHeap}`,
-        '-XX:+UseG1GC',
-        '-XX:MaxGCPauseMillis=20',
-        '-XX:+ExitOnOutOfMemoryError',
-        '-Djava.awt.headless=true',
-        log4j,
-        stackMarker(options.stateDir),
-        '-cp',
-        classpath,
-        'kafka.Kafka',
-        paths.serverProperties
-      ],
-      // Detached in its own process group: the broker outlives `npm run stack -- up` and ignores its Ctrl-C.
-      { detached: true, stdio: ['ignore', out, out], cwd: paths.root }
-    )
-    const pid = child.pid
-    if (pid === undefined) throw new FatalError(`kafka: could not start ${options.java}`)
-    child.unref()
-    await writeFile(paths.pidFile, `${pid}\n`)
-    return pid
-  } finally {
-    closeSync(out)
-  }
+  // outMode 'w': this start's JVM output only, which is what a start-up failure shows.
+  return startDetached(
+    'kafka',
+    options.java,
+    [
+      '-Xms128m',
+      `-Xmx${stackDefaults.kafkaHeap}`,
+      '-XX:+UseG1GC',
+      '-XX:MaxGCPauseMillis=20',
+      '-XX:+ExitOnOutOfMemoryError',
+      '-Djava.awt.headless=true',
+      log4j,
+      stackMarker(options.stateDir),
+      '-cp',
+      classpath,
+      'kafka.Kafka',
+      paths.serverProperties
+    ],
+    { cwd: paths.root, outFile: paths.out, outMode: 'w', pidFile: paths.pidFile }
+  )
 }
 
 /** Waits for a real metadata round trip that lists this broker, failing fast (with its log) when the JVM dies. */

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
-import { access, readFile } from 'node:fs/promises'
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
+import { access, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCodes, errorMessage, FatalError, RetriableError } from '../../src/errors.ts'
@@ -155,4 +155,43 @@ export async function exists(path: string): Promise<boolean> {
     () => true,
     () => false
   )
+}
+
+export interface DetachedOptions {
+  cwd: string
+  /** Where the process's stdout and stderr go. */
+  outFile: string
+  /** 'w': only this start's output (what a start-up failure shows); 'a': keep earlier starts' output too. */
+  outMode: 'w' | 'a'
+  pidFile: string
+  env?: NodeJS.ProcessEnv
+}
+
+/**
+ * Starts a long-running service (a JVM) detached in its own process group, so it outlives `npm run stack -- up` and
+ * ignores its Ctrl-C; its output goes to `outFile` and its pid to `pidFile`. `name` prefixes the error message.
+ */
+export async function startDetached(
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: DetachedOptions
+): Promise<number> {
+  const out = openSync(options.outFile, options.outMode)
+  let pid: number
+  try {
+    const child = spawn(command, args, {
+      detached: true,
+      stdio: ['ignore', out, out],
+      cwd: options.cwd,
+      ...(options.env === undefined ? {} : { env: options.env })
+    })
+    if (child.pid === undefined) throw new FatalError(`${name}: could not start ${command}`)
+    pid = child.pid
+    child.unref()
+  } finally {
+    closeSync(out)
+  }
+  await writeFile(options.pidFile, `${pid}\n`)
+  return pid
 }

@@ -1,12 +1,22 @@
-import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { FatalError } from '../../src/errors.ts'
 import { cacheDir, stackDefaults } from './config.ts'
 import { withStateLock } from './lock.ts'
-import { commandLine, exists, freePort, isAlive, isPortFree, readPidFile, run, sleep, tail, waitFor } from './proc.ts'
+import {
+  commandLine,
+  exists,
+  freePort,
+  isAlive,
+  isPortFree,
+  readPidFile,
+  run,
+  sleep,
+  startDetached,
+  tail,
+  waitFor
+} from './proc.ts'
 import { requireJava, requireMaven, which } from './requirements.ts'
 
 /**
@@ -244,36 +254,27 @@ export async function upRegistry(options: UpRegistryOptions): Promise<UpRegistry
     await mkdir(paths.root, { recursive: true })
     await writeFile(paths.portFile, `${port}\n`)
     log(`registry: Apicurio Registry ${version} starting on ${host}:${port} (in-memory storage)`)
-    const out = openSync(paths.log, 'w')
-    let pid: number
-    try {
-      const child = spawn(
-        java,
-        [
-          '-Xms64m',
-          `-Xmx${registryDefaults.heap}`,
-          '-XX:+ExitOnOutOfMemoryError',
-          stackMarker(stateDir),
-          `-Dquarkus.http.host=${host}`,
-          `-Dquarkus.http.port=${port}`,
-          `-Dquarkus.management.host=${host}`,
-          `-Dquarkus.management.port=${managementPort}`,
-          '-Dquarkus.otel.sdk.disabled=true',
-          // The default JSON Schema checker (everit) only knows drafts 4-7: with "$schema" 2020-12 every
-          // compatibility check fails with HTTP 500 "could not determine version". Apitomy understands 2020-12.
-          '-Dapicurio.compat.json-schema.use-apitomy=true',
-          '-jar',
-          join(app, 'quarkus-run.jar')
-        ],
-        { detached: true, stdio: ['ignore', out, out], cwd: paths.root }
-      )
-      if (child.pid === undefined) throw new FatalError(`registry: could not start ${java}`)
-      pid = child.pid
-      child.unref()
-    } finally {
-      closeSync(out)
-    }
-    await writeFile(paths.pidFile, `${pid}\n`)
+    const pid = await startDetached(
+      'registry',
+      java,
+      [
+        '-Xms64m',
+        `-Xmx${registryDefaults.heap}`,
+        '-XX:+ExitOnOutOfMemoryError',
+        stackMarker(stateDir),
+        `-Dquarkus.http.host=${host}`,
+        `-Dquarkus.http.port=${port}`,
+        `-Dquarkus.management.host=${host}`,
+        `-Dquarkus.management.port=${managementPort}`,
+        '-Dquarkus.otel.sdk.disabled=true',
+        // The default JSON Schema checker (everit) only knows drafts 4-7: with "$schema" 2020-12 every
+        // compatibility check fails with HTTP 500 "could not determine version". Apitomy understands 2020-12.
+        '-Dapicurio.compat.json-schema.use-apitomy=true',
+        '-jar',
+        join(app, 'quarkus-run.jar')
+      ],
+      { cwd: paths.root, outFile: paths.log, outMode: 'w', pidFile: paths.pidFile }
+    )
     const started = Date.now()
     try {
       await waitForRegistry(port, pid, paths.log, registryDefaults.readyTimeoutMs)
