@@ -16,7 +16,9 @@
  * QDRANT_URL is set, pgvector at VECTOR_DATABASE_URL when that is set, else pgvector in PGlite under SFM_DATA_DIR
  * (see src/sinks/vector/select.ts); the embedder is chosen by SFM_EMBEDDER (src/embedders/index.ts).
  * SFM_EMBEDDING_MODE=remote publishes embedding requests for topologies/embedder.ts and
- * topologies/vector-indexer.ts; SFM_VECTORS=off leaves the vector branch out.
+ * topologies/vector-indexer.ts; SFM_VECTORS=off leaves the vector branch out. SFM_AUDIT_FORMAT=connect writes
+ * memory.audit as Kafka Connect JsonConverter envelopes for the JDBC sink of deploy/connect/ (default `json`: the
+ * plain memory.audit v1 record; see src/memory/audit-format.ts).
  */
 import { pipe } from 'rxjs'
 import { envInt, topicName } from '../src/config.ts'
@@ -24,6 +26,7 @@ import { embedderFromEnv } from '../src/embedders/index.ts'
 import { kafkaEmbeddingRequests } from '../src/embedders/requests.ts'
 import { FatalError } from '../src/errors.ts'
 import { createLogger } from '../src/logger.ts'
+import { auditFormatFromEnv, describeAuditFormat } from '../src/memory/audit-format.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
 import { kvStoreDescription, materializeMemories } from '../src/memory/materialize.ts'
 import { loadSchema } from '../src/schemas.ts'
@@ -59,7 +62,10 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
 /** Builds the topology from the environment (the runner calls the default export). */
 export async function memoryTopology() {
   const memoryEvent = await loadSchema('memory.event', 1)
-  createLogger('memory').info(`KV: ${kvStoreDescription({ connectionString: process.env.DATABASE_URL })}`)
+  const log = createLogger('memory')
+  log.info(`KV: ${kvStoreDescription({ connectionString: process.env.DATABASE_URL })}`)
+  const auditFormat = auditFormatFromEnv()
+  log.info(`audit: ${describeAuditFormat(auditFormat)}`)
   const vectors = await vectorsBranch()
   return defineTopology<MemoryEvent>({
     name: 'memory',
@@ -78,7 +84,8 @@ export async function memoryTopology() {
           connectionString: process.env.DATABASE_URL || undefined,
           table: process.env.SFM_MEMORY_TABLE ?? 'memories',
           latestTopic: topicName('memory.latest'),
-          auditTopic: topicName('memory.audit')
+          auditTopic: topicName('memory.audit'),
+          auditFormat
         }),
         { batch: { maxCount: envInt('SFM_KV_BATCH', 2000), maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 } }
       ),

@@ -1,12 +1,12 @@
 import {
   type ConnectSchema,
   ConnectTypes,
-  connectJsonEnvelope,
+  connectJsonEncoder,
   DebeziumSemanticTypes,
   jsonbField
 } from './json-envelope.ts'
 
-/** One `memory.audit` record as src/memory/materialize.ts writes it (JSON). */
+/** One `memory.audit` record (schemas/memory.audit v1) as src/memory/materialize.ts makes it. */
 export interface AuditRecord {
   readonly event_id: string
   /** The memory id (also the Kafka key). */
@@ -51,9 +51,14 @@ export const AUDIT_CONNECT_SCHEMA = {
   ]
 } as const satisfies ConnectSchema
 
-/** The JsonConverter envelope of an audit record: what the JDBC sink reads from the audit topic. */
+const encodeAuditEnvelope = connectJsonEncoder(AUDIT_CONNECT_SCHEMA)
+
+/**
+ * The JsonConverter envelope of an audit record: what the JDBC sink reads from the audit topic, and what the memory
+ * topology writes with `SFM_AUDIT_FORMAT=connect` (src/memory/audit-format.ts).
+ */
 export function auditEnvelope(record: AuditRecord): string {
-  return connectJsonEnvelope(AUDIT_CONNECT_SCHEMA, {
+  return encodeAuditEnvelope({
     event_id: record.event_id,
     memory_id: record.id,
     namespace: record.namespace,

@@ -16,6 +16,7 @@ import type { Sink, SinkContext, WriteResult } from '../sinks/types.ts'
 import type { Delivery, Envelope } from '../streams/envelope.ts'
 import { type PostgresBatchMessage, postgresBatchChannel } from '../telemetry/channels.ts'
 import { injectContext } from '../telemetry/propagation.ts'
+import { type AuditFormat, auditEncoder, resolveAuditFormat } from './audit-format.ts'
 import { isDelete, type MemoryEvent } from './event.ts'
 
 export interface MaterializeOptions extends CreateProducerOptions {
@@ -33,6 +34,11 @@ export interface MaterializeOptions extends CreateProducerOptions {
   auditTopic: string
   /** Topology name written into audit records. */
   topology?: string
+  /**
+   * Wire format of the audit records: `json` (default, the memory.audit v1 record) or `connect` (that record in a
+   * Kafka Connect JsonConverter envelope, for the JDBC sink). See src/memory/audit-format.ts.
+   */
+  auditFormat?: AuditFormat
 }
 
 /** One row of `memories` as read back after a write. */
@@ -116,6 +122,7 @@ export function materializeMemories(
   const firstOutcome = new WeakMap<Delivery, Outcome>()
   let producer: SfmProducer | undefined
   const topology = options.topology ?? 'memory'
+  const encodeAudit = auditEncoder(resolveAuditFormat(options.auditFormat, 'auditFormat'))
 
   const readRows = async (pool: Pool, postgres: PostgresSink, ids: readonly string[]): Promise<StoredRow[]> => {
     const names = postgres.names
@@ -166,7 +173,7 @@ export function materializeMemories(
         records.push({
           topic: options.auditTopic,
           key: event.id,
-          value: JSON.stringify({
+          value: encodeAudit({
             event_id: event.event_id,
             id: event.id,
             namespace: event.namespace,

@@ -2,25 +2,17 @@
  * The Debezium JDBC sink of deploy/connect/memory-audit-jdbc-sink.json on a real Kafka Connect worker, Kafka and
  * PostgreSQL: audit envelopes become jsonb rows, poison goes to Connect's dead-letter topic with context headers,
  * a replay or a worker crash neither loses nor duplicates a row. Needs CONNECT_URL (`npm run stack -- up --connect`).
+ * What the memory topology itself writes reaches the sink in test/connect/memory-audit-sink.test.ts.
  */
 import assert from 'node:assert/strict'
-import { randomBytes, randomUUID } from 'node:crypto'
-import { type TestContext, test } from 'node:test'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Admin } from '@platformatic/kafka'
-import pg from 'pg'
 import { type AuditRecord, auditEnvelope } from '../../src/connect/audit-envelope.ts'
 import type { OutgoingMessage } from '../../src/sinks/kafka/producer.ts'
-import {
-  connectControl,
-  connectUrl,
-  deleteConnector,
-  NO_CONNECT,
-  putConnector,
-  repoConnectorConfig,
-  waitForRunning
-} from '../helpers/connect.ts'
-import { brokers, createTopics, NO_KAFKA, produce, readTopic, uniqueName } from '../helpers/kafka.ts'
+import { connectControl, connectUrl, NO_CONNECT, waitForRunning } from '../helpers/connect.ts'
+import { type AuditRow, startSink, waitForRows } from '../helpers/jdbc-sink.ts'
+import { brokers, NO_KAFKA, produce, readTopic } from '../helpers/kafka.ts'
 
 const databaseUrl = process.env.DATABASE_URL
 const skip =
@@ -31,46 +23,6 @@ const skip =
       : databaseUrl === undefined
         ? 'DATABASE_URL is not set'
         : undefined
-
-interface Sink {
-  topic: string
-  connector: string
-  table: string
-  dlq: string
-  db: pg.Client
-}
-
-/**
- * A private copy of the repository's sink: same config, but its own topic, table, connector and dead-letter topic,
- * so tests can share one worker and one database.
- */
-async function startSink(t: TestContext, partitions: number): Promise<Sink> {
-  const topic = uniqueName('audit')
-  const table = `audit_${randomBytes(4).toString('hex')}`
-  const connector = `sfm-test-${topic}`
-  const dlq = `${topic}.connect-dlq`
-  const db = new pg.Client({ connectionString: databaseUrl })
-  await db.connect()
-  t.after(async () => {
-    await deleteConnector(connector)
-    await db.query(`DROP TABLE IF EXISTS "${table}"`).catch(() => {})
-    await db.end()
-    const admin = new Admin({ clientId: 'sfm-test-admin', bootstrapBrokers: brokers()! })
-    await admin.deleteTopics({ topics: [dlq] }).catch(() => {})
-    await admin.close()
-  })
-  await createTopics(t, [topic], partitions)
-  const config = {
-    ...repoConnectorConfig(),
-    name: connector,
-    topics: topic,
-    'collection.name.format': table,
-    'errors.deadletterqueue.topic.name': dlq
-  }
-  await putConnector(connector, config)
-  await waitForRunning(connector)
-  return { topic, connector, table, dlq, db }
-}
 
 const OUTCOMES = ['applied', 'fenced', 'duplicate'] as const
 
@@ -99,36 +51,7 @@ const toMessage = (topic: string, record: AuditRecord): OutgoingMessage => ({
   value: auditEnvelope(record)
 })
 
-interface Row {
-  event_id: string
-  memory_id: string
-  namespace: string
-  op: string
-  outcome: string | null
-  version: string
-  processed_at: Date
-  record: unknown
-  __connect_topic: string
-  __connect_partition: number
-  __connect_offset: string
-}
-
-async function waitForRows(sink: Sink, count: number, timeoutMs = 60_000): Promise<Row[]> {
-  const deadline = Date.now() + timeoutMs
-  let seen = -1
-  for (;;) {
-    const result = await sink.db.query<Row>(`SELECT * FROM "${sink.table}"`).catch((error: { code?: string }) => {
-      if (error.code === '42P01') return { rows: [] as Row[] } // the sink creates the table with its first batch
-      throw error
-    })
-    seen = result.rows.length
-    if (seen >= count) return result.rows
-    if (Date.now() > deadline) throw new Error(`${sink.table}: ${seen} rows after ${timeoutMs} ms, expected ${count}`)
-    await sleep(250)
-  }
-}
-
-function assertRowsMatch(rows: Row[], records: AuditRecord[], topic: string): void {
+function assertRowsMatch(rows: AuditRow[], records: AuditRecord[], topic: string): void {
   assert.equal(rows.length, records.length, 'one row per record, no duplicates')
   const byEvent = new Map(rows.map((row) => [row.event_id, row]))
   assert.equal(byEvent.size, rows.length, 'event ids are unique')
@@ -149,7 +72,7 @@ function assertRowsMatch(rows: Row[], records: AuditRecord[], topic: string): vo
 test('audit envelopes become rows: typed columns, the record as jsonb, keyed by Kafka coordinates', {
   skip
 }, async (t) => {
-  const sink = await startSink(t, 2)
+  const sink = await startSink(t, { partitions: 2 })
   const records = auditRecords(40)
   await produce(records.map((r) => toMessage(sink.topic, r)))
   const rows = await waitForRows(sink, records.length)
@@ -180,7 +103,7 @@ test('audit envelopes become rows: typed columns, the record as jsonb, keyed by 
 })
 
 test('a replay from the first offset upserts the same rows: nothing is duplicated', { skip }, async (t) => {
-  const sink = await startSink(t, 2)
+  const sink = await startSink(t, { partitions: 2 })
   const records = auditRecords(25)
   await produce(records.map((r) => toMessage(sink.topic, r)))
   await waitForRows(sink, records.length)
@@ -199,7 +122,7 @@ test('a replay from the first offset upserts the same rows: nothing is duplicate
   await waitForRunning(sink.connector)
   const deadline = Date.now() + 60_000
   for (;;) {
-    const { rows } = await sink.db.query<Row>(`SELECT * FROM "${sink.table}"`)
+    const { rows } = await sink.db.query<AuditRow>(`SELECT * FROM "${sink.table}"`)
     if (rows.every((row) => row.outcome !== 'overwritten-by-test')) {
       assertRowsMatch(rows, records, sink.topic)
       break
@@ -212,7 +135,7 @@ test('a replay from the first offset upserts the same rows: nothing is duplicate
 test('poison goes to the dead-letter topic with context headers; the good records around it land', {
   skip
 }, async (t) => {
-  const sink = await startSink(t, 1)
+  const sink = await startSink(t, { partitions: 1 })
   const [a, b, c] = auditRecords(3)
   const missingField = JSON.parse(auditEnvelope(b!)) as { payload: Record<string, unknown> }
   delete missingField.payload.event_id
@@ -273,7 +196,7 @@ test('a crash of the Connect worker (kill -9) loses nothing and duplicates nothi
     const health = await fetch(`${connectUrl()}/health`).catch(() => undefined)
     if (health?.ok !== true) await control.start()
   })
-  const sink = await startSink(t, 2)
+  const sink = await startSink(t, { partitions: 2 })
   const before = auditRecords(30)
   await produce(before.map((r) => toMessage(sink.topic, r)))
   await waitForRows(sink, before.length)
@@ -289,7 +212,7 @@ test('a crash of the Connect worker (kill -9) loses nothing and duplicates nothi
   t.diagnostic(`worker down → all rows back in ${((Date.now() - crashed) / 1000).toFixed(1)}s`)
   // Records after the last committed offset were delivered twice; the Kafka-coordinate key made that an upsert.
   await sleep(2000)
-  const { rows: final } = await sink.db.query<Row>(`SELECT * FROM "${sink.table}"`)
+  const { rows: final } = await sink.db.query<AuditRow>(`SELECT * FROM "${sink.table}"`)
   assert.equal(final.length, rows.length)
   assertRowsMatch(final, [...before, ...during], sink.topic)
 })

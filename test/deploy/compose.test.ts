@@ -5,6 +5,8 @@ import { test } from 'node:test'
 import { Ajv } from 'ajv'
 import draft07 from 'ajv/dist/refs/json-schema-draft-07.json' with { type: 'json' }
 import { REPO_ROOT, stackDefaults } from '../../scripts/stack/config.ts'
+import { AUDIT_FORMAT_VARIABLE, AuditFormats, auditFormatFromEnv } from '../../src/memory/audit-format.ts'
+import { auditFormatForConnector } from '../helpers/audit-format.ts'
 import { type Json, loadCompose } from '../helpers/compose-file.ts'
 import { missingReference, referenceFile } from '../helpers/reference.ts'
 
@@ -30,6 +32,20 @@ function environmentOf(service: Service): Record<string, string> {
     )
   }
   return Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, v === null ? '' : String(v)]))
+}
+
+/** The connector config the connect-init step PUTs, read from the host file its volume mounts. */
+function registeredConnector(): { args: string[]; config: Record<string, string> } {
+  const connectInit = services['connect-init']
+  assert.ok(connectInit, 'no connect-init service')
+  const args = (connectInit.command as Json[]).map(String)
+  const data = args.find((a) => a.startsWith('@'))!.slice(1)
+  const mount = (connectInit.volumes as string[])
+    .map((v) => v.split(':'))
+    .find(([, target]) => data.startsWith(target!))
+  assert.ok(mount, `connect-init reads ${data}, which no volume provides`)
+  const hostFile = resolve(REPO_ROOT, mount[0]!, relative(mount[1]!, data))
+  return { args, config: JSON.parse(readFileSync(hostFile, 'utf8')) as Record<string, string> }
 }
 
 function dependsOn(service: Service): Record<string, { condition: string }> {
@@ -300,20 +316,27 @@ test('one-shot init: the npm scripts it runs exist, and it registers the reposit
     )
   }
 
-  const connectInit = services['connect-init']
-  assert.ok(connectInit, 'no connect-init service')
-  const args = (connectInit.command as Json[]).map(String)
-  const data = args.find((a) => a.startsWith('@'))!.slice(1)
-  const mount = (connectInit.volumes as string[])
-    .map((v) => v.split(':'))
-    .find(([, target]) => data.startsWith(target!))
-  assert.ok(mount, `connect-init reads ${data}, which no volume provides`)
-  const hostFile = resolve(REPO_ROOT, mount[0]!, relative(mount[1]!, data))
-  const config = JSON.parse(readFileSync(hostFile, 'utf8')) as Record<string, string>
+  const { args, config } = registeredConnector()
   assert.ok(
     args.some((a) => a.endsWith(`/connectors/${config.name}/config`)),
     'PUT URL must name the connector'
   )
+})
+
+test('the framework writes memory.audit in the format the registered JDBC sink reads', () => {
+  const { config } = registeredConnector()
+  const expected = auditFormatForConnector(config)
+  assert.equal(expected, AuditFormats.CONNECT, `${config.name} should read memory.audit as JsonConverter envelopes`)
+  const runner = frameworkServices.find(([, s]) => s.restart !== 'no')
+  assert.ok(runner, 'no long-running framework service')
+  const environment = environmentOf(runner[1])
+  assert.equal(
+    environment[AUDIT_FORMAT_VARIABLE],
+    expected,
+    `${runner[0]} must set ${AUDIT_FORMAT_VARIABLE}=${expected}: the JDBC sink fails every plain JSON audit record`
+  )
+  // The value is one the topology accepts (it would stop at start otherwise).
+  assert.equal(auditFormatFromEnv(environment), expected)
 })
 
 test('Dockerfile: multi-stage, production dependencies only, runs as non-root, default command is the memory topology', () => {

@@ -15,6 +15,8 @@ import {
 } from '../../scripts/deploy/strimzi-manifests.ts'
 import { REPO_ROOT, stackDefaults } from '../../scripts/stack/config.ts'
 import { TOPIC_SPECS, TopicNames, topicSpecs } from '../../src/kafka/topics.ts'
+import { AUDIT_FORMAT_VARIABLE, AuditFormats } from '../../src/memory/audit-format.ts'
+import { auditFormatForConnector } from '../helpers/audit-format.ts'
 import { type Crd, type CrdValidator, crdValidator, DNS1123_SUBDOMAIN, loadCrds } from '../helpers/crd-json-schema.ts'
 import { missingReference, referenceFile } from '../helpers/reference.ts'
 
@@ -402,6 +404,18 @@ test('runner: Deployment, PodDisruptionBudget and PodMonitor fit together and ru
     assert.ok((e.value === undefined) !== (e.valueFrom === undefined), `${e.name}: exactly one of value / valueFrom`)
     if (e.valueFrom?.secretKeyRef) assert.ok(e.valueFrom.secretKeyRef.name && e.valueFrom.secretKeyRef.key)
   }
+  // memory.audit in the format the cluster's KafkaConnectors read it (the JDBC sink: JsonConverter envelopes).
+  const formats = new Set(
+    ofKind(production, 'KafkaConnector')
+      .map((c) => auditFormatForConnector(c.spec.config as Record<string, string>))
+      .filter((f) => f !== undefined)
+  )
+  assert.deepEqual([...formats], [AuditFormats.CONNECT], 'the connectors on memory.audit need JsonConverter envelopes')
+  assert.equal(
+    env.get(AUDIT_FORMAT_VARIABLE)?.value,
+    AuditFormats.CONNECT,
+    `the runner must set ${AUDIT_FORMAT_VARIABLE}=connect: the JDBC sink fails every plain JSON audit record`
+  )
   // The framework does not read TLS / SASL settings yet: until it does, these variables document the intent.
   const source = ['src', 'topologies']
     .flatMap((dir) => readdirSync(join(REPO_ROOT, dir), { recursive: true, withFileTypes: true }))
