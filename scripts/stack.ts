@@ -9,7 +9,9 @@ import { errorMessage, SfmError } from '../src/errors.ts'
 import { defaultStateDir, portFromEnv } from './stack/config.ts'
 import { connectStatus, downConnect, jdbcFromDatabaseUrl, upConnect } from './stack/connect.ts'
 import { formatEnv } from './stack/env-file.ts'
+import { ensurePgvector, pgvectorTarget } from './stack/pgvector.ts'
 import { downRegistry, registryStatus, registryUrls, upRegistry } from './stack/registry.ts'
+import { requirePostgresBin } from './stack/requirements.ts'
 import { down, runningEnv, status, up } from './stack/stack.ts'
 
 const USAGE = `Usage: npm run stack -- <command> [options]
@@ -21,6 +23,8 @@ Commands:
   down [--purge]    stop both; --purge also deletes their data
   env               print the variables of the running stack
   status            say what runs (exit 0 when both run, 3 otherwise)
+  pgvector          build and install pgvector (pinned, from source) into the stack's PostgreSQL when it has
+                    none, so that VECTOR_DATABASE_URL can point at it; needs root and postgresql-server-dev-<major>
 
 Options:
   --fresh           with up: wipe Kafka and PostgreSQL data first
@@ -45,8 +49,10 @@ Environment:
   KAFKA_AUTO_CREATE_TOPICS=true
                     let the broker create topics on first use (default off: create topics explicitly)
   SFM_KAFKA_VERSION Kafka release from Maven Central (default pinned in scripts/stack/config.ts)
-  SFM_STACK_CACHE   where the Kafka jars are cached (default ~/.cache/sfm-stack)
+  SFM_STACK_CACHE   where the Kafka jars and the pgvector source are cached (default ~/.cache/sfm-stack)
   PG_BIN            folder holding initdb and pg_ctl (default /usr/lib/postgresql/<newest>/bin)
+  SFM_GOPROXY       Go module proxy the pgvector source comes from (default: GOPROXY's first URL, else
+                    https://proxy.golang.org); the zip must match the SHA-256 pinned in scripts/stack/pgvector.ts
   REGISTRY_PORT     fixed port for the registry; SFM_REGISTRY_VERSION (3.x), SFM_REGISTRY_JAVA (a Java 21+ binary)
   CONNECT_PORT      fixed port for Kafka Connect's REST API; SFM_DEBEZIUM_VERSION (3.x, the JDBC sink plugin)
 
@@ -114,6 +120,9 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0
     }
+    case 'pgvector':
+      await ensurePgvector({ pgBin: await requirePostgresBin(), log: stderrLog })
+      return 0
     case 'down':
       // Connect first: it needs the broker to stop cleanly (it commits its sink offsets on the way out).
       await downConnect({ stateDir, purge: values.purge, log: stderrLog })
@@ -152,6 +161,13 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(
         connect.running ? `connect: running, pid ${connect.pid}, ${connect.url}\n` : 'connect: stopped\n'
       )
+      const vector = await requirePostgresBin()
+        .then(pgvectorTarget)
+        .catch(() => undefined)
+      if (vector !== undefined) {
+        const installed = vector.installed ?? 'not installed (`npm run stack -- pgvector` builds it)'
+        process.stdout.write(`pgvector: ${installed} in PostgreSQL ${vector.major}\n`)
+      }
       if (current.env !== undefined) process.stdout.write(formatEnv(current.env))
       if (registry.port !== undefined) process.stdout.write(formatRegistryEnv(registry.port))
       if (connect.url !== undefined) process.stdout.write(`CONNECT_URL=${connect.url}\n`)

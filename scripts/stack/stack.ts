@@ -16,6 +16,7 @@ import {
   waitForKafka
 } from './kafka.ts'
 import { withStateLock } from './lock.ts'
+import { pgvectorMissingMessage, pgvectorTarget } from './pgvector.ts'
 import { databaseUrl, purgePg, runningPostgres, startPostgres, stopPostgres, waitForPostgres } from './postgres.ts'
 import { freePort, isPortFree } from './proc.ts'
 import { requireJava, requirePostgresBin } from './requirements.ts'
@@ -129,6 +130,7 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
       const ports: StackPorts = { kafkaPort: kafka.port, kafkaControllerPort: kafka.controllerPort, pgPort }
       await writeEnvFile(stateDir, { env, ports })
       log('kafka and postgres are ready')
+      await warnWithoutPgvector(pgBin, log)
       return { stateDir, env, started }
     } catch (error) {
       if (started.kafka || started.postgres) {
@@ -139,6 +141,12 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
       throw error
     }
   })
+}
+
+/** Says at every `up` when VECTOR_DATABASE_URL could not use this server (no pgvector); never fails `up`. */
+async function warnWithoutPgvector(pgBin: string, log: Log): Promise<void> {
+  const target = await pgvectorTarget(pgBin).catch(() => undefined)
+  if (target !== undefined && target.installed === undefined) log(pgvectorMissingMessage(target))
 }
 
 function warnIfMoved(name: string, wanted: number | undefined, actual: number, log: Log): void {

@@ -7,9 +7,13 @@ import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { formatHits, parseRecallArguments } from '../../src/cli/recall.ts'
 import { LexicalEmbedder } from '../../src/embedders/lexical.ts'
+import { createLogger } from '../../src/logger.ts'
 import { PgvectorStore, sharedPgliteDatabase } from '../../src/sinks/pgvector/index.ts'
 import { vectorSink } from '../../src/sinks/vector/index.ts'
+import { vectorStoreFromEnv } from '../../src/sinks/vector/select.ts'
+import { serverPgvectorSkip } from '../helpers/pgvector.ts'
 import { memoryEnvelopes, upsert } from '../helpers/vectors.ts'
+import { databaseUrl, testSchema } from '../sinks/postgres/helpers.ts'
 
 const run = promisify(execFile)
 
@@ -59,4 +63,48 @@ test('npm run recall prints the nearest memories of the embedded store', { timeo
   assert.match(lines[0]!, /^score\s+id\s+namespace\/type\s+excerpt/)
   assert.equal(lines.length, 2)
   assert.match(lines[1]!, /^0\.\d{4} {2}b1 {2}kitchen\/note {2}bread recipe: flour, water, salt and yeast$/)
+})
+
+test('npm run recall reads pgvector on a server PostgreSQL (VECTOR_DATABASE_URL)', {
+  timeout: 60_000,
+  skip: await serverPgvectorSkip()
+}, async (t) => {
+  const { schema } = await testSchema(t, 'sfm_recall')
+  const env = {
+    ...process.env,
+    QDRANT_URL: '',
+    VECTOR_DATABASE_URL: databaseUrl(),
+    SFM_VECTOR_TABLE: `${schema}.memory_vectors`,
+    SFM_EMBEDDER: ''
+  }
+  const sink = vectorSink({
+    embedder: new LexicalEmbedder(),
+    store: await vectorStoreFromEnv(env, createLogger('test', 'error'))
+  })
+  await sink.write(
+    memoryEnvelopes([
+      upsert('k1', 'the kafka consumer group is rebalancing too often', { namespace: 'ops', type: 'incident' }),
+      upsert('k2', 'kafka broker disk is almost full', { namespace: 'ops', type: 'alert' }),
+      upsert('b1', 'bread recipe: flour, water, salt and yeast', { namespace: 'kitchen', type: 'note' })
+    ])
+  )
+  await sink.close()
+  const node = process.execPath
+  const json = await run(node, ['src/cli/recall.ts', 'kafka consumer rebalancing', '-k', '2', '--json'], { env })
+  const hits = json.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { id: string; namespace: string })
+  assert.deepEqual(
+    hits.map((h) => h.id),
+    ['k1', 'k2']
+  )
+  const kitchen = await run(node, ['src/cli/recall.ts', 'kafka recipe', '--namespace', 'kitchen', '--json'], { env })
+  assert.deepEqual(
+    kitchen.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { id: string }).id),
+    ['b1']
+  )
 })

@@ -1,27 +1,79 @@
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
+import { randomBytes } from 'node:crypto'
+import { describe, type TestContext, test } from 'node:test'
+import pg from 'pg'
 import { LexicalEmbedder } from '../../../src/embedders/lexical.ts'
 import { ErrorKinds, kindOf } from '../../../src/errors.ts'
+import { createLogger } from '../../../src/logger.ts'
 import { PgvectorStore, pgDatabase, pgliteDatabase } from '../../../src/sinks/pgvector/index.ts'
 import { fold } from '../../../src/sinks/postgres/index.ts'
 import { vectorSink } from '../../../src/sinks/vector/index.ts'
+import { vectorStoreFromEnv } from '../../../src/sinks/vector/select.ts'
 import { RecordingHost } from '../../helpers/envelopes.ts'
 import { generateHistory } from '../../helpers/memory-history.ts'
+import { serverPgvectorSkip } from '../../helpers/pgvector.ts'
 import { memoryEnvelopes, remove, textCorpus, upsert } from '../../helpers/vectors.ts'
+import { DatabaseProxy, databaseUrl, testSchema } from '../postgres/helpers.ts'
 
-async function pgliteSink(t: { after: (fn: () => Promise<void>) => void }, dimensions = 384) {
-  // The HNSW parameters of the embedded store (src/sinks/vector/select.ts).
-  const store = new PgvectorStore(await pgliteDatabase(), { hnswM: 12, hnswEfConstruction: 40 })
-  const embedder = new LexicalEmbedder({ dimensions })
-  const sink = vectorSink({ embedder, store })
-  await sink.open()
-  t.after(() => sink.close())
-  return { sink, store, embedder }
+const quiet = createLogger('test', 'error')
+
+/** Where one test's vectors live: a store on a fresh table of its own (not opened yet; the caller closes it). */
+interface Backend {
+  store(t: TestContext): Promise<{ store: PgvectorStore; schema: string; table: string }>
 }
 
-describe('pgvector store on PGlite', () => {
+/** The embedded store: an in-memory PGlite per test, with the HNSW parameters of src/sinks/vector/select.ts. */
+const pglite: Backend = {
+  async store() {
+    const store = new PgvectorStore(await pgliteDatabase(), { hnswM: 12, hnswEfConstruction: 40 })
+    return { store, schema: 'public', table: 'memory_vectors' }
+  }
+}
+
+/** A store made the way the topology makes it: VECTOR_DATABASE_URL and SFM_VECTOR_TABLE, in a schema per test. */
+async function serverStore(
+  t: TestContext,
+  url: string
+): Promise<{ store: PgvectorStore; schema: string; table: string }> {
+  const { schema } = await testSchema(t, 'sfm_pgv')
+  const table = `${schema}.memory_vectors`
+  const store = await vectorStoreFromEnv({ VECTOR_DATABASE_URL: url, SFM_VECTOR_TABLE: table }, quiet)
+  assert.ok(store instanceof PgvectorStore, `VECTOR_DATABASE_URL selects pgvector, got ${store.kind}`)
+  return { store, schema, table }
+}
+
+const server: Backend = { store: (t) => serverStore(t, databaseUrl()) }
+
+async function openSink(t: TestContext, backend: Backend, dimensions = 384) {
+  const { store, schema, table } = await backend.store(t)
+  const embedder = new LexicalEmbedder({ dimensions })
+  const sink = vectorSink({ embedder, store, logger: quiet })
+  await sink.open()
+  t.after(() => sink.close())
+  return { sink, store, embedder, schema, table }
+}
+
+/** The behaviour both backends must show: the same SQL on PGlite and on a server PostgreSQL with the extension. */
+function behaviour(backend: Backend): void {
+  test('open creates the extension, the table and its HNSW index (cosine)', async (t) => {
+    const { store, schema } = await openSink(t, backend, 16)
+    const [extension] = await store.database.query<{ v: string }>(
+      `SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'`
+    )
+    assert.match(extension?.v ?? '', /^0\.(8|9|\d\d)\./, 'pgvector 0.8 or newer (iterative index scans)')
+    const indexes = await store.database.query<{ indexdef: string }>(
+      `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'memory_vectors'`,
+      [schema]
+    )
+    assert.ok(
+      indexes.some((i) => /USING hnsw \(embedding vector_cosine_ops\)/.test(i.indexdef)),
+      indexes.map((i) => i.indexdef).join('\n')
+    )
+    await store.open(16) // idempotent: a restarted runner opens the same table again
+  })
+
   test('5,000 memories: each one’s own text recalls it first for ≥ 99% of queries', { timeout: 300_000 }, async (t) => {
-    const { sink, store, embedder } = await pgliteSink(t)
+    const { sink, store, embedder } = await openSink(t, backend)
     const texts = textCorpus(5000, 42)
     const events = texts.map((text, i) => upsert(`m-${i}`, text, { namespace: i % 2 ? 'odd' : 'even' }))
     let started = performance.now()
@@ -58,7 +110,7 @@ describe('pgvector store on PGlite', () => {
   })
 
   test('deletes disappear from results; a stale upsert after the delete does not resurrect', async (t) => {
-    const { sink, store, embedder } = await pgliteSink(t)
+    const { sink, store, embedder } = await openSink(t, backend)
     const texts = textCorpus(50, 3)
     await sink.write(memoryEnvelopes(texts.map((text, i) => upsert(`d-${i}`, text, { version: 2 }))))
     await sink.write(memoryEnvelopes([remove('d-1', { version: 3 }), remove('d-2', { version: 3 })]))
@@ -77,7 +129,7 @@ describe('pgvector store on PGlite', () => {
   })
 
   test('a duplicated, reordered history leaves the newest version of each memory indexed', async (t) => {
-    const { sink, store } = await pgliteSink(t, 64)
+    const { sink, store, table } = await openSink(t, backend, 64)
     const history = generateHistory({ ids: 200, eventsPerId: 6, idPrefix: 'h-', seed: 5 })
     for (let i = 0; i < history.length; i += 97) {
       const result = await sink.write(memoryEnvelopes(history.slice(i, i + 97)))
@@ -85,7 +137,7 @@ describe('pgvector store on PGlite', () => {
     }
     const expected = fold(history)
     const rows = await store.database.query<{ id: string; version: string; excerpt: string | null; deleted: boolean }>(
-      'SELECT id, version::text AS version, excerpt, deleted_at IS NOT NULL AS deleted FROM memory_vectors'
+      `SELECT id, version::text AS version, excerpt, deleted_at IS NOT NULL AS deleted FROM ${table}`
     )
     assert.equal(rows.length, expected.size)
     for (const row of rows) {
@@ -99,7 +151,7 @@ describe('pgvector store on PGlite', () => {
   })
 
   test('carried embeddings are used; wrong dimensions and nothing to embed go to the DLQ alone', async (t) => {
-    const { sink, store } = await pgliteSink(t, 8)
+    const { sink, store } = await openSink(t, backend, 8)
     const host = new RecordingHost()
     const own = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
     const batch = memoryEnvelopes(
@@ -137,14 +189,87 @@ describe('pgvector store on PGlite', () => {
   })
 
   test('a table made for other dimensions is refused with a clear message', async (t) => {
-    const db = await pgliteDatabase()
-    t.after(() => db.close())
-    await new PgvectorStore(db).open(16)
-    await assert.rejects(new PgvectorStore(db).open(32), /holds vectors of 16 dimensions, the embedder makes 32/)
+    const { store, table } = await backend.store(t)
+    t.after(() => store.close())
+    await store.open(16)
+    await assert.rejects(
+      new PgvectorStore(store.database, { table }).open(32),
+      /holds vectors of 16 dimensions, the embedder makes 32/
+    )
+  })
+}
+
+describe('pgvector store on PGlite', () => behaviour(pglite))
+
+const serverSkip = await serverPgvectorSkip()
+
+describe('pgvector store on a server PostgreSQL with the extension', { skip: serverSkip }, () => {
+  behaviour(server)
+
+  test('in a database without it, open creates the extension (no restart of the server needed)', async (t) => {
+    const url = databaseUrl()
+    const name = `sfm_pgv_${randomBytes(6).toString('hex')}`
+    const admin = new pg.Pool({ connectionString: url, max: 1 })
+    t.after(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+      await admin.end()
+    })
+    await admin.query(`CREATE DATABASE "${name}"`)
+    const fresh = new URL(url)
+    fresh.pathname = `/${name}`
+    const store = await vectorStoreFromEnv({ VECTOR_DATABASE_URL: fresh.toString() }, quiet)
+    assert.ok(store instanceof PgvectorStore)
+    t.after(() => store.close())
+    const before = await store.database.query(`SELECT 1 FROM pg_extension WHERE extname = 'vector'`)
+    assert.equal(before.length, 0)
+    await store.open(8)
+    const [after] = await store.database.query<{ v: string }>(
+      `SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'`
+    )
+    assert.ok(after !== undefined, 'the extension was created')
+    assert.equal(await store.count(), 0)
+  })
+
+  test('store down (unreachable, then gone after open): writes are retriable and held; the retry applies them', async (t) => {
+    const url = databaseUrl()
+    const proxy = new DatabaseProxy(url)
+    await proxy.start()
+    await proxy.stop() // its port now refuses connections
+    t.after(() => proxy.stop())
+    const { store, table } = await serverStore(t, proxy.url(url))
+    const direct = new pg.Pool({ connectionString: url, max: 1 })
+    t.after(() => direct.end())
+    const count = async () => {
+      const [row] = (
+        await direct.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE deleted_at IS NULL`)
+      ).rows
+      return row?.n
+    }
+
+    await assert.rejects(store.open(16), (error: unknown) => kindOf(error) === ErrorKinds.RETRIABLE)
+    const sink = vectorSink({ embedder: new LexicalEmbedder({ dimensions: 16 }), store, logger: quiet })
+    t.after(() => sink.close())
+    await sink.open() // an outage at start is not a configuration error: the runner starts, writes wait
+    const first = memoryEnvelopes([upsert('a', 'alpha words'), upsert('b', 'beta words')])
+    await assert.rejects(sink.write(first), (error: unknown) => kindOf(error) === ErrorKinds.RETRIABLE)
+
+    await proxy.start()
+    assert.deepEqual(await sink.write(first), {})
+    assert.equal(await count(), 2)
+
+    await proxy.stop()
+    const second = memoryEnvelopes([upsert('c', 'gamma words'), remove('a', { version: 2 })])
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(sink.write(second), (error: unknown) => kindOf(error) === ErrorKinds.RETRIABLE)
+    }
+    assert.equal(await count(), 2, 'nothing of the held batch was written (a still live, no c)')
+    await proxy.start()
+    assert.deepEqual(await sink.write(second), {})
+    assert.equal(await store.count(), 2, 'b and c; a is a tombstone')
   })
 })
 
-describe('pgvector store on a server PostgreSQL', {
+describe('pgvector store on a server PostgreSQL without the extension', {
   skip: process.env.DATABASE_URL ? false : 'DATABASE_URL is not set'
 }, () => {
   test('without the pgvector extension, open fails fatally and says what to install', async (t) => {
@@ -154,7 +279,7 @@ describe('pgvector store on a server PostgreSQL', {
       `SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'vector'`
     )
     if (available[0]!.n > 0) {
-      t.skip('the server has pgvector: covered by the PGlite tests with the same SQL')
+      t.skip('the server has pgvector: covered by the suite "with the extension" above')
       return
     }
     const error = await new PgvectorStore(db, { table: 'memory_vectors_absent' }).open(8).catch((e: unknown) => e)
