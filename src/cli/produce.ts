@@ -26,6 +26,8 @@ and not sent; blank lines are skipped. A summary goes to stderr and one JSON lin
 
 Environment: KAFKA_BROKERS=host:port[,host:port]. Without it (and without a running local stack) records go to the
 embedded log, <data dir>/log.sqlite, where the framework's topics are created on first use (docs/EMBEDDED-LOG.md).
+TLS and SASL: KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, KAFKA_SASL_MECHANISM,
+KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE (docs/DEPLOY.md).
 Exit codes: 0 all lines sent, 1 some line rejected (the others were sent) or sending failed, 2 usage error.`
 
 export { ExitCodes } from './io.ts'

@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util'
 import { useLocalStack } from '../config.ts'
 import { feedDemo, formatReport } from '../demo/index.ts'
 import { ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
+import { describeKafkaConnection, kafkaConnectionOptions } from '../kafka/connection.ts'
+import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
 import { isTopology, type Topology } from '../streams/topology.ts'
@@ -30,6 +32,11 @@ Options:
 
 Environment (KAFKA_BROKERS and DATABASE_URL default to the local stack of \`npm run stack -- up\` when it runs):
   KAFKA_BROKERS              host:port[,host:port] of the Kafka cluster (required by Kafka sources and sinks)
+  KAFKA_SASL_MECHANISM       PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, with KAFKA_SASL_USERNAME and
+                             KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE (a file holding the password)
+  KAFKA_TLS                  true: TLS to the brokers (implied by any KAFKA_TLS_*_FILE)
+  KAFKA_TLS_CA_FILE          PEM CA the brokers' certificates chain to (default: the system CAs)
+  KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE  client certificate and key (mutual TLS)
   DATABASE_URL               PostgreSQL connection string (required by Postgres sinks)
   DRAIN_OLD_EVENTS           a new consumer group starts at the earliest offset (true, default) or the latest
   OTEL_EXPORTER_OTLP_ENDPOINT  export traces over OTLP/HTTP (e.g. http://127.0.0.1:4318)
@@ -138,6 +145,14 @@ async function main(): Promise<void> {
   const topology = await loadTopology(cli.file)
   const log = createLogger(topology.name)
   if (fromStack.length > 0) log.info(`${fromStack.join(', ')} from the local stack (npm run stack -- env)`)
+  if (logTarget({}) === LogTargets.KAFKA) {
+    // Checked before anything connects: a half-set TLS/SASL group stops here, naming the variable (exit 2).
+    try {
+      log.info(`kafka connection: ${describeKafkaConnection(kafkaConnectionOptions())}`)
+    } catch (error) {
+      fail(errorMessage(error), EXIT_USAGE)
+    }
+  }
 
   const tracing = startTracing({ serviceName: `sfm-${topology.name}` })
   let metrics: Metrics

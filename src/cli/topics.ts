@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { Admin } from '@platformatic/kafka'
 import { useLocalStack } from '../config.ts'
 import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
+import { explainKafkaError, kafkaConnectionOptions, probeKafka } from '../kafka/connection.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
 import { ExitCodes, type Io, stdio, UsageError } from './io.ts'
@@ -21,7 +22,8 @@ Options:
   --replication-factor N     Default: SFM_REPLICATION_FACTOR or 1; min.insync.replicas follows it
   -h, --help                 This help
 
-Environment: KAFKA_BROKERS=host:port[,host:port] (apply, plan)
+Environment: KAFKA_BROKERS=host:port[,host:port] (apply, plan); TLS and SASL: KAFKA_TLS, KAFKA_TLS_CA_FILE,
+KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD[_FILE]
 
 Diff lines: "+ create …", "~ alter …", "= … up to date", "! …" (refused: nothing is applied).
 Exit codes: 0 done / up to date, 1 refused or failed, 2 usage error.`
@@ -58,10 +60,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
         code: ErrorCodes.CONFIG
       })
     }
-    const admin = new Admin({ clientId: 'sfm-topics', bootstrapBrokers: brokers })
+    const admin = new Admin({ ...kafkaConnectionOptions(env), clientId: 'sfm-topics', bootstrapBrokers: brokers })
     try {
       const dryRun = parsed.dryRun || parsed.command === 'plan'
-      const result = await reconcileTopics(admin, specs, { dryRun })
+      const context = { brokers, doing: 'reconciling topics' }
+      await probeKafka(admin, [], context)
+      const result = await reconcileTopics(admin, specs, { dryRun }).catch((error: unknown) => {
+        throw explainKafkaError(error, context) ?? error
+      })
       for (const line of result.lines) io.out(line)
       if (!result.ok) {
         io.err('topics: refused; nothing was changed')

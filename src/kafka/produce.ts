@@ -4,6 +4,7 @@ import { ErrorCodes, errorMessage, FatalError, kindOf, SfmError } from '../error
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createProducer, type OutgoingMessage, type SfmProducer } from '../sinks/kafka/producer.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
+import { explainKafkaError, type KafkaConnectionOptions, kafkaConnectionOptions, probeKafka } from './connection.ts'
 
 /**
  * Loads JSON Lines into a topic with the framework's idempotent acks=all producer: one record per line, the line's
@@ -35,6 +36,8 @@ export interface ProduceOptions {
    */
   producer?: SfmProducer
   brokers?: string[]
+  /** TLS and SASL settings. Default: from `KAFKA_SASL_*` / `KAFKA_TLS*` (src/kafka/connection.ts). */
+  connection?: KafkaConnectionOptions
   /** The embedded log's data folder when no brokers are configured (default `SFM_DATA_DIR` or `./.sfm-data`). */
   dataDir?: string
   clientId?: string
@@ -196,13 +199,22 @@ function validate(options: ProduceOptions) {
   return resolved
 }
 
-async function assertTopicExists(topic: string, brokers: string[], clientId: string): Promise<void> {
+async function assertTopicExists(
+  topic: string,
+  brokers: string[],
+  clientId: string,
+  connection: KafkaConnectionOptions
+): Promise<void> {
   if (brokers.length === 0) {
     throw new FatalError('no Kafka brokers: set KAFKA_BROKERS=host:port[,host:port]', { code: ErrorCodes.CONFIG })
   }
-  const admin = new Admin({ clientId, bootstrapBrokers: brokers })
+  const admin = new Admin({ ...connection, clientId, bootstrapBrokers: brokers })
   try {
-    const topics = await admin.listTopics()
+    const context = { brokers, doing: `looking up topic ${topic}` }
+    await probeKafka(admin, [], context)
+    const topics = await admin.listTopics().catch((error: unknown) => {
+      throw explainKafkaError(error, context) ?? error
+    })
     if (!topics.includes(topic)) {
       throw new FatalError(`topic ${topic} does not exist: create it first (npm run topics -- apply)`, {
         code: ErrorCodes.CONFIG
@@ -220,14 +232,18 @@ export async function produceLines(
 ): Promise<ProduceReport> {
   const o = validate(options)
   // The embedded log's producer refuses an unknown topic by itself (it cannot hang the way the Kafka one can).
-  if (o.checkTopic !== false && logTarget({ brokers: o.brokers }) === LogTargets.KAFKA) {
-    await assertTopicExists(o.topic, o.brokers ?? parseBrokers(process.env.KAFKA_BROKERS), o.clientId)
+  const kafka = logTarget({ brokers: o.brokers }) === LogTargets.KAFKA
+  // Resolved once for the topic check and the producer (a config error stops here, before any line is read).
+  const connection = kafka ? (o.connection ?? kafkaConnectionOptions()) : undefined
+  if (o.checkTopic !== false && connection) {
+    await assertTopicExists(o.topic, o.brokers ?? parseBrokers(process.env.KAFKA_BROKERS), o.clientId, connection)
   }
   const producer =
     options.producer ??
     createProducer({
       clientId: o.clientId,
       ...(o.brokers ? { brokers: o.brokers } : {}),
+      ...(connection ? { connection } : {}),
       ...(o.dataDir ? { dataDir: o.dataDir } : {})
     })
   const started = performance.now()

@@ -21,6 +21,14 @@ export function logSource(options: LogSourceOptions): KafkaSource | EmbeddedLogS
     const { dataDir: _d, path: _p, pollIntervalMs: _i, retentionIntervalMs: _r, ...kafka } = rest
     return new KafkaSource(kafka)
   }
-  const { brokers: _b, clientId: _c, maxWaitTime: _w, heartbeatInterval: _h, rebalanceTimeout: _t, ...embedded } = rest
+  const {
+    brokers: _b,
+    connection: _k,
+    clientId: _c,
+    maxWaitTime: _w,
+    heartbeatInterval: _h,
+    rebalanceTimeout: _t,
+    ...embedded
+  } = rest
   return new EmbeddedLogSource(embedded)
 }

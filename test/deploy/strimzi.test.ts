@@ -14,6 +14,7 @@ import {
   STRIMZI_API
 } from '../../scripts/deploy/strimzi-manifests.ts'
 import { REPO_ROOT, stackDefaults } from '../../scripts/stack/config.ts'
+import { KafkaConnectionVariables, kafkaConnectionOptions } from '../../src/kafka/connection.ts'
 import { TOPIC_SPECS, TopicNames, topicSpecs } from '../../src/kafka/topics.ts'
 import { AUDIT_FORMAT_VARIABLE, AuditFormats } from '../../src/memory/audit-format.ts'
 import { auditFormatForConnector } from '../helpers/audit-format.ts'
@@ -348,7 +349,7 @@ test('KafkaConnect builds the Debezium JDBC sink the local stack runs; the Kafka
   }
 })
 
-test('runner: Deployment, PodDisruptionBudget and PodMonitor fit together and run non-root', (t) => {
+test('runner: Deployment, PodDisruptionBudget and PodMonitor fit together and run non-root', () => {
   const deployment = one(production, 'Deployment')
   const pdb = one(production, 'PodDisruptionBudget')
   const monitor = one(production, 'PodMonitor')
@@ -399,7 +400,41 @@ test('runner: Deployment, PodDisruptionBudget and PodMonitor fit together and ru
     ofKind(production, 'KafkaUser').some((u) => u.metadata.name === user),
     `no KafkaUser ${user}`
   )
-  assert.equal(env.get('KAFKA_SASL_PASSWORD')?.valueFrom?.secretKeyRef?.name, user)
+  // TLS and SASL as the listener asks, with the Secrets the operators make (src/kafka/connection.ts reads them).
+  const kafkaUser = ofKind(production, 'KafkaUser').find((u) => u.metadata.name === user)!
+  assert.equal(tls.authentication.type, 'scram-sha-512')
+  assert.equal(kafkaUser.spec.authentication.type, tls.authentication.type)
+  const mechanism = env.get('KAFKA_SASL_MECHANISM')?.value
+  const accepted = kafkaConnectionOptions({
+    KAFKA_SASL_MECHANISM: mechanism,
+    KAFKA_SASL_USERNAME: user,
+    KAFKA_SASL_PASSWORD: 'x'
+  })
+  assert.equal(accepted.sasl?.mechanism, 'SCRAM-SHA-512')
+  /** The Secret key a file path in the container comes from, through its mount and volume. */
+  const mountedSecret = (path: string | undefined) => {
+    const mount = container.volumeMounts.find((m: Manifest) => path?.startsWith(`${m.mountPath}/`))
+    assert.ok(mount, `${path} is not under any volume mount`)
+    const volume = pod.volumes.find((v: Manifest) => v.name === mount.name)
+    const file = path!.slice(mount.mountPath.length + 1)
+    const item = volume?.secret?.items?.find((i: Manifest) => i.path === file)
+    return { secretName: volume?.secret?.secretName, key: item?.key ?? file }
+  }
+  const passwordFile = env.get('KAFKA_SASL_PASSWORD_FILE')?.value
+  if (passwordFile === undefined) {
+    assert.deepEqual(env.get('KAFKA_SASL_PASSWORD')?.valueFrom?.secretKeyRef, { name: user, key: 'password' })
+  } else {
+    assert.ok(!env.has('KAFKA_SASL_PASSWORD'), 'one of KAFKA_SASL_PASSWORD / KAFKA_SASL_PASSWORD_FILE')
+    assert.deepEqual(mountedSecret(passwordFile), { secretName: user, key: 'password' })
+  }
+  assert.deepEqual(mountedSecret(env.get('KAFKA_TLS_CA_FILE')?.value), {
+    secretName: `${kafka.metadata.name}-cluster-ca-cert`,
+    key: 'ca.crt'
+  })
+  const kafkaVariables = new Set<string>(['KAFKA_BROKERS', ...KafkaConnectionVariables])
+  for (const name of env.keys()) {
+    if (name.startsWith('KAFKA_')) assert.ok(kafkaVariables.has(name), `${name} is not a variable the framework reads`)
+  }
   for (const e of container.env) {
     assert.ok((e.value === undefined) !== (e.valueFrom === undefined), `${e.name}: exactly one of value / valueFrom`)
     if (e.valueFrom?.secretKeyRef) assert.ok(e.valueFrom.secretKeyRef.name && e.valueFrom.secretKeyRef.key)
@@ -416,7 +451,7 @@ test('runner: Deployment, PodDisruptionBudget and PodMonitor fit together and ru
     AuditFormats.CONNECT,
     `the runner must set ${AUDIT_FORMAT_VARIABLE}=connect: the JDBC sink fails every plain JSON audit record`
   )
-  // The framework does not read TLS / SASL settings yet: until it does, these variables document the intent.
+  // Every variable set is one the framework reads.
   const source = ['src', 'topologies']
     .flatMap((dir) => readdirSync(join(REPO_ROOT, dir), { recursive: true, withFileTypes: true }))
     .filter((f) => f.isFile() && f.name.endsWith('.ts'))
@@ -425,5 +460,5 @@ test('runner: Deployment, PodDisruptionBudget and PodMonitor fit together and ru
   const unread = [...env.keys()].filter((name) => !source.includes(name) && !['LOG_LEVEL'].includes(name))
   const logger = readFileSync(join(REPO_ROOT, 'src/logger.ts'), 'utf8')
   assert.ok(logger.includes('LOG_LEVEL'))
-  if (unread.length > 0) t.todo(`the framework does not read ${unread.join(', ')} yet (Kafka TLS/SASL support)`)
+  assert.deepEqual(unread, [], `the framework does not read ${unread.join(', ')}`)
 })

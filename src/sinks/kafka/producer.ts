@@ -1,5 +1,6 @@
 import { compatibilityPartitioner, type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError } from '../../errors.ts'
+import { explainKafkaError, type KafkaConnectionOptions, kafkaConnectionOptions } from '../../kafka/connection.ts'
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
 import { createEmbeddedProducer } from '../../log/producer.ts'
 import { parseBrokers } from '../../sources/kafka/options.ts'
@@ -19,6 +20,8 @@ export interface OutgoingMessage {
 export interface CreateProducerOptions {
   /** Default: `KAFKA_BROKERS`. */
   brokers?: string[]
+  /** TLS and SASL settings. Default: from `KAFKA_SASL_*` / `KAFKA_TLS*` (src/kafka/connection.ts). */
+  connection?: KafkaConnectionOptions
   /**
    * Kafka, or the embedded log (docs/EMBEDDED-LOG.md). Default: Kafka when `brokers` is given or `KAFKA_BROKERS`
    * is set, else the embedded log.
@@ -37,10 +40,15 @@ export interface SfmProducer {
   close(): Promise<void>
 }
 
-/** A send to a topic that does not exist is a configuration error: say which topic and how to create it. */
-function explainSendError(error: unknown, messages: readonly OutgoingMessage[]): unknown {
+/**
+ * A send to a topic that does not exist, refused credentials, an untrusted certificate or a denied ACL are
+ * configuration errors: say what to change, rather than let the runtime retry them forever.
+ */
+function explainSendError(error: unknown, messages: readonly OutgoingMessage[], brokers: readonly string[]): unknown {
+  const topics = [...new Set(messages.map((m) => m.topic))].join(', ')
+  const fatal = explainKafkaError(error, { brokers, doing: `producing to ${topics}` })
+  if (fatal) return fatal
   if (/unknown topic/i.test(describeError(error))) {
-    const topics = [...new Set(messages.map((m) => m.topic))].join(', ')
     return new FatalError(`cannot produce to ${topics}: unknown topic — create it with \`npm run topics -- apply\``, {
       code: ErrorCodes.CONFIG,
       cause: error
@@ -74,7 +82,9 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
   if (brokers.length === 0) {
     throw new FatalError('no Kafka brokers: set KAFKA_BROKERS=host:port[,host:port]', { code: ErrorCodes.CONFIG })
   }
+  const connection = options.connection ?? kafkaConnectionOptions()
   const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    ...connection,
     clientId: options.clientId ?? 'sfm-streams-producer',
     bootstrapBrokers: brokers,
     idempotent: true,
@@ -111,7 +121,7 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
           })
         })
         .catch((error: unknown) => {
-          throw explainSendError(error, messages)
+          throw explainSendError(error, messages, brokers)
         })
       if (options.onSent || producerSentChannel.hasSubscribers) {
         const seconds = (performance.now() - started) / 1000

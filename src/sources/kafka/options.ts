@@ -1,4 +1,5 @@
 import { ErrorCodes, FatalError } from '../../errors.ts'
+import { kafkaConnectionOptions } from '../../kafka/connection.ts'
 import type { KafkaSourceOptions } from './types.ts'
 
 export const defaultKafkaSourceOptions = {
@@ -55,6 +56,7 @@ export function resolveKafkaSourceOptions(
     ...defaultKafkaSourceOptions,
     ...options,
     brokers,
+    connection: options.connection ?? kafkaConnectionOptions(env),
     drainOldEvents: options.drainOldEvents ?? parseBoolean(env.DRAIN_OLD_EVENTS, 'DRAIN_OLD_EVENTS', true)
   }
   for (const key of ['highWaterMark', 'maxBytes', 'sessionTimeout', 'heartbeatInterval', 'rebalanceTimeout'] as const) {

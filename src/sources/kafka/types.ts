@@ -1,3 +1,4 @@
+import type { KafkaConnectionOptions } from '../../kafka/connection.ts'
 import type { WireRegistry, WireRegistryOptions } from '../../schemas/wire/registry.ts'
 
 export interface KafkaSourceOptions {
@@ -7,6 +8,8 @@ export interface KafkaSourceOptions {
   groupId: string
   /** Bootstrap brokers, `host:port`. Default: `KAFKA_BROKERS` (comma-separated). */
   brokers?: string[]
+  /** TLS and SASL settings. Default: from `KAFKA_SASL_*` / `KAFKA_TLS*` (src/kafka/connection.ts). */
+  connection?: KafkaConnectionOptions
   clientId?: string
   /**
    * Where a group with no committed offsets starts: the earliest offset (true) or the latest (false). Default:
