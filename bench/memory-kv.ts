@@ -400,7 +400,7 @@ function topologyEnv(ctx: Context, prefix: string, table: string, groupId: strin
 /**
  * memory.ts with its KV branch replaced by `postgresSink` alone: source, pipeline, DLQ and settings are memory.ts's
  * own. The branch's batch options are not reachable from outside the branch, so they are repeated here (keep them
- * equal to memory.ts: SFM_KV_BATCH, 8 MiB, 50 ms).
+ * equal to memory.ts: SFM_KV_BATCH, 8 MiB, SFM_KV_BATCH_WAIT_MS or 50 ms).
  */
 async function kvOnlyTopology(ctx: Context, table: string): Promise<Topology<MemoryEvent>> {
   const full = await memoryTopology()
@@ -415,7 +415,7 @@ async function kvOnlyTopology(ctx: Context, table: string): Promise<Topology<Mem
     settings: full.settings,
     branches: {
       kv: branch(postgresSink({ connectionString: ctx.databaseUrl, table }), {
-        batch: { maxCount, maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 }
+        batch: { maxCount, maxBytes: 8 * 1024 * 1024, maxWaitMs: envInt('SFM_KV_BATCH_WAIT_MS', 50) }
       })
     }
   })

@@ -16,7 +16,8 @@ export type EmbedderKind = (typeof EmbedderKinds)[keyof typeof EmbedderKinds]
  * The embedder the environment asks for:
  *
  * - `SFM_EMBEDDER=lexical` (the default unless `SFM_EMBEDDING_URL` is set): the built-in lexical embedder,
- *   `SFM_LEXICAL_DIMENSIONS` (default 384).
+ *   `SFM_LEXICAL_DIMENSIONS` (default 384) and `SFM_LEXICAL_NGRAM` (character n-gram length, default 3). Both are
+ *   in its revision: changing the n-gram length keeps the index's dimensions and calls for a reindex.
  * - `SFM_EMBEDDER=http`, or `SFM_EMBEDDING_URL` set: an OpenAI-compatible server. `SFM_EMBEDDING_URL` (e.g.
  *   `http://gpu-1:8000/v1`), `SFM_EMBEDDING_MODEL`, `SFM_EMBEDDING_DIMENSIONS` are required;
  *   `SFM_EMBEDDING_API_KEY` (or `OPENAI_API_KEY`), `SFM_EMBEDDING_BATCH` (64), `SFM_EMBEDDING_TIMEOUT_MS` (30000)
@@ -25,7 +26,10 @@ export type EmbedderKind = (typeof EmbedderKinds)[keyof typeof EmbedderKinds]
 export function embedderFromEnv(env: NodeJS.ProcessEnv = process.env): Embedder {
   const kind = env.SFM_EMBEDDER || (env.SFM_EMBEDDING_URL ? EmbedderKinds.HTTP : EmbedderKinds.LEXICAL)
   if (kind === EmbedderKinds.LEXICAL) {
-    return new LexicalEmbedder({ dimensions: envInt('SFM_LEXICAL_DIMENSIONS', 384, env) })
+    return new LexicalEmbedder({
+      dimensions: envInt('SFM_LEXICAL_DIMENSIONS', 384, env),
+      charNgram: envInt('SFM_LEXICAL_NGRAM', 3, env)
+    })
   }
   if (kind !== EmbedderKinds.HTTP) {
     throw new FatalError(`SFM_EMBEDDER must be "lexical" or "http", got ${JSON.stringify(kind)}`)

@@ -8,7 +8,7 @@ import {
 } from '../sinks/kafka/producer.ts'
 import { toSinkError } from '../sinks/postgres/errors.ts'
 import { quoteQualified } from '../sinks/postgres/identifiers.ts'
-import { type Outcome, type PostgresSink, postgresSink } from '../sinks/postgres/index.ts'
+import { type Outcome, Outcomes, type PostgresSink, type PreparedEvent, postgresSink } from '../sinks/postgres/index.ts'
 import { resolvePostgresSinkOptions } from '../sinks/postgres/options.ts'
 import { pglitePool } from '../sinks/postgres/pglite-pool.ts'
 import { createPool } from '../sinks/postgres/pool.ts'
@@ -50,7 +50,8 @@ interface StoredRow {
   importance: number | null
   version: string
   event_id: string
-  event_ts: Date
+  /** `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the fence's exact microseconds (a `Date` would cut them to milliseconds). */
+  event_ts: string
   deleted_at: Date | null
 }
 
@@ -73,9 +74,12 @@ export function kvStoreDescription(options: Pick<MaterializeOptions, 'connection
  * only when all of it is durable.
  *
  * 1. The Postgres sink writes the batch (fence rule, event_id idempotency) and reports each event's outcome.
- * 2. The rows of the ids the batch touched are read back, and their state is published to `memory.latest` (a
- *    tombstone for a deleted memory). Publishing what the table holds — rather than the event — keeps the compacted
- *    topic right even for redeliveries and stale events, and makes republishing harmless.
+ * 2. The state of each memory the batch touched is published to `memory.latest` (a tombstone for a deleted memory):
+ *    what the table holds — rather than the event — keeps the compacted topic right even for redeliveries and stale
+ *    events, and makes republishing harmless. Where an event was `applied`, the row now holds exactly that event as
+ *    the sink wrote it (its payload JSON text, canonical timestamp), so the record is built from it; only the ids
+ *    whose events were all fenced or duplicates are read back. (Reading back every touched row with its payload
+ *    cost PostgreSQL a query per batch and Node the parsing of 1 KB rows: docs/BENCHMARKS.md, memory-kv.)
  * 3. One audit record per event goes to `memory.audit` (applied / fenced / duplicate).
  *
  * Steps 2 and 3 are one produce request. If it fails, the whole batch is retried: step 1 then reports the events as
@@ -129,7 +133,7 @@ export function materializeMemories(
     if (!names) throw new Error('postgres sink is not open')
     try {
       const result = await pool.query<StoredRow>(
-        `SELECT id, namespace, type, payload::text AS payload, importance, version::text AS version, event_id::text AS event_id, event_ts, deleted_at
+        `SELECT id, namespace, type, payload::text AS payload, importance, version::text AS version, event_id::text AS event_id, to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_ts, deleted_at
            FROM ${quoteQualified(names.memories)} WHERE id = ANY($1::text[])`,
         [ids]
       )
@@ -163,6 +167,8 @@ export function materializeMemories(
 
       const records: OutgoingMessage[] = []
       const touched = new Map<string, Envelope<MemoryEvent>>()
+      // Per id, its applied event (at most one: a batch is reduced to one winner per id).
+      const applied = new Map<string, PreparedEvent>()
       const processedAt = new Date().toISOString()
       batch.forEach((envelope, index) => {
         const outcome = result.outcomes[index]
@@ -170,6 +176,10 @@ export function materializeMemories(
         if (!firstOutcome.has(envelope.delivery)) firstOutcome.set(envelope.delivery, outcome)
         const event = envelope.value
         touched.set(event.id, envelope)
+        const prepared = result.prepared[index]
+        if (outcome === Outcomes.APPLIED && prepared !== undefined && CANONICAL_UUID.test(prepared.eventId)) {
+          applied.set(event.id, prepared)
+        }
         records.push({
           topic: options.auditTopic,
           key: event.id,
@@ -187,8 +197,18 @@ export function materializeMemories(
           headers: injectContext(envelope.delivery.context)
         })
       })
-      if (touched.size > 0) {
-        for (const row of await readRows(pool, postgres, [...touched.keys()])) {
+      for (const [id, event] of applied) {
+        const envelope = touched.get(id)
+        records.push({
+          topic: options.latestTopic,
+          key: id,
+          value: event.deleted ? null : latestFromEvent(event),
+          ...(envelope ? { headers: injectContext(envelope.delivery.context) } : {})
+        })
+      }
+      const unread = applied.size === touched.size ? [] : [...touched.keys()].filter((id) => !applied.has(id))
+      if (unread.length > 0) {
+        for (const row of await readRows(pool, postgres, unread)) {
           const envelope = touched.get(row.id)
           records.push({
             topic: options.latestTopic,
@@ -214,6 +234,30 @@ export function materializeMemories(
   }
 }
 
+/**
+ * An event id as PostgreSQL prints a uuid (lower case, hyphenated), once lower-cased. Other spellings it accepts
+ * (braces, no hyphens) are read back instead, so the record says what `event_id::text` says.
+ */
+const CANONICAL_UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+
+/**
+ * The state an applied upsert left in the table, as JSON text with the same fields as `latestValue` (the payload is
+ * the JSON text the sink wrote: equal as JSON to what `payload::text` gives, though jsonb orders keys and spaces
+ * them its own way).
+ */
+function latestFromEvent(event: PreparedEvent): string {
+  const head = JSON.stringify({
+    id: event.id,
+    namespace: event.namespace,
+    type: event.type,
+    importance: event.importance,
+    version: event.version,
+    event_id: event.eventId.toLowerCase(),
+    timestamp: event.timestamp
+  })
+  return `${head.slice(0, -1)},"payload":${event.payload ?? 'null'}}`
+}
+
 /** The latest state of a memory as JSON text; the payload is spliced in as stored (no parse/serialise round). */
 function latestValue(row: StoredRow): string {
   const head = JSON.stringify({
@@ -223,7 +267,7 @@ function latestValue(row: StoredRow): string {
     importance: row.importance,
     version: Number(row.version),
     event_id: row.event_id,
-    timestamp: row.event_ts.toISOString()
+    timestamp: row.event_ts
   })
   return `${head.slice(0, -1)},"payload":${row.payload ?? 'null'}}`
 }

@@ -73,6 +73,9 @@ async function exportedLabels(): Promise<Map<string, Set<string>>> {
     metrics.produced('t', 0.01)
     metrics.postgresRows('applied', 1)
     metrics.observePostgresBatch(0.01)
+    metrics.embedded('lexical', 10, 0.01)
+    metrics.vectorWrites('pgvector', 'upsert', 10)
+    metrics.vectorRequest('pgvector', 10)
     const labels = new Map<string, Set<string>>()
     for (const line of (await metrics.text()).split('\n')) {
       const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s/.exec(line)
@@ -130,7 +133,7 @@ test('the labels the expressions match and group on exist on those series', asyn
   }
 })
 
-test('the dashboard shows lag per partition, rates, processing time, DLQ by stage, commit and producer latency', () => {
+test('the dashboard shows lag per partition, rates, processing time, DLQ by stage, commit and producer latency, vectors', () => {
   const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr))
   const shows = (metric: string, by?: string) =>
     exprs.some((e) => {
@@ -144,6 +147,10 @@ test('the dashboard shows lag per partition, rates, processing time, DLQ by stag
   assert.ok(shows('sfm_commit_seconds_bucket'), 'commit latency')
   assert.ok(shows('sfm_producer_latency_seconds_bucket', 'topic'), 'producer latency')
   assert.ok(shows('sfm_sink_retries_total', 'branch'), 'sink retries')
+  assert.ok(shows('sfm_embed_seconds_bucket', 'embedder'), 'embedding time')
+  assert.ok(shows('sfm_embedded_texts_total', 'embedder'), 'texts embedded per second')
+  assert.ok(shows('sfm_vector_upserts_total', 'store'), 'vector upserts per second')
+  assert.ok(shows('sfm_vector_points_per_request_bucket', 'store'), 'points per request')
 
   // Structure Grafana needs: unique ids, every panel on the 24-column grid and on the templated data source.
   const ids = dashboard.panels.map((p) => p.id)

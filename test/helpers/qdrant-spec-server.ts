@@ -348,6 +348,8 @@ export class QdrantSpecServer {
           const c = this.#collection(params.collection_name)
           if (!Array.isArray(body.points)) throw new Unsupported('only the points-list form is implemented')
           const filter = body.update_filter as JsonObject | undefined
+          // upsert (default): insert or update; update_only: never insert; insert_only: never update.
+          const mode = (body.update_mode as string | null | undefined) ?? 'upsert'
           for (const p of body.points as JsonObject[]) {
             const id = String(p.id)
             const vector = p.vector as number[]
@@ -355,6 +357,7 @@ export class QdrantSpecServer {
               return { status: 400, result: `Wrong input: Vector dimension error: expected dim: ${c.size}` }
             }
             const existing = c.points.get(id)
+            if (existing ? mode === 'insert_only' : mode === 'update_only') continue
             if (existing && filter && !this.#matches(filter, id, existing)) continue
             c.points.set(id, { vector, payload: (p.payload ?? {}) as JsonObject })
           }

@@ -9,6 +9,7 @@ export {
 export {
   DEFAULT_VECTOR_TABLE,
   defaultPgvectorStoreOptions,
+  embeddedPgvectorStoreOptions,
   PgvectorStore,
   type PgvectorStoreOptions,
   vectorLiteral

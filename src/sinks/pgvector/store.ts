@@ -6,6 +6,7 @@ import { derivedName, displayName, parseTableName, quoteIdent, quoteQualified } 
 import type {
   SearchHit,
   SearchOptions,
+  StoredPoint,
   VectorDelete,
   VectorRecord,
   VectorStore,
@@ -32,10 +33,25 @@ export const defaultPgvectorStoreOptions = {
   efSearch: 100
 } as const satisfies PgvectorStoreOptions
 
+/**
+ * HNSW build parameters of the embedded store (pgvector in PGlite): lighter than pgvector's defaults (16/64), as
+ * inserts run in WebAssembly on the runner's own thread; the lexical embedder's self-recall stays ≥ 99% on 5,000
+ * memories (test/sinks/pgvector). Measured with `npm run bench -- embedded --only index` (docs/BENCHMARKS.md).
+ */
+export const embeddedPgvectorStoreOptions = {
+  hnswM: 12,
+  hnswEfConstruction: 40
+} as const satisfies Partial<PgvectorStoreOptions>
+
 interface FenceRow {
   id: string
   version: string
   micros: string
+}
+
+interface PointRow extends FenceRow {
+  model_revision: string | null
+  deleted: boolean
 }
 
 interface HitRow {
@@ -173,6 +189,87 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
     )
     for (const row of rows) out.set(row.id, { version: Number(row.version), micros: BigInt(row.micros) })
     return out
+  }
+
+  async points(ids: readonly string[]): Promise<Map<string, StoredPoint>> {
+    const out = new Map<string, StoredPoint>()
+    if (ids.length === 0) return out
+    const rows = await this.#run('read points', () =>
+      this.#db.query<PointRow>(
+        `SELECT id, version::text AS version, ((extract(epoch FROM event_ts) * 1000000)::int8)::text AS micros,
+             model_revision, deleted_at IS NOT NULL AS deleted
+           FROM ${this.#table} WHERE id = ANY($1::text[])`,
+        [ids]
+      )
+    )
+    for (const row of rows) {
+      out.set(row.id, {
+        version: Number(row.version),
+        micros: BigInt(row.micros),
+        modelRevision: row.model_revision,
+        deleted: row.deleted
+      })
+    }
+    return out
+  }
+
+  async reembed(records: readonly VectorRecord[]): Promise<VectorWriteReport> {
+    const n = records.length
+    if (n === 0) return { upserts: 0, deletes: 0, requests: 0 }
+    this.#requireOpen()
+    const columns = {
+      id: new Array<string>(n),
+      namespace: new Array<string>(n),
+      type: new Array<string | null>(n),
+      importance: new Array<number | null>(n),
+      version: new Array<number>(n),
+      eventTs: new Array<string>(n),
+      revision: new Array<string>(n),
+      embedding: new Array<string>(n),
+      excerpt: new Array<string>(n)
+    }
+    records.forEach((r, k) => {
+      if (r.vector.length !== this.#dimensions) {
+        throw new FatalError(`pgvector store: vector of ${r.vector.length} dimensions for a ${this.#dimensions} index`)
+      }
+      columns.id[k] = r.id
+      columns.namespace[k] = r.namespace
+      columns.type[k] = r.type
+      columns.importance[k] = r.importance
+      columns.version[k] = r.version
+      columns.eventTs[k] = r.timestamp
+      columns.revision[k] = r.modelRevision
+      columns.embedding[k] = vectorLiteral(r.vector)
+      columns.excerpt[k] = cleanText(r.excerpt)
+    })
+    // An UPDATE, not an upsert: a missing row stays missing and a tombstone stays a tombstone. `<=` rather than the
+    // write fence's `<`: re-embedding the stored version is the point, and a newer row is still never touched.
+    const rows = await this.#run('reembed', () =>
+      this.#db.query<{ id: string }>(
+        `UPDATE ${this.#table} AS m SET
+           namespace = i.namespace, type = i.type, importance = i.importance, version = i.version,
+           event_ts = i.event_ts, model_revision = i.model_revision, embedding = i.embedding::vector,
+           excerpt = i.excerpt, updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[], $6::timestamptz[], $7::text[],
+           $8::text[], $9::text[])
+           AS i(id, namespace, type, importance, version, event_ts, model_revision, embedding, excerpt)
+         WHERE m.id = i.id AND m.deleted_at IS NULL AND (m.version, m.event_ts) <= (i.version, i.event_ts)
+         RETURNING m.id`,
+        [
+          columns.id,
+          columns.namespace,
+          columns.type,
+          columns.importance,
+          columns.version,
+          columns.eventTs,
+          columns.revision,
+          columns.embedding,
+          columns.excerpt
+        ]
+      )
+    )
+    vectorRequestChannel.publish({ store: this.kind, points: n } satisfies VectorRequestMessage)
+    return { upserts: rows.length, deletes: 0, requests: 1 }
   }
 
   async write(upserts: readonly VectorRecord[], deletes: readonly VectorDelete[]): Promise<VectorWriteReport> {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { boolArray, jsonArray, numberArray, textArray } from './array-literal.ts'
 import type { ReducedItem } from './buffer.ts'
 import { quoteQualified } from './identifiers.ts'
 import type { TableNames } from './types.ts'
@@ -7,14 +8,17 @@ import type { TableNames } from './types.ts'
  * The SQL text of the sink, after Debezium's JDBC sink dialects: identifiers quoted once here, values always bound.
  *
  * A batch is ONE statement, so it is one implicit transaction and one round trip: the whole batch goes as twelve
- * parallel arrays (UNNEST), the event ids are claimed in the processed table, the claimed winners are upserted
+ * parallel arrays (UNNEST; the payloads as one JSON array, split by jsonb_array_elements: their JSON text is
+ * serialised once, by prepareEvent, and never escaped into an array literal, see array-literal.ts), the event ids
+ * are claimed in the processed table, the claimed winners are upserted
  * under the fence, and the statement returns each item's outcome. A data-modifying CTE's RETURNING is visible to
  * the others, and all of them see the snapshot taken before the statement: `stored` is the state before this batch.
  *
  * - `claimed`: event ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and waits for
  *   a concurrent inserter of the same id, so two writers cannot both claim an event).
  * - `written`: only claimed winners; DO UPDATE only when the fence passes, so a stale or equal event writes nothing
- *   (no dead tuple, no WAL). Deletes leave a tombstone: payload and importance null, deleted_at set.
+ *   (no dead tuple, no WAL). Deletes leave a tombstone: payload and importance null, deleted_at set (a delete's
+ *   element of the payload array is JSON null, hence the CASE: SQL NULL, not the jsonb value 'null').
  * - outcome: not claimed → duplicate; loser → its in-batch outcome; written → applied; otherwise the stored pair
  *   decides between duplicate (equal) and fenced (greater). A row inserted concurrently by another writer is not in
  *   our snapshot: such an item reports fenced.
@@ -36,8 +40,9 @@ export function writeStatement(names: TableNames): WriteStatement {
   const memories = quoteQualified(names.memories)
   const processed = quoteQualified(names.processed)
   const text = `WITH input AS (
-  SELECT * FROM unnest($1::int4[], $2::text[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::float8[], $10::int8[], $11::timestamptz[], $12::bool[])
+  SELECT * FROM ROWS FROM (unnest($1::int4[]), unnest($2::text[]), unnest($3::uuid[]), unnest($4::bool[]),
+    unnest($5::text[]), unnest($6::text[]), unnest($7::text[]), jsonb_array_elements($8::jsonb),
+    unnest($9::float8[]), unnest($10::int8[]), unnest($11::timestamptz[]), unnest($12::bool[]))
     AS i(ord, id, event_id, winner, local, namespace, type, payload, importance, version, event_ts, deleted)
 ),
 claimed AS (
@@ -49,8 +54,8 @@ claimed AS (
 written AS (
   INSERT INTO ${memories} AS m
     (id, namespace, type, payload, importance, version, event_id, event_ts, deleted_at, updated_at)
-  SELECT i.id, i.namespace, i.type, i.payload::jsonb, i.importance, i.version, i.event_id, i.event_ts,
-    CASE WHEN i.deleted THEN i.event_ts END, now()
+  SELECT i.id, i.namespace, i.type, CASE WHEN NOT i.deleted THEN i.payload END, i.importance, i.version, i.event_id,
+    i.event_ts, CASE WHEN i.deleted THEN i.event_ts END, now()
   FROM input i JOIN claimed c ON c.event_id = i.event_id
   WHERE i.winner
   ON CONFLICT (id) DO UPDATE SET
@@ -75,8 +80,11 @@ FROM input i`
   return { name, text }
 }
 
-/** The twelve parameter arrays of `writeStatement`, in order. `ord` is the item's position in `items`. */
-export function writeParameters(items: readonly ReducedItem[]): unknown[] {
+/**
+ * The twelve parameters of `writeStatement`, in order, as text (array literals, and one JSON array for the payloads).
+ * `ord` is the item's position in `items`.
+ */
+export function writeParameters(items: readonly ReducedItem[]): string[] {
   const n = items.length
   const ord = new Array<number>(n)
   const id = new Array<string>(n)
@@ -106,5 +114,18 @@ export function writeParameters(items: readonly ReducedItem[]): unknown[] {
     importance[k] = isWinner ? event.importance : null
     deleted[k] = isWinner ? event.deleted : null
   }
-  return [ord, id, eventId, winner, local, namespace, type, payload, importance, version, eventTs, deleted]
+  return [
+    numberArray(ord),
+    textArray(id),
+    textArray(eventId),
+    boolArray(winner),
+    textArray(local),
+    textArray(namespace),
+    textArray(type),
+    jsonArray(payload),
+    numberArray(importance),
+    numberArray(version),
+    textArray(eventTs),
+    boolArray(deleted)
+  ]
 }

@@ -23,6 +23,89 @@ function isLeapYear(year: number): boolean {
 /** Parses an RFC 3339 date-time with a time zone, or returns a reason it cannot be stored. */
 export function parseEventTime(value: unknown): EventTime | string {
   if (typeof value !== 'string') return 'timestamp must be a string'
+  return parseUtcFast(value) ?? parseRfc3339(value)
+}
+
+const ZERO = 0x30
+const NINE = 0x39
+
+/** The digits of `value[from..to)` as a number, or -1 if one is not a digit. */
+function digits(value: string, from: number, to: number): number {
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const c = value.charCodeAt(i)
+    if (c < ZERO || c > NINE) return -1
+    n = n * 10 + (c - ZERO)
+  }
+  return n
+}
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil), exact for any year ≥ 1. */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year
+  const era = Math.floor(y / 400)
+  const yoe = y - era * 400
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+}
+
+/**
+ * The form producers send nearly always (`Date#toISOString`: `YYYY-MM-DDTHH:MM:SS[.f…]Z`, upper-case T and Z),
+ * read without the regular expression, the Date round trip and BigInt arithmetic, which cost ~1.6 µs per event,
+ * 5% of the memory topology's CPU (docs/BENCHMARKS.md, memory-kv). Returns undefined for anything else, including
+ * leap seconds and year 0, which `parseRfc3339` handles (or refuses) with its own messages; the differential
+ * test in test/sinks/postgres/event-time.test.ts holds both paths to the same results.
+ */
+function parseUtcFast(value: string): EventTime | undefined {
+  const length = value.length
+  if (length < 20 || value.charCodeAt(length - 1) !== 0x5a /* Z */) return undefined
+  if (
+    value.charCodeAt(4) !== 0x2d /* - */ ||
+    value.charCodeAt(7) !== 0x2d ||
+    value.charCodeAt(10) !== 0x54 /* T */ ||
+    value.charCodeAt(13) !== 0x3a /* : */ ||
+    value.charCodeAt(16) !== 0x3a
+  ) {
+    return undefined
+  }
+  const year = digits(value, 0, 4)
+  const month = digits(value, 5, 7)
+  const day = digits(value, 8, 10)
+  const hour = digits(value, 11, 13)
+  const minute = digits(value, 14, 16)
+  const second = digits(value, 17, 19)
+  if (year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59) {
+    return undefined
+  }
+  if (second < 0 || second > 59 || day > (month === 2 && isLeapYear(year) ? 29 : DAYS[month - 1]!)) return undefined
+  let fraction = 0
+  let text: string
+  if (length === 20) {
+    text = `${value.slice(0, 19)}.000000Z`
+  } else {
+    // `.` and at least one digit; digits past the sixth are checked, then truncated (as the general path does).
+    if (value.charCodeAt(19) !== 0x2e /* . */ || length < 22) return undefined
+    const end = length - 1
+    if (end > 26 && digits(value, 26, end) < 0) return undefined
+    const kept = Math.min(end, 26)
+    fraction = digits(value, 20, kept)
+    if (fraction < 0) return undefined
+    for (let i = kept; i < 26; i++) fraction *= 10
+    if (end === 26) text = value
+    else if (end === 23)
+      text = `${value.slice(0, 23)}000Z` // Date#toISOString
+    else text = `${value.slice(0, 19)}.${String(fraction).padStart(6, '0')}Z`
+  }
+  // Year 1..9999 in UTC is always inside fromMicros' range. Below 2^53 µs (until year 2255) one Number is exact.
+  const seconds = daysFromCivil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
+  const exact = seconds * 1_000_000 + fraction
+  const micros = Number.isSafeInteger(exact) ? BigInt(exact) : BigInt(seconds) * 1_000_000n + BigInt(fraction)
+  return { micros, text }
+}
+
+/** The general path: every form RFC3339 admits, offsets applied (exported for the differential test). */
+export function parseRfc3339(value: string): EventTime | string {
   const m = RFC3339.exec(value)
   if (m === null) return 'timestamp is not an RFC 3339 date-time with a time zone'
   const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [

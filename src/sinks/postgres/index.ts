@@ -111,10 +111,14 @@ export function postgresSink(input: PostgresSinkInput): PostgresSink {
       const { writer } = await open()
       const failures: ItemFailure[] = []
       const prepared: PreparedEvent[] = []
+      const byIndex = new Array<PreparedEvent | undefined>(batch.length)
       batch.forEach((envelope, index) => {
         const event = prepareEvent(envelope.value, index)
         if (event instanceof Error) failures.push({ index, error: event })
-        else prepared.push(event)
+        else {
+          prepared.push(event)
+          byIndex[index] = event
+        }
       })
       const report = await writer.write(prepared, context?.signal)
       failures.push(...report.failures)
@@ -130,7 +134,7 @@ export function postgresSink(input: PostgresSinkInput): PostgresSink {
       counts.failed += batchCounts.failed
       failures.sort((a, b) => a.index - b.index)
       options.onOutcomes?.(outcomes, batchCounts)
-      return { failures, outcomes, counts: batchCounts }
+      return { failures, outcomes, counts: batchCounts, prepared: byIndex }
     },
     async close() {
       if (closed) return

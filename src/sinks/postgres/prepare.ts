@@ -13,7 +13,8 @@ function reject(index: number, reason: string, cause?: unknown): PoisonError {
 
 /**
  * Checks what the fence and the statement rely on and converts the event once: the timestamp to exact microseconds
- * and the payload to JSON text (serialised here, once, and cast to jsonb by PostgreSQL). Events reach the sink
+ * and the payload to JSON text (serialised here, once: the statement receives it inside one JSON array, unescaped,
+ * and memory.latest reuses it). Events reach the sink
  * validated against the schema, so a rejection here means a validator was skipped or the schema is looser than the
  * table; the item alone becomes poison instead of failing the batch.
  */
@@ -40,11 +41,15 @@ export function prepareEvent(event: MemoryEvent, index: number): PreparedEvent |
   if (!deleted) {
     if (type === null) return reject(index, 'an upsert needs a type')
     if (event.payload === undefined) return reject(index, 'an upsert needs a payload')
+    let json: string | undefined
     try {
-      payload = JSON.stringify(event.payload)
+      json = JSON.stringify(event.payload)
     } catch (error) {
       return reject(index, 'payload is not serialisable as JSON', error)
     }
+    // undefined for a function or a toJSON() returning undefined (values a decoder never makes): no JSON to store.
+    if (typeof json !== 'string') return reject(index, 'payload is not serialisable as JSON')
+    payload = json
     if (event.importance !== undefined && event.importance !== null) {
       if (typeof event.importance !== 'number' || !Number.isFinite(event.importance)) {
         return reject(index, 'importance must be a finite number')

@@ -59,6 +59,12 @@ export interface PostgresWriteResult extends WriteResult {
   /** Per item of the batch: its outcome, or undefined when it is in `failures`. */
   readonly outcomes: readonly (Outcome | undefined)[]
   readonly counts: OutcomeCounts
+  /**
+   * Per item of the batch: the event as written (payload JSON text, canonical timestamp), or undefined when it
+   * failed before the database. For an `applied` item it is the row's new state, so memory.latest is built from it
+   * instead of reading the row back.
+   */
+  readonly prepared: readonly (PreparedEvent | undefined)[]
 }
 
 export interface TableNames {

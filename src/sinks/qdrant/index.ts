@@ -7,5 +7,6 @@ export {
   type MemoryPointPayload,
   QdrantStore,
   type QdrantStoreInput,
-  type QdrantStoreOptions
+  type QdrantStoreOptions,
+  reembedFilter
 } from './store.ts'

@@ -7,6 +7,7 @@ import type { FencePair } from '../postgres/fence.ts'
 import type {
   SearchHit,
   SearchOptions,
+  StoredPoint,
   VectorDelete,
   VectorRecord,
   VectorStore,
@@ -79,6 +80,21 @@ function olderThan(pair: FencePair): Filter {
   }
 }
 
+/** Points whose stored `(version, ts_micros)` is at most `pair`: the re-embedding fence (`reembed`). */
+function notNewerThan(pair: FencePair): Filter {
+  return {
+    should: [
+      { key: 'version', range: { lt: pair.version } },
+      {
+        must: [
+          { key: 'version', match: { value: pair.version } },
+          { key: 'ts_micros', range: { lte: Number(pair.micros) } }
+        ]
+      }
+    ]
+  }
+}
+
 /**
  * The fence as one Qdrant filter: for each point of the request, "this id, and stored pair older than mine". Used
  * as `update_filter` of an upsert (Qdrant ≥ 1.16: existing points are overwritten only if they match; new points
@@ -88,6 +104,13 @@ function olderThan(pair: FencePair): Filter {
 export function fenceFilter(items: readonly { id: string; version: number; micros: bigint }[]): Filter {
   return {
     should: items.map((item): Condition => ({ must: [{ has_id: [pointId(item.id)] }, olderThan(item)] }))
+  }
+}
+
+/** `fenceFilter` for re-embedding: "this id, and stored pair not newer than mine" (equal pairs match). */
+export function reembedFilter(items: readonly { id: string; version: number; micros: bigint }[]): Filter {
+  return {
+    should: items.map((item): Condition => ({ must: [{ has_id: [pointId(item.id)] }, notNewerThan(item)] }))
   }
 }
 
@@ -199,6 +222,56 @@ export class QdrantStore implements VectorStore {
       }
     })
     return out
+  }
+
+  async points(ids: readonly string[]): Promise<Map<string, StoredPoint>> {
+    const out = new Map<string, StoredPoint>()
+    await this.#parallel(chunk(ids, this.#options.pointsPerRequest), async (part) => {
+      const records = await this.#call('retrieve', () =>
+        this.client.retrieve(this.#options.collection, {
+          ids: part.map(pointId),
+          with_payload: { include: ['id', 'version', 'ts_micros', 'model_revision'] },
+          with_vector: false
+        })
+      )
+      for (const r of records) {
+        const p = r.payload as Partial<MemoryPointPayload> | null | undefined
+        if (typeof p?.id === 'string' && typeof p.version === 'number' && typeof p.ts_micros === 'number') {
+          out.set(p.id, {
+            version: p.version,
+            micros: BigInt(p.ts_micros),
+            modelRevision: typeof p.model_revision === 'string' ? p.model_revision : null,
+            deleted: false
+          })
+        }
+      }
+    })
+    return out
+  }
+
+  /**
+   * `update_mode: update_only` (in Qdrant's 1.19 API) keeps a point that was deleted meanwhile from coming back; the
+   * `update_filter` lets only points whose stored pair is not newer than the record's be replaced.
+   */
+  async reembed(records: readonly VectorRecord[]): Promise<VectorWriteReport> {
+    const dimensions = this.#dimensions
+    if (dimensions === undefined) throw new FatalError('qdrant store: open() it first')
+    if (this.#lost) await this.open(dimensions)
+    const name = this.#options.collection
+    const parts = chunk(records, this.#options.pointsPerRequest)
+    await this.#parallel(parts, async (part) => {
+      const points = part.map((r): Schemas['PointStruct'] => {
+        if (r.vector.length !== dimensions) {
+          throw new FatalError(`qdrant store: vector of ${r.vector.length} dimensions for a ${dimensions} collection`)
+        }
+        return { id: pointId(r.id), vector: Array.from(r.vector), payload: payloadOf(r) }
+      })
+      await this.#call('reembed', () =>
+        this.client.upsert(name, { wait: true, points, update_mode: 'update_only', update_filter: reembedFilter(part) })
+      )
+      vectorRequestChannel.publish({ store: this.kind, points: part.length } satisfies VectorRequestMessage)
+    })
+    return { upserts: records.length, deletes: 0, requests: parts.length }
   }
 
   async write(upserts: readonly VectorRecord[], deletes: readonly VectorDelete[]): Promise<VectorWriteReport> {

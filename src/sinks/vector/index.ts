@@ -1,5 +1,13 @@
+export { type EmbedOutcome, embedIsolating } from './embed-isolating.ts'
 export { type IndexResponsesSinkOptions, indexResponsesSink } from './index-responses.ts'
 export { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
+export { type ReindexSink, type ReindexSinkOptions, reindexSink } from './reindex.ts'
+export {
+  emptyReindexCounts,
+  type ReindexCounts,
+  ReindexProgress,
+  type ReindexProgressOptions
+} from './reindex-progress.ts'
 export { DEFAULT_DATA_DIR, VectorStoreKinds, vectorStoreFromEnv } from './select.ts'
 export {
   type EmbeddingRequestPublisher,

@@ -1,7 +1,7 @@
 import { envInt } from '../../config.ts'
 import { createLogger, type Logger } from '../../logger.ts'
 import { pgDatabase, sharedPgliteDatabase } from '../pgvector/database.ts'
-import { PgvectorStore } from '../pgvector/store.ts'
+import { embeddedPgvectorStoreOptions, PgvectorStore } from '../pgvector/store.ts'
 import { QdrantStore } from '../qdrant/store.ts'
 import type { VectorStore } from './types.ts'
 
@@ -38,11 +38,9 @@ export async function vectorStoreFromEnv(
   } else if (env.VECTOR_DATABASE_URL) {
     store = new PgvectorStore(pgDatabase({ connectionString: env.VECTOR_DATABASE_URL }), table ? { table } : {})
   } else {
-    // Lighter HNSW build parameters than pgvector's defaults (16/64): inserts run in WebAssembly on one core, and
-    // the lexical embedder's self-recall stays at 100% on 5,000 memories (test/sinks/pgvector).
+    // Lighter HNSW build parameters than pgvector's defaults (see embeddedPgvectorStoreOptions).
     store = new PgvectorStore(await sharedPgliteDatabase(env.SFM_DATA_DIR || undefined), {
-      hnswM: 12,
-      hnswEfConstruction: 40,
+      ...embeddedPgvectorStoreOptions,
       ...(table ? { table } : {})
     })
   }

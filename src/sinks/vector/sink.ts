@@ -4,16 +4,12 @@ import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableErr
 import { createLogger, type Logger } from '../../logger.ts'
 import type { MemoryEvent } from '../../memory/event.ts'
 import type { Envelope } from '../../streams/envelope.ts'
-import {
-  type EmbedMessage,
-  embedChannel,
-  type VectorWriteMessage,
-  vectorWriteChannel
-} from '../../telemetry/channels.ts'
+import { type VectorWriteMessage, vectorWriteChannel } from '../../telemetry/channels.ts'
 import { reduceBatch } from '../postgres/buffer.ts'
 import { compareFence } from '../postgres/fence.ts'
 import type { PreparedEvent } from '../postgres/types.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
+import { embedIsolating } from './embed-isolating.ts'
 import { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
 import type { VectorDelete, VectorRecord, VectorStore } from './types.ts'
 
@@ -94,45 +90,16 @@ export function vectorSink(options: VectorSinkOptions): VectorSink {
     await opening
   }
 
-  /** Embeds texts; when the embedder refuses the input, embeds one by one and reports the refused ones. */
+  /** Embeds texts; a text the embedder refuses is isolated by bisection and reported alone. */
   async function embedAll(
     items: readonly VectorCandidate[],
     signal: AbortSignal | undefined,
     failures: ItemFailure[]
   ): Promise<Map<VectorCandidate, Float32Array>> {
-    const out = new Map<VectorCandidate, Float32Array>()
-    if (items.length === 0) return out
-    const run = async (group: readonly VectorCandidate[]): Promise<void> => {
-      const started = performance.now()
-      let vectors: Float32Array[]
-      try {
-        vectors = await embedder.embed(
-          group.map((c) => c.text!),
-          signal
-        )
-      } catch (error) {
-        if (kindOf(error) !== ErrorKinds.POISON) throw error
-        if (group.length === 1) {
-          failures.push({ index: group[0]!.event.index, error })
-          return
-        }
-        const middle = group.length >>> 1
-        await run(group.slice(0, middle))
-        await run(group.slice(middle))
-        return
-      }
-      embedChannel.publish({
-        embedder: embedder.name,
-        texts: group.length,
-        seconds: (performance.now() - started) / 1000
-      } satisfies EmbedMessage)
-      group.forEach((c, i) => {
-        out.set(c, vectors[i]!)
-      })
-    }
-    await run(items)
-    counts.embedded += out.size
-    return out
+    const { vectors, refused } = await embedIsolating(embedder, items, (c) => c.text!, signal)
+    for (const { item, error } of refused) failures.push({ index: item.event.index, error })
+    counts.embedded += vectors.size
+    return vectors
   }
 
   /** Writes to the store; a refused item is isolated by bisection (each half is its own fenced statement). */

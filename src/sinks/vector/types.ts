@@ -21,6 +21,13 @@ export interface VectorDelete extends FencePair {
   readonly timestamp: string
 }
 
+/** What the index holds for one memory id: the fence pair, the revision its vector was made by, and whether deleted. */
+export interface StoredPoint extends FencePair {
+  readonly modelRevision: string | null
+  /** A tombstone (pgvector keeps them; Qdrant removes the point, so its deleted memories are simply absent). */
+  readonly deleted: boolean
+}
+
 export interface SearchOptions {
   /** Number of hits. */
   readonly k: number
@@ -62,12 +69,22 @@ export interface VectorStore {
   open(dimensions: number, signal?: AbortSignal): Promise<void>
   /** The stored fence pairs of these ids (deleted ones included where the store keeps tombstones). */
   fences(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, FencePair>>
+  /** What the index holds for these ids (tombstones included where the store keeps them); absent ids are left out. */
+  points(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPoint>>
   /** Upserts and deletes, one entry per id at most (the sink reduces the batch first). Resolves once durable. */
   write(
     upserts: readonly VectorRecord[],
     deletes: readonly VectorDelete[],
     signal?: AbortSignal
   ): Promise<VectorWriteReport>
+  /**
+   * Re-embedding (topologies/reindex.ts): replaces the vector of each record's point only if the point exists, is
+   * not deleted and its stored `(version, timestamp)` is not newer than the record's — equal included, which is
+   * how a re-embedding of the same version gets in. Never inserts, never undoes a delete: which memories the index
+   * holds stays the vector branch's decision. One entry per id at most. `upserts` in the report: points replaced
+   * (Qdrant: points sent, it does not say which the filter let through).
+   */
+  reembed(records: readonly VectorRecord[], signal?: AbortSignal): Promise<VectorWriteReport>
   search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<SearchHit[]>
   /** Live (not deleted) points; for tests and progress output. */
   count(): Promise<number>

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import pg from 'pg'
-import { type EventTime, fromMicros, parseEventTime } from '../../../src/sinks/postgres/event-time.ts'
+import { type EventTime, fromMicros, parseEventTime, parseRfc3339 } from '../../../src/sinks/postgres/event-time.ts'
 import { databaseUrl } from './helpers.ts'
 
 function parsed(value: string): EventTime {
@@ -46,6 +46,67 @@ test('parseEventTime: refuses what PostgreSQL or the schema would refuse', () =>
   assert.equal(typeof parseEventTime(12), 'string')
   assert.equal(parsed('2024-02-29T00:00:00Z').text, '2024-02-29T00:00:00.000000Z')
   assert.equal(typeof fromMicros(-62135596800000001n), 'string')
+})
+
+test('parseEventTime: the fast path for UTC "Z" forms gives what the general path gives', () => {
+  const pad = (n: number, w = 2): string => String(n).padStart(w, '0')
+  const field = (max: number, w = 2) =>
+    fc.oneof(
+      fc.integer({ min: 0, max }).map((n) => pad(n, w)),
+      fc.constantFrom('', '0', '1x', '-1', ' 1')
+    )
+  // Mostly well-formed, with every field pushed past its range, leap days, leap seconds, year 0, long fractions,
+  // lower-case or missing T/Z and stray characters, so both the fast path and its fall-backs are exercised.
+  const candidate = fc
+    .record({
+      year: fc.oneof(
+        fc.integer({ min: 0, max: 9999 }).map((n) => pad(n, 4)),
+        fc.constantFrom('1970', '2000', '2100')
+      ),
+      month: field(13),
+      day: field(32),
+      hour: field(24),
+      minute: field(60),
+      second: field(61),
+      fraction: fc.option(fc.stringMatching(/^\d{0,12}$/), { nil: undefined }),
+      t: fc.constantFrom('T', 'T', 'T', 't', ' '),
+      z: fc.constantFrom('Z', 'Z', 'Z', 'z', '', '+00:00', 'ZZ')
+    })
+    .map(
+      (r) =>
+        `${r.year}-${r.month}-${r.day}${r.t}${r.hour}:${r.minute}:${r.second}` +
+        `${r.fraction === undefined ? '' : `.${r.fraction}`}${r.z}`
+    )
+  const canonical = fc
+    .record({
+      date: fc.date({
+        min: new Date('0001-01-01T00:00:00Z'),
+        max: new Date('9999-12-31T23:59:59.999Z'),
+        noInvalidDate: true
+      }),
+      micros: fc.option(fc.stringMatching(/^\d{3}$/), { nil: undefined })
+    })
+    .map(({ date, micros }) =>
+      micros === undefined ? date.toISOString() : `${date.toISOString().slice(0, 23)}${micros}Z`
+    )
+  const generated = fc.oneof(candidate, canonical)
+  let fast = 0
+  fc.assert(
+    fc.property(generated, (value) => {
+      const general = parseRfc3339(value)
+      const result = parseEventTime(value)
+      if (typeof general === 'string') assert.equal(typeof result, 'string', value)
+      else {
+        assert.deepEqual(result, general, value)
+        if (value.endsWith('Z') && value[10] === 'T') fast++
+      }
+    }),
+    { numRuns: 20_000, seed: 20261127 }
+  )
+  assert.ok(fast > 5_000, `only ${fast} values took the fast path`)
+  for (const value of ['0001-01-01T00:00:00Z', '9999-12-31T23:59:59.999999999Z', '2255-06-05T23:47:34.740993Z']) {
+    assert.deepEqual(parseEventTime(value), parseRfc3339(value), value)
+  }
 })
 
 test('parseEventTime agrees with PostgreSQL timestamptz for generated RFC 3339 strings', async (t) => {
