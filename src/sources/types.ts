@@ -42,6 +42,13 @@ export interface Source {
   open(listener: SourceListener): Promise<void>
   /** The next message, or undefined once the source has ended or `signal` aborted. */
   next(signal: AbortSignal): Promise<SourceMessage | undefined>
+  /**
+   * Optional fast path: a message the source already holds, taken synchronously, or undefined when none is buffered
+   * right now (which says nothing about the end: `next` tells that, and throws the source's errors). The runtime
+   * calls it, after an awaited `next`, only while its in-flight window has room, so it drains what one fetch
+   * delivered without a promise per message.
+   */
+  tryNext?(): SourceMessage | undefined
   commit(offsets: readonly CommitRequest[]): Promise<void>
   close(): Promise<void>
 }

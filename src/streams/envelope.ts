@@ -67,7 +67,7 @@ export class Delivery {
     this.context = init.context ?? ROOT_CONTEXT
     this.receivedAt = init.receivedAt ?? performance.now()
     let size = init.raw.length + (init.key?.length ?? 0)
-    for (const [k, v] of init.headers) size += k.length + v.length
+    if (init.headers.size > 0) for (const [k, v] of init.headers) size += k.length + v.length
     this.size = size
   }
 

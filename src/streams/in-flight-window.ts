@@ -41,6 +41,13 @@ export class InFlightWindow {
     return this.#messages >= this.maxMessages || this.#bytes >= this.maxBytes
   }
 
+  /** Takes room for one more message if there is some now; false, taking nothing, when the window is full. */
+  tryAcquire(): boolean {
+    if (this.full) return false
+    this.#messages++
+    return true
+  }
+
   /**
    * Resolves true once there is room for one more message, and takes that room; resolves false, taking nothing,
    * if `signal` aborts first.

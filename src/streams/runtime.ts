@@ -1,5 +1,5 @@
 import { type Context, ROOT_CONTEXT } from '@opentelemetry/api'
-import { identity, merge, type OperatorFunction, Subject, share, tap } from 'rxjs'
+import { identity, merge, type OperatorFunction } from 'rxjs'
 import { ErrorKinds, errorMessage, kindOf } from '../errors.ts'
 import { createLogger, type Logger } from '../logger.ts'
 import type { CommitRequest, SourceMessage, TopicPartition } from '../sources/types.ts'
@@ -7,6 +7,7 @@ import { backoffDelay, sleep } from './backoff.ts'
 import { CommitCoordinator } from './commit-coordinator.ts'
 import { buildDeadLetter, type DeadLetter } from './dead-letter.ts'
 import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
+import { Feed } from './feed.ts'
 import { InFlightWindow } from './in-flight-window.ts'
 import type { Topology } from './topology.ts'
 
@@ -234,19 +235,31 @@ export class Runtime implements DeliveryHost {
     for (const [name, b] of branches) await b.sink.open?.(contextOf(name))
     await topology.deadLetter.open?.()
 
-    const input = new Subject<Envelope<Buffer>>()
+    // input → shared pipeline → fork → fanOut → every branch. Feeds rather than a Subject and share(): same
+    // multicast, without their allocations per message (see feed.ts). The branches subscribe first, so the pipeline
+    // has somewhere to send its first message.
+    const input = new Feed<Envelope<Buffer>>()
+    const fanOut = new Feed<Envelope<unknown>>()
     const pipeline = (topology.pipeline ?? identity) as OperatorFunction<Envelope<Buffer>, Envelope<unknown>>
-    const shared = input.pipe(
-      pipeline,
-      tap((envelope) => envelope.delivery.fork(branches.length)),
-      share()
-    )
     const graph = new Promise<void>((resolve, reject) => {
-      merge(...branches.map(([name, b]) => b.connect(shared, contextOf(name)))).subscribe({
+      merge(...branches.map(([name, b]) => b.connect(fanOut.observable, contextOf(name)))).subscribe({
         error: reject,
         complete: resolve
       })
     }).catch((error) => this.#fail(error))
+    const feeding = input.observable.pipe(pipeline).subscribe({
+      next: (envelope) => {
+        try {
+          envelope.delivery.fork(branches.length)
+        } catch (error) {
+          fanOut.error(error)
+          return
+        }
+        fanOut.next(envelope)
+      },
+      error: (error) => fanOut.error(error),
+      complete: () => fanOut.complete()
+    })
 
     // Keep what the consumer buffers ahead within the window, so buffered + in flight stays bounded.
     topology.source.limitBuffer?.(settings.maxInFlight)
@@ -287,6 +300,7 @@ export class Runtime implements DeliveryHost {
     }
     this.#sinks.abort()
     await raceTimeout(graph, 1_000)
+    feeding.unsubscribe()
 
     this.#coordinator.stop()
     try {
@@ -303,39 +317,59 @@ export class Runtime implements DeliveryHost {
     return { ...this.stats(), lag: reason === StopReasons.IDLE ? 0n : undefined, reason, committedOffsets }
   }
 
-  async #pullLoop(input: Subject<Envelope<Buffer>>): Promise<void> {
+  async #pullLoop(input: Feed<Envelope<Buffer>>): Promise<void> {
     const { source } = this.topology
+    const window = this.#window
     const signal = this.#pull.signal
     while (!signal.aborted) {
-      if (!(await this.#window.acquire(signal))) return
+      if (!window.tryAcquire() && !(await window.acquire(signal))) return
       this.#reserved = 1
       let message: SourceMessage | undefined
       try {
         message = await source.next(signal)
       } catch (error) {
-        this.#window.release(0)
+        window.release(0)
         throw error
       } finally {
         this.#reserved = 0
       }
       if (!message) {
-        this.#window.release(0)
+        window.release(0)
         return
       }
-      this.#lastMessageAt = performance.now()
-      const delivery = new Delivery(this, {
-        origin: message.origin,
-        key: message.key,
-        raw: message.value,
-        headers: message.headers,
-        context: this.#observer.contextFor?.(message) ?? ROOT_CONTEXT
-      })
-      this.#window.addBytes(delivery.size)
-      this.#coordinator.track(message.origin)
-      this.#stats.consumed++
-      this.#observer.consumed?.(message, delivery.size)
-      input.next(new Envelope(delivery, message.value))
+      this.#accept(input, message)
+      if (source.tryNext === undefined) continue
+      // Take what the source already buffered (e.g. the rest of a fetch response) in one synchronous loop, a permit
+      // each, without awaiting per message. This yields no more than awaiting did: a buffered message resolved
+      // `next` in a microtask, so timers and I/O waited for the buffer either way.
+      while (!signal.aborted && window.tryAcquire()) {
+        const buffered = source.tryNext()
+        if (buffered === undefined) {
+          window.release(0)
+          break
+        }
+        this.#accept(input, buffered)
+      }
     }
+  }
+
+  /** One pulled message (its permit taken) into the topology. */
+  #accept(input: Feed<Envelope<Buffer>>, message: SourceMessage): void {
+    const now = performance.now()
+    this.#lastMessageAt = now
+    const delivery = new Delivery(this, {
+      origin: message.origin,
+      key: message.key,
+      raw: message.value,
+      headers: message.headers,
+      context: this.#observer.contextFor?.(message) ?? ROOT_CONTEXT,
+      receivedAt: now
+    })
+    this.#window.addBytes(delivery.size)
+    this.#coordinator.track(message.origin)
+    this.#stats.consumed++
+    this.#observer.consumed?.(message, delivery.size)
+    input.next(new Envelope(delivery, message.value))
   }
 
   #watchIdle(): ReturnType<typeof setInterval> | undefined {

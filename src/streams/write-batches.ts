@@ -55,12 +55,15 @@ export function writeBatches<T>(
       for (const item of items) item.delivery.countAttempt()
       try {
         const result = await sink.write(items, context)
-        const failed = new Map<number, unknown>()
-        for (const f of result?.failures ?? []) failed.set(f.index, f.error)
+        const failures = result?.failures
+        // The usual outcome, everything written, needs no lookup (nor an entry pair per item).
+        const failed = failures && failures.length > 0 ? new Map<number, unknown>() : undefined
+        if (failed && failures) for (const f of failures) failed.set(f.index, f.error)
         let bytes = 0
-        for (const [index, item] of items.entries()) {
+        for (let index = 0; index < items.length; index++) {
+          const item = items[index]!
           bytes += item.size
-          if (!failed.has(index)) {
+          if (failed === undefined || !failed.has(index)) {
             item.ack()
             continue
           }

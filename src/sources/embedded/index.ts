@@ -198,6 +198,12 @@ export class EmbeddedLogSource implements Source {
     }
   }
 
+  /** The rest of the current chunk, synchronously; never reads the log (`next` does, a macrotask turn per chunk). */
+  tryNext(): SourceMessage | undefined {
+    if (this.#failure !== undefined || this.#index >= this.#buffer.length) return undefined
+    return this.#toSourceMessage(this.#buffer[this.#index++]!)
+  }
+
   /** Reads the next chunk into the buffer, round-robin over partitions that have records past their position. */
   #fill(): number {
     const log = this.#log!

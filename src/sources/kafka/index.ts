@@ -1,8 +1,10 @@
+import { finished, type Readable } from 'node:stream'
 import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka'
 import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, FatalError, RetriableError } from '../../errors.ts'
+import { explainKafkaError, probeKafka } from '../../kafka/connection.ts'
 import { decodeRegistered } from '../../schemas/wire/decode.ts'
-import type { Envelope } from '../../streams/envelope.ts'
+import type { Envelope, Origin } from '../../streams/envelope.ts'
 import { type DecodeJsonOptions, decodeJson } from '../../streams/operators/decode-json.ts'
 import type { CommitRequest, Source, SourceListener, SourceMessage, TopicPartition } from '../types.ts'
 import { type ResolvedKafkaSourceOptions, resolveKafkaSourceOptions } from './options.ts'
@@ -13,7 +15,10 @@ export type { KafkaSourceOptions } from './types.ts'
 
 type RawMessage = Message<Buffer, Buffer, Buffer, Buffer>
 
-const ABORTED = Symbol('aborted')
+/** Shared by every message without headers (most of them): one Map less per message. Never mutated. */
+const NO_HEADERS: ReadonlyMap<string, Buffer> = new Map()
+/** The value of a tombstone (no value). Zero bytes: nothing in it to mutate. */
+const EMPTY = Buffer.alloc(0)
 
 /**
  * A consumer-group source on @platformatic/kafka. Autocommit is off: the library's default commits each fetched
@@ -26,7 +31,10 @@ export class KafkaSource implements Source {
   #resolved: ResolvedKafkaSourceOptions | undefined
   #consumer: Consumer<Buffer, Buffer, Buffer, Buffer> | undefined
   #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined
-  #iterator: AsyncIterator<RawMessage> | undefined
+  /** The stream ended (undefined: not yet; null: cleanly; else the error it failed with). */
+  #ended: Error | null | undefined
+  /** `next` calls waiting for the stream (data, end or error); the runtime has at most one. */
+  #waiting: Array<() => void> = []
 
   constructor(options: KafkaSourceOptions) {
     this.options = options
@@ -61,6 +69,7 @@ export class KafkaSource implements Source {
     const o = resolveKafkaSourceOptions(this.options)
     this.#resolved = o
     const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+      ...o.connection,
       clientId: o.clientId,
       bootstrapBrokers: o.brokers,
       groupId: o.groupId,
@@ -71,6 +80,11 @@ export class KafkaSource implements Source {
       maxBytes: o.maxBytes,
       maxWaitTime: o.maxWaitTime,
       highWaterMark: o.highWaterMark
+    })
+    // Refused credentials or an untrusted certificate stop here at once, not after the client's nested retries.
+    await probeKafka(consumer, o.topics, openContext(o)).catch(async (error: unknown) => {
+      await consumer.close().catch(() => {})
+      throw error
     })
     this.#consumer = consumer
     consumer.on('consumer:group:rebalance', () => listener.rebalancing())
@@ -100,24 +114,63 @@ export class KafkaSource implements Source {
       .catch((error: unknown) => {
         throw explainOpenError(error, o)
       })
-    this.#iterator = this.#stream[Symbol.asyncIterator]()
+    this.#watch(this.#stream)
+  }
+
+  /**
+   * Reads the stream in paused mode with `read()`, as its async iterator does, but without a promise (and an abort
+   * race) per message. The 'readable' listener stays attached for the stream's life: it keeps the stream out of
+   * flowing mode when @platformatic/kafka calls `resume()` after a rebalance (flowing with no 'data' listener would
+   * drop messages), and its fetch loop only runs while `readableFlowing` is not null (messages-stream.js #fetch).
+   */
+  #watch(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>): void {
+    this.#ended = undefined
+    stream.on('readable', () => this.#wake())
+    // Like the async iterator: an error, or a close before the end (ERR_STREAM_PREMATURE_CLOSE), fails `next`.
+    // (The upcast: its typed async iterator yields messages, which NodeJS.ReadableStream's types reserve for bytes.)
+    finished(stream as Readable, { writable: false }, (error) => {
+      this.#ended = error ?? null
+      this.#wake()
+    })
+  }
+
+  #wake(): void {
+    if (this.#waiting.length === 0) return
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const wake of waiting) wake()
   }
 
   async next(signal: AbortSignal): Promise<SourceMessage | undefined> {
-    const iterator = this.#iterator
-    if (!iterator || signal.aborted) return undefined
-    let onAbort: (() => void) | undefined
-    const aborted = new Promise<typeof ABORTED>((resolve) => {
-      onAbort = () => resolve(ABORTED)
-      signal.addEventListener('abort', onAbort, { once: true })
-    })
-    try {
-      const result = await Promise.race([iterator.next(), aborted])
-      if (result === ABORTED || result.done) return undefined
-      return toSourceMessage(result.value)
-    } finally {
-      if (onAbort) signal.removeEventListener('abort', onAbort)
+    const stream = this.#stream
+    if (!stream) return undefined
+    for (;;) {
+      if (signal.aborted) return undefined
+      const message = this.tryNext()
+      if (message !== undefined) return message
+      if (this.#ended !== undefined) {
+        if (this.#ended === null) return undefined
+        throw this.#ended
+      }
+      // Nothing buffered: read() has set needReadable, so the next push emits 'readable'. Race the abort only here.
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal.removeEventListener('abort', wake)
+          const i = this.#waiting.indexOf(wake)
+          if (i >= 0) this.#waiting.splice(i, 1)
+          resolve()
+        }
+        this.#waiting.push(wake)
+        signal.addEventListener('abort', wake, { once: true })
+      })
     }
+  }
+
+  tryNext(): SourceMessage | undefined {
+    const stream = this.#stream
+    if (!stream || stream.destroyed) return undefined
+    const message = stream.read() as RawMessage | null
+    return message === null ? undefined : toSourceMessage(message)
   }
 
   async commit(offsets: readonly CommitRequest[]): Promise<void> {
@@ -145,8 +198,15 @@ export class KafkaSource implements Source {
   }
 }
 
+const openContext = (o: ResolvedKafkaSourceOptions) => ({
+  brokers: o.brokers,
+  doing: `consuming ${o.topics.join(', ')}`
+})
+
 /** Turns the client's terse errors at start into ones that say what to do. */
 function explainOpenError(error: unknown, o: ResolvedKafkaSourceOptions): unknown {
+  const fatal = explainKafkaError(error, openContext(o))
+  if (fatal) return fatal
   const text = error instanceof Error ? `${error.message} ${collectMessages(error)}` : String(error)
   if (/unknown topic/i.test(text)) {
     return new FatalError(
@@ -168,19 +228,42 @@ function collectMessages(error: Error): string {
 }
 
 function toSourceMessage(message: RawMessage): SourceMessage {
-  const headers = new Map<string, Buffer>()
-  for (const [key, value] of message.headers) headers.set(key.toString('utf8'), value)
-  return {
-    key: message.key ?? undefined,
-    value: message.value ?? Buffer.alloc(0),
-    headers,
-    origin: {
-      topic: message.topic,
-      partition: message.partition,
-      offset: message.offset,
-      leaderEpoch: message.leaderEpoch,
-      timestamp: message.timestamp
+  return new KafkaSourceMessage(message)
+}
+
+/**
+ * A consumed record as the runtime takes it. It is its own `origin` (the Origin fields live on it): one object per
+ * message instead of two on the per-message path, and the Delivery keeps key, value and headers alive anyway.
+ */
+class KafkaSourceMessage implements SourceMessage, Origin {
+  readonly key: Buffer | undefined
+  readonly value: Buffer
+  readonly headers: ReadonlyMap<string, Buffer>
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly leaderEpoch: number
+  readonly timestamp: bigint
+
+  constructor(message: RawMessage) {
+    this.key = message.key ?? undefined
+    this.value = message.value ?? EMPTY
+    let headers = NO_HEADERS
+    if (message.headers.size > 0) {
+      const decoded = new Map<string, Buffer>()
+      for (const [key, value] of message.headers) decoded.set(key.toString('utf8'), value)
+      headers = decoded
     }
+    this.headers = headers
+    this.topic = message.topic
+    this.partition = message.partition
+    this.offset = message.offset
+    this.leaderEpoch = message.leaderEpoch
+    this.timestamp = message.timestamp
+  }
+
+  get origin(): Origin {
+    return this
   }
 }
 
