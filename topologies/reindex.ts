@@ -7,6 +7,8 @@
  *              live, same version, made by another revision (or SFM_REINDEX_ALL=true) ─▶ embed ─▶ vector store
  *              already current · absent or deleted · newer in the index · tombstone ─▶ skipped, counted
  *            (written under the fence: replaces a point only if it exists, is live and is not newer)
+ *            with SFM_REINDEX_FILL=true also: absent ─▶ embed ─▶ fenced upsert · older ─▶ replaced ·
+ *              tombstone of a live point ─▶ removed
  *   poison (undecodable, malformed, refused by the embedder) ─▶ memory.dlq
  *
  * Why memory.latest rather than PostgreSQL `memories`: it is the framework's published "latest state" view, read
@@ -22,13 +24,25 @@
  * not embedded again, so an interrupted run started again redoes little work. The group is its own (never the
  * memory topology's), and a run refuses to start while another holds it.
  *
+ * Fill (SFM_REINDEX_FILL=true): builds an index from memory.latest — a new table or collection after a change of
+ * dimensions (SFM_VECTOR_TABLE / SFM_QDRANT_COLLECTION; the store creates it), or an empty store — and brings an
+ * incomplete one up to date. Each id's last record decides: a live state is inserted (fenced upsert) or replaces an
+ * older one, a tombstone removes the memory. Explicit rather than "when the index is empty": an interrupted fill
+ * leaves a non-empty index, and its next run must still insert; and a mistyped table name should not silently
+ * start a new index. Nothing else writing the new store makes every decision exact: fill while the memory
+ * topology still writes the old one, stop it, fill again (only what changed since is embedded), start it on the new
+ * store. With the memory topology writing the same store meanwhile, pgvector's tombstones keep a delete it writes;
+ * Qdrant keeps none, so a memory it deletes between the fill's read and its insert can come back
+ * (src/sinks/vector/README.md).
+ *
  * Concurrency with the live memory topology: allowed where the store is shared (Qdrant, or pgvector at
  * VECTOR_DATABASE_URL; the embedded PGlite store is one process's). Stop or reconfigure the memory topology to the
  * new embedder first: vectors it writes meanwhile with the old one are left for the next run.
  *
  * Run: `npm start -- topologies/reindex.ts --until-idle` with the same store and embedder configuration as the
  * memory topology (QDRANT_URL / VECTOR_DATABASE_URL / PGlite under SFM_DATA_DIR; SFM_EMBEDDER…). SFM_REINDEX_ALL=true
- * re-embeds every memory whatever its revision; SFM_REINDEX_GROUP (sfm-reindex), SFM_REINDEX_BATCH (512).
+ * re-embeds every memory whatever its revision; SFM_REINDEX_FILL=true fills (above); SFM_REINDEX_GROUP
+ * (sfm-reindex), SFM_REINDEX_BATCH (512).
  * Progress (offsets done / total, records/s, what became of them) is logged every 5 s, and a summary at the end.
  */
 import { envInt, topicName } from '../src/config.ts'
@@ -45,6 +59,7 @@ export async function reindexTopology() {
   const latest = topicName('memory.latest')
   const groupId = process.env.SFM_REINDEX_GROUP || 'sfm-reindex'
   const all = parseBoolean(process.env.SFM_REINDEX_ALL, 'SFM_REINDEX_ALL', false)
+  const fill = parseBoolean(process.env.SFM_REINDEX_FILL, 'SFM_REINDEX_FILL', false)
   const spans = await rewindGroup({ groupId, topics: [latest] })
   const embedder = embedderFromEnv()
   return defineTopology<LatestRecord>({
@@ -54,7 +69,13 @@ export async function reindexTopology() {
     pipeline: decodeLatest({ maxBytes: 2 * 1024 * 1024, maxDepth: 64 }),
     branches: {
       reembed: branch(
-        reindexSink({ embedder, store: await vectorStoreFromEnv(), all, progress: new ReindexProgress(spans) }),
+        reindexSink({
+          embedder,
+          store: await vectorStoreFromEnv(),
+          all,
+          fill,
+          progress: new ReindexProgress(spans, { fill })
+        }),
         { batch: { maxCount: envInt('SFM_REINDEX_BATCH', 512), maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 } }
       )
     },

@@ -75,6 +75,7 @@ function history(n: number) {
   const phase1: MemoryEvent[] = []
   const phase2: MemoryEvent[] = []
   const live = new Map<string, string>()
+  const versions = new Map<string, number>()
   const deleted = new Set<string>()
   for (let i = 0; i < n; i++) {
     const id = `r-${i}`
@@ -95,9 +96,48 @@ function history(n: number) {
         timestamp: at(3, i)
       })
       deleted.add(id)
-    } else live.set(id, text)
+    } else {
+      live.set(id, text)
+      versions.set(id, i % 3 === 0 ? 2 : 1)
+    }
   }
-  return { phase1, phase2, live, deleted }
+  return { phase1, phase2, live, versions, deleted }
+}
+
+/**
+ * After `history(n)`: every fifth live memory deleted (version 4), every seventh other one given a new text
+ * (version 4), every sixteenth deleted one created again (version 5). Returns the events and the memories then.
+ */
+function laterHistory(before: ReturnType<typeof history>, n: number) {
+  const texts = textCorpus(n, 29)
+  const events: MemoryEvent[] = []
+  const live = new Map(before.live)
+  const versions = new Map(before.versions)
+  const deleted = new Set(before.deleted)
+  const changes = { deletes: 0, updates: 0, recreations: 0 }
+  for (let i = 0; i < n; i++) {
+    const id = `r-${i}`
+    const base = { event_id: randomUUID(), id, namespace: i % 2 ? 'odd' : 'even' }
+    if (before.live.has(id) && i % 5 === 0) {
+      events.push({ ...base, op: 'delete', version: 4, timestamp: at(4, i) })
+      live.delete(id)
+      versions.delete(id)
+      deleted.add(id)
+      changes.deletes++
+    } else if (before.live.has(id) && i % 7 === 0) {
+      events.push({ ...base, type: 'semantic', version: 4, timestamp: at(4, i), payload: { text: texts[i]! } })
+      live.set(id, texts[i]!)
+      versions.set(id, 4)
+      changes.updates++
+    } else if (before.deleted.has(id) && i % 16 === 0) {
+      events.push({ ...base, type: 'semantic', version: 5, timestamp: at(5, i), payload: { text: texts[i]! } })
+      live.set(id, texts[i]!)
+      versions.set(id, 5)
+      deleted.delete(id)
+      changes.recreations++
+    }
+  }
+  return { events, live, versions, deleted, changes }
 }
 
 async function run<T>(build: () => Promise<Topology<T>>) {
@@ -110,13 +150,14 @@ interface Row {
   id: string
   deleted: boolean
   model_revision: string | null
+  version: number
 }
 
-async function readIndex(dataDir: string): Promise<Map<string, Row>> {
+async function readIndex(dataDir: string, table = 'memory_vectors'): Promise<Map<string, Row>> {
   const db = await sharedPgliteDatabase(dataDir)
   try {
     const rows = await db.query<Row>(
-      'SELECT id, deleted_at IS NOT NULL AS deleted, model_revision FROM memory_vectors ORDER BY id'
+      `SELECT id, deleted_at IS NOT NULL AS deleted, model_revision, version::int AS version FROM "${table}" ORDER BY id`
     )
     return new Map(rows.map((r) => [r.id, r]))
   } finally {
@@ -210,5 +251,114 @@ describe('reindex topology on the real broker, pgvector in PGlite', { skip }, ()
     assert.match(pass, new RegExp(`reembedded ${live.size}\\b`))
     assert.match(pass, /offsets/)
     t.diagnostic(pass.trim())
+  })
+
+  test('fill: a new table of other dimensions gets exactly the live memories; a second fill changes nothing; later changes follow', {
+    timeout: 300_000
+  }, async (t) => {
+    const stack = await isolated(t)
+    const before = history(240)
+    const records = (events: MemoryEvent[]) =>
+      events.map((e) => ({ topic: stack.topic('memory.events'), key: e.id, value: JSON.stringify(e) }))
+
+    // Table A (memory_vectors, 64 dimensions): the memory topology, in two passes (updates and deletes second).
+    stack.use()
+    const revisionA = embedderFromEnv().revision
+    for (const phase of [before.phase1, before.phase2]) {
+      await produce(records(phase))
+      assert.equal((await run(memoryTopology)).summary.deadLettered, 0)
+    }
+
+    // Table B: 96 dimensions, which table A cannot hold (the store refuses it), so a new table built from
+    // memory.latest. memory.latest is not compacted here: it holds every older state before newer ones and tombstones.
+    const fillVars = { SFM_VECTOR_TABLE: 'vectors_b', SFM_LEXICAL_DIMENSIONS: '96', SFM_REINDEX_FILL: 'true' }
+    stack.use(fillVars)
+    const b = embedderFromEnv()
+    assert.equal(b.dimensions, 96)
+    const fill = async () => {
+      const { topology, summary } = await run(reindexTopology)
+      assert.equal(summary.deadLettered, 0)
+      const c = (topology.branches.reembed!.sink as ReindexSink).counts
+      assert.equal(c.failed, 0)
+      const skipped = c.current + c.newer + c.absent + c.tombstones + c.superseded + c.empty
+      assert.equal(c.read, c.inserted + c.updated + c.reembedded + c.deleted + skipped, 'each record counted once')
+      return c
+    }
+
+    /** Table B holds exactly the live memories, at their newest version, made by B; each one's text recalls it. */
+    const expectB = async (expected: { live: Map<string, string>; versions: Map<string, number> }) => {
+      const index = await readIndex(stack.dataDir, 'vectors_b')
+      const liveRows = [...index.values()].filter((r) => !r.deleted)
+      assert.deepEqual(liveRows.map((r) => r.id).sort(), [...expected.live.keys()].sort(), 'exactly the live memories')
+      for (const r of liveRows) {
+        assert.equal(r.version, expected.versions.get(r.id), `${r.id} at its newest version`)
+        assert.equal(r.model_revision, b.revision)
+      }
+      const db = await sharedPgliteDatabase(stack.dataDir)
+      const store = new PgvectorStore(db, { table: 'vectors_b' })
+      try {
+        await store.open(b.dimensions)
+        const ids = [...expected.live.keys()]
+        const vectors = await b.embed(ids.map((id) => expected.live.get(id)!))
+        let first1 = 0
+        for (let i = 0; i < ids.length; i++) {
+          const hits = await store.search(vectors[i]!, { k: 3 })
+          if (hits[0]?.id === ids[i]) first1++
+          assert.ok(
+            hits.every((h) => expected.live.has(h.id)),
+            'only live memories in the results'
+          )
+        }
+        t.diagnostic(`self-recall@1 in table B: ${first1}/${ids.length}`)
+        assert.equal(first1, ids.length)
+      } finally {
+        await store.close()
+      }
+    }
+
+    const first = await fill()
+    t.diagnostic(`first fill: ${JSON.stringify(first)}`)
+    // Older states read in an earlier batch than their newer state or tombstone are written, then replaced or
+    // deleted: net, the live memories.
+    assert.equal(first.inserted - first.deleted, before.live.size)
+    assert.equal(first.reembedded, 0)
+    await expectB(before)
+    // Table A is another index: untouched.
+    const indexA = await readIndex(stack.dataDir)
+    assert.equal([...indexA.values()].filter((r) => !r.deleted).length, before.live.size)
+    assert.ok([...indexA.values()].every((r) => r.deleted || r.model_revision === revisionA))
+
+    // A second fill reads everything again and writes nothing: older states are fenced by the newer state or by the
+    // tombstone the first fill left (pgvector), so none is inserted and deleted again.
+    const second = await fill()
+    t.diagnostic(`second fill: ${JSON.stringify(second)}`)
+    assert.equal(second.read, first.read)
+    assert.deepEqual([second.inserted, second.updated, second.reembedded, second.deleted], [0, 0, 0, 0])
+    assert.equal(second.current, before.live.size)
+    await expectB(before)
+
+    // Later, the memory topology (still on table A) deletes, updates and creates again; the fill catches up, here
+    // through the real runner: `npm start -- topologies/reindex.ts --until-idle` with SFM_REINDEX_FILL=true.
+    const later = laterHistory(before, 240)
+    stack.use()
+    await produce(records(later.events))
+    assert.equal((await run(memoryTopology)).summary.deadLettered, 0)
+    const runner = startRunner('topologies/reindex.ts', { ...stack.vars, ...fillVars }, [
+      '--until-idle=2',
+      '--status-interval=0'
+    ])
+    const [code] = (await once(runner.child, 'exit')) as [number | null]
+    const log = runner.stderr()
+    assert.equal(code, 0, log)
+    const pass = log.split('\n').find((line) => line.includes('reindex pass:'))
+    assert.ok(pass, `a summary line in:\n${log}`)
+    t.diagnostic(pass.trim())
+    const { deletes, updates, recreations } = later.changes
+    assert.ok(deletes > 0 && updates > 0 && recreations > 0)
+    assert.match(
+      pass,
+      new RegExp(`inserted ${recreations} · updated ${updates} · reembedded 0 · deleted ${deletes} · skipped \\d+`)
+    )
+    await expectB(later)
   })
 })

@@ -8,6 +8,7 @@ import type {
   SearchOptions,
   StoredPoint,
   VectorDelete,
+  VectorEvict,
   VectorRecord,
   VectorStore,
   VectorWriteReport
@@ -213,7 +214,49 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
     return out
   }
 
+  /** `<=` rather than the write fence's `<`: re-embedding the stored version is the point; newer rows are never touched. */
   async reembed(records: readonly VectorRecord[]): Promise<VectorWriteReport> {
+    return this.#update(
+      'reembed',
+      records,
+      'm.deleted_at IS NULL AND (m.version, m.event_ts) <= (i.version, i.event_ts)'
+    )
+  }
+
+  /** Only a tombstone at exactly the record's pair: the one `evict` left (a real delete is never at a state's pair). */
+  async reinstate(records: readonly VectorRecord[]): Promise<VectorWriteReport> {
+    return this.#update(
+      'reinstate',
+      records,
+      'm.deleted_at IS NOT NULL AND (m.version, m.event_ts) = (i.version, i.event_ts)'
+    )
+  }
+
+  /** The row becomes a tombstone at the pair it held (see VectorStore.evict for why that pair). */
+  async evict(points: readonly VectorEvict[]): Promise<VectorWriteReport> {
+    if (points.length === 0) return { upserts: 0, deletes: 0, requests: 0 }
+    this.#requireOpen()
+    // Live rows at exactly the pair `points` read, compared through the same micros expression.
+    const rows = await this.#run('evict', () =>
+      this.#db.query<{ id: string }>(
+        `UPDATE ${this.#table} AS m SET
+           model_revision = NULL, embedding = NULL, excerpt = NULL, deleted_at = now(), updated_at = now()
+         FROM unnest($1::text[], $2::int8[], $3::int8[]) AS i(id, version, micros)
+         WHERE m.id = i.id AND m.deleted_at IS NULL AND m.version = i.version
+           AND ((extract(epoch FROM m.event_ts) * 1000000)::int8) = i.micros
+         RETURNING m.id`,
+        [points.map((p) => p.id), points.map((p) => p.version), points.map((p) => p.micros.toString())]
+      )
+    )
+    vectorRequestChannel.publish({ store: this.kind, points: points.length } satisfies VectorRequestMessage)
+    return { upserts: 0, deletes: rows.length, requests: 1 }
+  }
+
+  /**
+   * An UPDATE of existing rows to the records' state and vector where `condition` holds (on `m`, the row, and `i`,
+   * the record): a missing row stays missing. One statement.
+   */
+  async #update(what: string, records: readonly VectorRecord[], condition: string): Promise<VectorWriteReport> {
     const n = records.length
     if (n === 0) return { upserts: 0, deletes: 0, requests: 0 }
     this.#requireOpen()
@@ -242,18 +285,17 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
       columns.embedding[k] = vectorLiteral(r.vector)
       columns.excerpt[k] = cleanText(r.excerpt)
     })
-    // An UPDATE, not an upsert: a missing row stays missing and a tombstone stays a tombstone. `<=` rather than the
-    // write fence's `<`: re-embedding the stored version is the point, and a newer row is still never touched.
-    const rows = await this.#run('reembed', () =>
+    // An UPDATE, not an upsert: a missing row stays missing.
+    const rows = await this.#run(what, () =>
       this.#db.query<{ id: string }>(
         `UPDATE ${this.#table} AS m SET
            namespace = i.namespace, type = i.type, importance = i.importance, version = i.version,
            event_ts = i.event_ts, model_revision = i.model_revision, embedding = i.embedding::vector,
-           excerpt = i.excerpt, updated_at = now()
+           excerpt = i.excerpt, deleted_at = NULL, updated_at = now()
          FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[], $6::timestamptz[], $7::text[],
            $8::text[], $9::text[])
            AS i(id, namespace, type, importance, version, event_ts, model_revision, embedding, excerpt)
-         WHERE m.id = i.id AND m.deleted_at IS NULL AND (m.version, m.event_ts) <= (i.version, i.event_ts)
+         WHERE m.id = i.id AND ${condition}
          RETURNING m.id`,
         [
           columns.id,

@@ -2,6 +2,7 @@ export { toQdrantError } from './errors.ts'
 export { MEMORY_POINT_NAMESPACE, pointId, uuidv5 } from './point-id.ts'
 export {
   defaultQdrantStoreOptions,
+  exactFilter,
   fenceFilter,
   INDEXED_PAYLOAD_FIELDS,
   type MemoryPointPayload,

@@ -9,6 +9,7 @@ import type {
   SearchOptions,
   StoredPoint,
   VectorDelete,
+  VectorEvict,
   VectorRecord,
   VectorStore,
   VectorWriteReport
@@ -111,6 +112,21 @@ export function fenceFilter(items: readonly { id: string; version: number; micro
 export function reembedFilter(items: readonly { id: string; version: number; micros: bigint }[]): Filter {
   return {
     should: items.map((item): Condition => ({ must: [{ has_id: [pointId(item.id)] }, notNewerThan(item)] }))
+  }
+}
+
+/** "This id, and stored pair exactly mine", per item: the selector of the reindex fill's `evict`. */
+export function exactFilter(items: readonly VectorEvict[]): Filter {
+  return {
+    should: items.map(
+      (item): Condition => ({
+        must: [
+          { has_id: [pointId(item.id)] },
+          { key: 'version', match: { value: item.version } },
+          { key: 'ts_micros', match: { value: Number(item.micros) } }
+        ]
+      })
+    )
   }
 }
 
@@ -272,6 +288,24 @@ export class QdrantStore implements VectorStore {
       vectorRequestChannel.publish({ store: this.kind, points: part.length } satisfies VectorRequestMessage)
     })
     return { upserts: records.length, deletes: 0, requests: parts.length }
+  }
+
+  /** Removes the point (no tombstones here); the filter keeps a point written meanwhile. */
+  async evict(points: readonly VectorEvict[]): Promise<VectorWriteReport> {
+    if (this.#dimensions === undefined) throw new FatalError('qdrant store: open() it first')
+    if (this.#lost) await this.open(this.#dimensions)
+    const name = this.#options.collection
+    const parts = chunk(points, this.#options.pointsPerRequest)
+    await this.#parallel(parts, async (part) => {
+      await this.#call('evict', () => this.client.delete(name, { wait: true, filter: exactFilter(part) }))
+      vectorRequestChannel.publish({ store: this.kind, points: part.length } satisfies VectorRequestMessage)
+    })
+    return { upserts: 0, deletes: points.length, requests: parts.length }
+  }
+
+  /** `evict` left no tombstone to replace: the fenced upsert. */
+  reinstate(records: readonly VectorRecord[]): Promise<VectorWriteReport> {
+    return this.write(records, [])
   }
 
   async write(upserts: readonly VectorRecord[], deletes: readonly VectorDelete[]): Promise<VectorWriteReport> {

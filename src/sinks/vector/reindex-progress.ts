@@ -6,15 +6,24 @@ import type { Origin } from '../../streams/envelope.ts'
 export interface ReindexCounts {
   /** Records of memory.latest handled (every other count is a part of it). */
   read: number
-  /** Vectors replaced by one of the current revision. */
+  /** Vectors replaced by one of the current revision (same version). */
   reembedded: number
+  /** Fill: memories the index did not hold (or held deleted at an older version), inserted. */
+  inserted: number
+  /** Fill: memories the index held at an older version, replaced by the newer state. */
+  updated: number
+  /** Fill: live points of memories whose last record is a tombstone, removed. */
+  deleted: number
   /** Already made by the current revision: nothing to do. */
   current: number
-  /** The index holds a newer version (the memory topology wrote it meanwhile), or lost the fence at write time. */
+  /**
+   * The index holds a newer version or delete (the memory topology wrote it meanwhile), or the point changed
+   * between the lookup and the write (lost the fence).
+   */
   newer: number
-  /** Not in the index, or deleted there: a reindex never adds or removes memories. */
+  /** Not in the index, or deleted there: a reindex without fill never adds or removes memories. */
   absent: number
-  /** Tombstones: deleted memories. */
+  /** Tombstones with nothing to do: the memory is not live in the index (without fill: every tombstone). */
   tombstones: number
   /** An older record of the same memory later in the same batch. */
   superseded: number
@@ -27,6 +36,9 @@ export interface ReindexCounts {
 export const emptyReindexCounts = (): ReindexCounts => ({
   read: 0,
   reembedded: 0,
+  inserted: 0,
+  updated: 0,
+  deleted: 0,
   current: 0,
   newer: 0,
   absent: 0,
@@ -41,7 +53,22 @@ export interface ReindexProgressOptions {
   intervalMs?: number
   logger?: Logger
   now?: () => number
+  /**
+   * A fill pass (SFM_REINDEX_FILL): lines always show inserted, updated, reembedded, deleted and the skipped total
+   * (with its reasons). Default false: reembedded and the counts that are not zero.
+   */
+  fill?: boolean
 }
+
+/** The counts of records left as they were, whatever the reason. */
+const SKIPPED = [
+  'current',
+  'newer',
+  'absent',
+  'tombstones',
+  'superseded',
+  'empty'
+] as const satisfies readonly (keyof ReindexCounts)[]
 
 const slot = (topic: string, partition: number) => `${topic}:${partition}`
 const number = new Intl.NumberFormat('en-US')
@@ -51,7 +78,12 @@ const number = new Intl.NumberFormat('en-US')
  * (`rewindGroup`'s spans; a compacted topic has gaps, so offsets, not records, measure how far it got), the rate
  * over the last interval, and what became of the records.
  *
- *   reindex: 12,000/50,000 offsets (24.0%) · 940 records/s · ETA 40 s · re-embedded 11,800 · current 150 · …
+ *   reindex: 12,000/50,000 offsets (24.0%) · 940 records/s · ETA 40 s · reembedded 11,800 · current 150 · …
+ *
+ * and, for a fill pass,
+ *
+ *   reindex: 12,000/50,000 offsets (24.0%) · 940 records/s · ETA 40 s · inserted 11,500 · updated 0 ·
+ *     reembedded 0 · deleted 12 · skipped 488 (newer 3, tombstones 400, superseded 85)
  */
 export class ReindexProgress {
   readonly counts: ReindexCounts = emptyReindexCounts()
@@ -60,6 +92,7 @@ export class ReindexProgress {
   readonly #log: Logger
   readonly #intervalMs: number
   readonly #now: () => number
+  readonly #fill: boolean
   #timer: ReturnType<typeof setInterval> | undefined
   #startedAt: number
   #last: { at: number; read: number }
@@ -69,6 +102,7 @@ export class ReindexProgress {
     this.#log = options.logger ?? createLogger('reindex')
     this.#intervalMs = options.intervalMs ?? 5_000
     this.#now = options.now ?? (() => performance.now())
+    this.#fill = options.fill ?? false
     this.#startedAt = this.#now()
     this.#last = { at: this.#startedAt, read: 0 }
   }
@@ -140,7 +174,23 @@ export class ReindexProgress {
     this.#log.info(this.summary())
   }
 
+  /** Records left as they were (current, newer, absent, tombstones, superseded, empty). */
+  get skipped(): number {
+    let sum = 0
+    for (const name of SKIPPED) sum += this.counts[name]
+    return sum
+  }
+
   #describeCounts(): string {
+    if (this.#fill) {
+      const c = this.counts
+      const reasons = SKIPPED.filter((name) => c[name] > 0).map((name) => `${name} ${number.format(c[name])}`)
+      const written = (['inserted', 'updated', 'reembedded', 'deleted'] as const).map(
+        (name) => `${name} ${number.format(c[name])}`
+      )
+      const skipped = `skipped ${number.format(this.skipped)}${reasons.length > 0 ? ` (${reasons.join(', ')})` : ''}`
+      return [...written, skipped, ...(c.failed > 0 ? [`failed ${number.format(c.failed)}`] : [])].join(' · ')
+    }
     const { read: _read, ...parts } = this.counts
     const shown = Object.entries(parts).filter(([name, n]) => n > 0 || name === 'reembedded')
     return shown.map(([name, n]) => `${name} ${number.format(n)}`).join(' · ')

@@ -21,6 +21,11 @@ export interface VectorDelete extends FencePair {
   readonly timestamp: string
 }
 
+/** A point the reindex fill removes (topologies/reindex.ts): its id and the exact pair the store was seen holding. */
+export interface VectorEvict extends FencePair {
+  readonly id: string
+}
+
 /** What the index holds for one memory id: the fence pair, the revision its vector was made by, and whether deleted. */
 export interface StoredPoint extends FencePair {
   readonly modelRevision: string | null
@@ -85,6 +90,22 @@ export interface VectorStore {
    * (Qdrant: points sent, it does not say which the filter let through).
    */
   reembed(records: readonly VectorRecord[], signal?: AbortSignal): Promise<VectorWriteReport>
+  /**
+   * The reindex fill's delete (its pass met a tombstone in memory.latest): each id's point goes only if it is live
+   * and its stored `(version, timestamp)` is exactly the given pair, so a point written or deleted meanwhile stays.
+   * pgvector leaves a tombstone at that same pair — a later run meeting the memory's older state (still in the
+   * topic's uncompacted head, before the tombstone) finds it fenced and does not insert it again; Qdrant removes
+   * the point. `deletes` in the report: points removed (Qdrant: points sent, it does not say which matched).
+   */
+  evict(points: readonly VectorEvict[], signal?: AbortSignal): Promise<VectorWriteReport>
+  /**
+   * Undoes an `evict` of the same pass: a memory deleted and created again has [old state, tombstone, new state] in
+   * memory.latest until compaction, and the tombstone may have evicted the new state (written by an earlier run);
+   * when the pass then reaches that state, it goes back over the tombstone `evict` left at its exact pair. pgvector:
+   * replaces only a tombstone at exactly the record's pair; Qdrant (no tombstones): the fenced upsert of `write`.
+   * `upserts` in the report: points written.
+   */
+  reinstate(records: readonly VectorRecord[], signal?: AbortSignal): Promise<VectorWriteReport>
   search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<SearchHit[]>
   /** Live (not deleted) points; for tests and progress output. */
   count(): Promise<number>
