@@ -55,7 +55,7 @@ import { defaultKafkaSourceOptions, parseBrokers } from '../src/sources/kafka/in
 import { Delivery, type DeliveryHost, Envelope } from '../src/streams/envelope.ts'
 import { Runtime } from '../src/streams/runtime.ts'
 import { branch, defineTopology, type Topology } from '../src/streams/topology.ts'
-import { memoryTopology } from '../topologies/memory.ts'
+import { kvBatchOptions, memoryTopology } from '../topologies/memory.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
 
 const BENCH = 'memory-kv'
@@ -398,15 +398,13 @@ function topologyEnv(ctx: Context, prefix: string, table: string, groupId: strin
 }
 
 /**
- * memory.ts with its KV branch replaced by `postgresSink` alone: source, pipeline, DLQ and settings are memory.ts's
- * own. The branch's batch options are not reachable from outside the branch, so they are repeated here (keep them
- * equal to memory.ts: SFM_KV_BATCH, 8 MiB, SFM_KV_BATCH_WAIT_MS or 50 ms).
+ * memory.ts with its KV branch replaced by `postgresSink` alone: source, pipeline, DLQ, settings and the KV
+ * branch's batching (`kvBatchOptions`: SFM_KV_BATCH, SFM_KV_BATCH_WAIT_MS, SFM_KV_BATCH_FLUSH, …) are memory.ts's own.
  */
 async function kvOnlyTopology(ctx: Context, table: string): Promise<Topology<MemoryEvent>> {
   const full = await memoryTopology()
   // Never opened: closing only ends its (unconnected) pool.
   await full.branches.kv?.sink.close?.()
-  const maxCount = envInt('SFM_KV_BATCH', 2000)
   return defineTopology<MemoryEvent>({
     name: full.name,
     source: full.source,
@@ -414,9 +412,7 @@ async function kvOnlyTopology(ctx: Context, table: string): Promise<Topology<Mem
     deadLetter: full.deadLetter,
     settings: full.settings,
     branches: {
-      kv: branch(postgresSink({ connectionString: ctx.databaseUrl, table }), {
-        batch: { maxCount, maxBytes: 8 * 1024 * 1024, maxWaitMs: envInt('SFM_KV_BATCH_WAIT_MS', 50) }
-      })
+      kv: branch(postgresSink({ connectionString: ctx.databaseUrl, table }), { batch: kvBatchOptions() })
     }
   })
 }
@@ -727,6 +723,11 @@ interface LatencyResult {
   max: number
   events: number
   rate: number
+  /** KV branch writes during the steady phase, and their mean size. */
+  kvBatches: number
+  kvBatchMean: number
+  /** CPU time of this process (topology and producer) per event of the steady phase, µs. */
+  cpuMicrosPerEvent: number
 }
 
 const nowMs = () => performance.timeOrigin + performance.now()
@@ -755,6 +756,8 @@ async function measureLatency(
     const seen = new Set<string>()
     let warmed = 0
     let measured = 0
+    let steady = false
+    const kvBatches = { count: 0, rows: 0 }
     const topology = which === 'kv' ? await kvOnlyTopology(ctx, table) : await memoryTopology()
     const runtime = new Runtime(topology, {
       logger: createLogger(`bench-${BENCH}`, logLevel()),
@@ -769,6 +772,11 @@ async function measureLatency(
             latencies.push(nowMs() - Number(stamp.toString()))
             measured++
           }
+        },
+        batchWritten(branch, count) {
+          if (!steady || branch !== 'kv') return
+          kvBatches.count++
+          kvBatches.rows += count
         }
       }
     })
@@ -797,6 +805,8 @@ async function measureLatency(
       let sent = 0
       let failure: unknown
       const started = performance.now()
+      const cpuAtStart = process.cpuUsage()
+      steady = true
       while (sent < total && failure === undefined) {
         const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate))
         if (due > sent) {
@@ -821,13 +831,18 @@ async function measureLatency(
         if (performance.now() > deadline) throw new Error(`latency: ${measured}/${total} processed after 60 s`)
         await sleep(20)
       }
+      steady = false
+      const cpu = process.cpuUsage(cpuAtStart)
       const sorted = latencies.sort((a, b) => a - b)
       return {
         p50: percentile(sorted, 50),
         p99: percentile(sorted, 99),
         max: sorted.at(-1) ?? Number.NaN,
         events: total,
-        rate: total / producedS
+        rate: total / producedS,
+        kvBatches: kvBatches.count,
+        kvBatchMean: kvBatches.rows / kvBatches.count,
+        cpuMicrosPerEvent: (cpu.user + cpu.system) / total
       }
     } finally {
       await producer.close().catch(() => {})
@@ -926,7 +941,8 @@ export async function run(args: string[]): Promise<BenchResult> {
       progress(
         BENCH,
         `latency at ${round(latency.rate)} events/s (${latency.events} events): p50 ${round(latency.p50, 1)} ms, ` +
-          `p99 ${round(latency.p99, 1)} ms, max ${round(latency.max, 1)} ms`
+          `p99 ${round(latency.p99, 1)} ms, max ${round(latency.max, 1)} ms; ${latency.kvBatches} kv batches of ` +
+          `${round(latency.kvBatchMean, 1)} mean; ${round(latency.cpuMicrosPerEvent, 1)} µs CPU/event in this process`
       )
     }
     progress(BENCH, machineLoad())
@@ -961,6 +977,8 @@ export async function run(args: string[]): Promise<BenchResult> {
       latency_p50_ms: latency ? round(latency.p50, 1) : null,
       latency_p99_ms: latency ? round(latency.p99, 1) : null,
       latency_rate: latency ? round(latency.rate) : null,
+      latency_kv_batch_mean: latency ? round(latency.kvBatchMean, 1) : null,
+      latency_node_cpu_us_per_event: latency ? round(latency.cpuMicrosPerEvent, 1) : null,
       naive_events: wants(Sides.NAIVE) ? naiveCount : null,
       memory_ids: ctx.events.ids,
       event_bytes: options.eventBytes,

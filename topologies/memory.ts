@@ -24,7 +24,7 @@ import { pipe } from 'rxjs'
 import { envInt, topicName } from '../src/config.ts'
 import { embedderFromEnv } from '../src/embedders/index.ts'
 import { kafkaEmbeddingRequests } from '../src/embedders/requests.ts'
-import { FatalError } from '../src/errors.ts'
+import { ErrorCodes, FatalError } from '../src/errors.ts'
 import { createLogger } from '../src/logger.ts'
 import { auditFormatFromEnv, describeAuditFormat } from '../src/memory/audit-format.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
@@ -33,6 +33,7 @@ import { loadSchema } from '../src/schemas.ts'
 import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
 import { vectorSink, vectorStoreFromEnv } from '../src/sinks/vector/index.ts'
 import { logSource } from '../src/sources/log.ts'
+import { type BatchFlushMode, BatchFlushModes, type BatchOptions } from '../src/streams/operators/batch.ts'
 import { decodeJson } from '../src/streams/operators/decode-json.ts'
 import { dedupe } from '../src/streams/operators/dedupe.ts'
 import { validate } from '../src/streams/operators/validate.ts'
@@ -57,6 +58,40 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
   return branch(sink, {
     batch: { maxCount: envInt('SFM_VECTOR_BATCH', 512, env), maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 }
   })
+}
+
+/**
+ * The KV branch's batching: SFM_KV_BATCH events (2,000) or 8 MiB, and group commit (SFM_KV_BATCH_FLUSH=when-idle,
+ * the default): a partition's batch goes out as soon as the writer could start it and the batch is
+ * SFM_KV_BATCH_LINGER_MS old (5); while the partition's previous write or all the writer's slots are busy it fills,
+ * for at most SFM_KV_BATCH_WAIT_MS (50). `limits` flushes on count, bytes or the wait only (the timer alone).
+ */
+export function kvBatchOptions(env: NodeJS.ProcessEnv = process.env): BatchOptions {
+  const flush = env.SFM_KV_BATCH_FLUSH || BatchFlushModes.WHEN_IDLE
+  const modes: readonly string[] = Object.values(BatchFlushModes)
+  if (!modes.includes(flush)) {
+    throw new FatalError(`SFM_KV_BATCH_FLUSH must be ${modes.join(' or ')}, got ${JSON.stringify(flush)}`, {
+      code: ErrorCodes.CONFIG
+    })
+  }
+  // A timer alone (limits) cannot go much below 50 ms: it fires whether or not a write is in flight, and below
+  // ~15 ms the per-batch cost (one statement + one produce) outran a loaded 2-core machine at 2,000 events/s
+  // (p50 2.4 s at 10 ms; docs/BENCHMARKS.md, memory-kv). when-idle flushes early only into a free writer.
+  const maxWaitMs = envInt('SFM_KV_BATCH_WAIT_MS', 50, env)
+  // 5 ms: at 2,000 events/s it cut the writes by ~30% against 0 for ~3 ms of p50 (docs/BENCHMARKS.md, memory-kv).
+  const lingerMs = envInt('SFM_KV_BATCH_LINGER_MS', Math.min(5, maxWaitMs), env)
+  if (lingerMs > maxWaitMs) {
+    throw new FatalError(`SFM_KV_BATCH_LINGER_MS (${lingerMs}) must not exceed SFM_KV_BATCH_WAIT_MS (${maxWaitMs})`, {
+      code: ErrorCodes.CONFIG
+    })
+  }
+  return {
+    maxCount: envInt('SFM_KV_BATCH', 2000, env),
+    maxBytes: 8 * 1024 * 1024,
+    maxWaitMs,
+    flush: flush as BatchFlushMode,
+    lingerMs
+  }
 }
 
 /** Builds the topology from the environment (the runner calls the default export). */
@@ -87,16 +122,7 @@ export async function memoryTopology() {
           auditTopic: topicName('memory.audit'),
           auditFormat
         }),
-        {
-          batch: {
-            maxCount: envInt('SFM_KV_BATCH', 2000),
-            maxBytes: 8 * 1024 * 1024,
-            // Not shorter by default: a batch's timer runs whether or not a write is in flight, and below ~15 ms
-            // the per-batch cost (one statement + one produce) outran a loaded 2-core machine at 2,000 events/s
-            // (p50 2.4 s at 10 ms; docs/BENCHMARKS.md, memory-kv).
-            maxWaitMs: envInt('SFM_KV_BATCH_WAIT_MS', 50)
-          }
-        }
+        { batch: kvBatchOptions() }
       ),
       ...(vectors ? { vectors } : {})
     },

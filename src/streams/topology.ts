@@ -5,8 +5,9 @@ import type { Source } from '../sources/types.ts'
 import type { BackoffOptions } from './backoff.ts'
 import type { DeadLetterTarget } from './dead-letter.ts'
 import type { Envelope } from './envelope.ts'
-import { type BatchOptions, batch, resolveBatchOptions } from './operators/batch.ts'
+import { BatchFlushModes, type BatchOptions, batch, resolveBatchOptions } from './operators/batch.ts'
 import { type BatchReport, type WriteObserver, writeBatches } from './write-batches.ts'
+import { WriteGate } from './write-gate.ts'
 
 export interface RuntimeSettings {
   /** Messages in flight across the topology (pulled from the source, not yet done). */
@@ -49,7 +50,7 @@ export interface Branch<T> {
 export interface BranchOptions<T, U> {
   /** Operators between the shared pipeline and the sink (map to rows, keep only some messages…). */
   pipeline?: OperatorFunction<Envelope<T>, Envelope<U>>
-  /** Batching before the sink (per partition; count, bytes, wait). */
+  /** Batching before the sink (per partition; count, bytes, wait; `flush: 'when-idle'` for group commit). */
   batch?: BatchOptions
   /** Batches written at once across partitions. */
   maxInFlightBatches?: number
@@ -62,10 +63,13 @@ export function branch<T, U = T>(sink: Sink<U>, options: BranchOptions<T, U> = {
   return {
     sink,
     connect(input, context) {
+      // when-idle: the writer tells the batch operator which partitions it could start at once (a gate per run).
+      const gate = batchOptions.flush === BatchFlushModes.WHEN_IDLE ? new WriteGate(maxInFlightBatches) : undefined
+      const writeOptions = { maxInFlightBatches, backoff: context.backoff, ...(gate ? { gate } : {}) }
       return input.pipe(
         pipeline,
-        batch<U>(batchOptions),
-        writeBatches(traced(sink, context), context, { maxInFlightBatches, backoff: context.backoff }, context.observer)
+        batch<U>(batchOptions, gate),
+        writeBatches(traced(sink, context), context, writeOptions, context.observer)
       )
     }
   }

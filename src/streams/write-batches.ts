@@ -4,6 +4,7 @@ import type { Sink, SinkContext } from '../sinks/types.ts'
 import { type BackoffOptions, backoffDelay, defaultBackoff, sleep } from './backoff.ts'
 import type { Envelope } from './envelope.ts'
 import { KeyedSerialQueue } from './keyed-serial-queue.ts'
+import type { WriteGate } from './write-gate.ts'
 
 export interface WriteObserver {
   /** One `sink.write` call finished (successfully or with item failures). */
@@ -19,6 +20,8 @@ export interface WriteBatchesOptions {
   maxInFlightBatches: number
   /** Delays between attempts. Writes retry until they succeed or the runtime stops (`maxAttempts` is ignored). */
   backoff?: BackoffOptions
+  /** Told of every batch received and finished, for a `when-idle` batch operator in front (see write-gate.ts). */
+  gate?: WriteGate
 }
 
 /** Outcome of one batch, for observers and tests. */
@@ -44,6 +47,7 @@ export function writeBatches<T>(
   const queue = new KeyedSerialQueue(options.maxInFlightBatches)
   const backoff = options.backoff ?? defaultBackoff
   const branch = context.branch
+  const gate = options.gate
 
   const writeOne = async (batch: Envelope<T>[]): Promise<BatchReport> => {
     let items = batch
@@ -119,10 +123,13 @@ export function writeBatches<T>(
   return mergeMap((batch: Envelope<T>[]) => {
     let report: BatchReport | undefined
     const key = batch[0]?.partitionKey ?? ''
-    return queue
+    // Counted before anything is awaited: the batch operator that just emitted it asks right after.
+    gate?.begin(key)
+    const written = queue
       .run(key, async () => {
         report = await writeOne(batch)
       })
       .then(() => report!)
+    return gate ? written.finally(() => gate.end(key)) : written
   })
 }
