@@ -1,4 +1,3 @@
-import { ErrorKinds, kindOf } from '../errors.ts'
 import {
   type CreateProducerOptions,
   createProducer,
@@ -7,8 +6,8 @@ import {
 } from '../sinks/kafka/producer.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../sinks/types.ts'
 import type { Envelope } from '../streams/envelope.ts'
-import { type EmbedMessage, embedChannel } from '../telemetry/channels.ts'
 import { injectContext } from '../telemetry/propagation.ts'
+import { embedIsolating } from './embed-isolating.ts'
 import type { EmbeddingRequest, EmbeddingResponse } from './messages.ts'
 import type { Embedder } from './types.ts'
 
@@ -32,37 +31,14 @@ export function embedRequestsSink(options: EmbedRequestsSinkOptions): Sink<Embed
       producer ??= createProducer({ clientId: 'sfm-embedder', ...options })
     },
     async write(batch: readonly Envelope<EmbeddingRequest>[], context: SinkContext): Promise<WriteResult> {
-      const failures: ItemFailure[] = []
-      const vectors = new Map<number, Float32Array>()
-      const run = async (indexes: readonly number[]): Promise<void> => {
-        const started = performance.now()
-        let out: Float32Array[]
-        try {
-          out = await embedder.embed(
-            indexes.map((i) => batch[i]!.value.text),
-            context.signal
-          )
-        } catch (error) {
-          if (kindOf(error) !== ErrorKinds.POISON) throw error
-          if (indexes.length === 1) {
-            failures.push({ index: indexes[0]!, error })
-            return
-          }
-          const middle = indexes.length >>> 1
-          await run(indexes.slice(0, middle))
-          await run(indexes.slice(middle))
-          return
-        }
-        embedChannel.publish({
-          embedder: embedder.name,
-          texts: indexes.length,
-          seconds: (performance.now() - started) / 1000
-        } satisfies EmbedMessage)
-        indexes.forEach((i, k) => {
-          vectors.set(i, out[k]!)
-        })
-      }
-      await run(batch.map((_e, i) => i))
+      // A text the embedder refuses is isolated by bisection and dead-lettered alone (embed-isolating.ts).
+      const { vectors, refused } = await embedIsolating(
+        embedder,
+        batch.map((_e, i) => i),
+        (i) => batch[i]!.value.text,
+        context.signal
+      )
+      const failures: ItemFailure[] = refused.map(({ item, error }) => ({ index: item, error }))
       const records: OutgoingMessage[] = []
       for (const [index, vector] of vectors) {
         const request = batch[index]!.value

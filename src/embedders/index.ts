@@ -4,6 +4,7 @@ import { HttpEmbedder } from './http.ts'
 import { LexicalEmbedder } from './lexical.ts'
 import type { Embedder } from './types.ts'
 
+export { type EmbedOutcome, embedIsolating } from './embed-isolating.ts'
 export { HttpEmbedder, type HttpEmbedderInput, type HttpEmbedderOptions } from './http.ts'
 export { LexicalEmbedder, type LexicalEmbedderOptions } from './lexical.ts'
 export { canonicalJson, embeddingText, excerpt } from './text.ts'

@@ -1,4 +1,3 @@
-export { type EmbedOutcome, embedIsolating } from './embed-isolating.ts'
 export { type IndexResponsesSinkOptions, indexResponsesSink } from './index-responses.ts'
 export { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
 export { type ReindexSink, type ReindexSinkOptions, reindexSink } from './reindex.ts'

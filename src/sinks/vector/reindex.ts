@@ -1,3 +1,4 @@
+import { embedIsolating } from '../../embedders/embed-isolating.ts'
 import { embeddingText, excerpt } from '../../embedders/text.ts'
 import type { Embedder } from '../../embedders/types.ts'
 import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
@@ -11,7 +12,6 @@ import { compareFence, type FencePair } from '../postgres/fence.ts'
 import { prepareEvent } from '../postgres/prepare.ts'
 import type { PreparedEvent } from '../postgres/types.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
-import { embedIsolating } from './embed-isolating.ts'
 import { emptyReindexCounts, type ReindexCounts, ReindexProgress } from './reindex-progress.ts'
 import type { StoredPoint, VectorDelete, VectorEvict, VectorRecord, VectorStore, VectorWriteReport } from './types.ts'
 

@@ -1,3 +1,4 @@
+import { embedIsolating } from '../../embedders/embed-isolating.ts'
 import type { EmbeddingRequest } from '../../embedders/messages.ts'
 import type { Embedder } from '../../embedders/types.ts'
 import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
@@ -9,7 +10,6 @@ import { reduceBatch } from '../postgres/buffer.ts'
 import { compareFence } from '../postgres/fence.ts'
 import type { PreparedEvent } from '../postgres/types.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
-import { embedIsolating } from './embed-isolating.ts'
 import { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
 import type { VectorDelete, VectorRecord, VectorStore } from './types.ts'
 

@@ -1,6 +1,6 @@
-import type { Embedder } from '../../embedders/types.ts'
-import { ErrorKinds, kindOf } from '../../errors.ts'
-import { type EmbedMessage, embedChannel } from '../../telemetry/channels.ts'
+import { ErrorKinds, kindOf } from '../errors.ts'
+import { type EmbedMessage, embedChannel } from '../telemetry/channels.ts'
+import type { Embedder } from './types.ts'
 
 export interface EmbedOutcome<T> {
   readonly vectors: Map<T, Float32Array>
