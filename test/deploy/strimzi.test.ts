@@ -278,6 +278,11 @@ test('KafkaUsers: SCRAM-SHA-512 and exactly the least-privilege ACLs each applic
       'group:sfm-vector-indexer:literal': ['Read'],
       [`topic:${T.DLQ}:literal`]: write
     },
+    'sfm-reindex': {
+      [`topic:${T.LATEST}:literal`]: read,
+      'group:sfm-reindex:literal': ['Delete', 'Read'],
+      [`topic:${T.DLQ}:literal`]: write
+    },
     // Derived from the KafkaConnect resource and the sink's config, so renaming either keeps this honest.
     'sfm-connect': {
       [`group:${connect.spec.groupId}:literal`]: ['Read'],
