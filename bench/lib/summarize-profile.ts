@@ -42,6 +42,13 @@ const AREAS: ReadonlyArray<readonly [RegExp, string]> = [
   [/in-flight-window/, 'in-flight window'],
   [/operators\/batch|write-batches|keyed-serial-queue|p-queue|filter-map/, 'batch, writer, filterMap'],
   [/rxjs/, 'rxjs plumbing'],
+  [/src\/log\/|src\/sources\/embedded/, 'embedded log (SQLite: append, read, commit)'],
+  [
+    /@electric-sql\/pglite|^wasm:|^(wasm-to-js|js-to-wasm)$/,
+    'PGlite (WebAssembly PostgreSQL and its JS protocol layer)'
+  ],
+  [/src\/sinks\/postgres|src\/memory\//, 'postgres sink + memory.latest / memory.audit records (JS)'],
+  [/src\/sinks\/(vector|pgvector)|src\/embedders/, 'vector branch (JS: embedder, store)'],
   [/^\(garbage collector\)$/, 'GC'],
   [/^\(idle\)$/, 'idle (waiting for the broker)'],
   [/^(runMicrotasks|\(program\)|now|)$/, 'microtasks, builtins, performance.now'],

@@ -23,6 +23,14 @@ export interface DemoHistory {
 
 export const DEMO_NAMESPACE = 'demo'
 
+export interface DemoHistoryOptions {
+  /**
+   * Grow each upsert's `payload.text` with more sentences until its JSON is about this many bytes (a realistic
+   * memory is a paragraph, not a line; the benchmarks use 1024). Default: one sentence (~250 bytes per event).
+   */
+  eventBytes?: number
+}
+
 const SUBJECTS = ['Ada', 'the deploy pipeline', 'the billing service', 'Grace', 'the mobile app', 'the data team']
 const FACTS = [
   'prefers short status updates in the morning',
@@ -45,7 +53,8 @@ function uuid(next: () => number): string {
   return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`
 }
 
-export function demoHistory(count: number, seed = 42): DemoHistory {
+export function demoHistory(count: number, seed = 42, options: DemoHistoryOptions = {}): DemoHistory {
+  const eventBytes = options.eventBytes ?? 0
   const next = seededRandom(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!
   const messages: DemoMessage[] = []
@@ -91,16 +100,28 @@ export function demoHistory(count: number, seed = 42): DemoHistory {
     } else {
       deleted.delete(index)
       const subject = pick(SUBJECTS)
-      event = {
-        event_id: uuid(next),
+      // Drawn in this order so that a history stays the same for a seed (reruns reproduce event ids).
+      const eventId = uuid(next)
+      const type = pick(TYPES)
+      const importance = Math.round(next() * 100) / 100
+      const upsert = (text: string): MemoryEvent => ({
+        event_id: eventId,
         id,
         namespace: DEMO_NAMESPACE,
-        type: pick(TYPES),
+        type,
         timestamp,
         version,
-        importance: Math.round(next() * 100) / 100,
-        payload: { text: `${subject} ${pick(FACTS)}`, subject, revision: version }
+        importance,
+        payload: { text, subject, revision: version }
+      })
+      let text = `${subject} ${pick(FACTS)}`
+      if (eventBytes > 0) {
+        // More sentences from the same generator (the history stays deterministic), cut to the size.
+        const target = text.length + eventBytes - JSON.stringify(upsert(text)).length
+        while (text.length < target) text += `. ${pick(SUBJECTS)} ${pick(FACTS)}`
+        text = text.slice(0, Math.max(1, target))
       }
+      event = upsert(text)
     }
     events.push(event)
     messages.push({ key: id, value: JSON.stringify(event) })

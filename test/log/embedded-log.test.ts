@@ -202,6 +202,67 @@ describe('embedded log', () => {
     assert.equal(log.partitions('sql')[1]?.bytes, 'id-1'.length * 2 + 14)
   })
 
+  test('appends of any size (multi-row INSERTs) interleaved with another writer: dense, in order, as returned', (t) => {
+    const dir = tempDataDir(t)
+    const log = openLog(t, dir)
+    log.createTopic({ name: 'a', partitions: 3 })
+    log.createTopic({ name: 'b', partitions: 2 })
+    // Another program appending one row at a time between our batches (the documented statement).
+    const db = new DatabaseSync(log.path)
+    t.after(() => db.close())
+    const outside = db.prepare(
+      `INSERT INTO records (topic, partition, offset, key, value)
+       SELECT ?, ?, next_offset, ?, ? FROM partitions WHERE topic = ? AND partition = ? RETURNING offset`
+    )
+    const expected = new Map<string, string[]>()
+    const expect = (topic: string, partition: number, value: string) => {
+      const k = `${topic}:${partition}`
+      expected.set(k, [...(expected.get(k) ?? []), value])
+    }
+    let n = 0
+    // Sizes around the statement sizes (64, 16, 4, 1 rows) and a large one.
+    for (const size of [1, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65, 85, 130, 1000]) {
+      const records = Array.from({ length: size }, () => {
+        const i = n++
+        const topic = i % 3 === 0 ? 'b' : 'a'
+        // Keyed, unkeyed (round-robin) and explicit partitions in one append.
+        const partition = i % 7 === 0 ? 0 : undefined
+        const key = i % 5 === 0 ? undefined : Buffer.from(`k${i % 11}`)
+        const headers = i % 4 === 0 ? new Map([['n', Buffer.from(String(i))]]) : undefined
+        return { topic, partition, key, value: Buffer.from(`v${i}`), headers }
+      })
+      const appended = log.append(records)
+      assert.equal(appended.length, size)
+      appended.forEach((a, j) => {
+        assert.equal(a.topic, records[j]!.topic)
+        expect(a.topic, a.partition, `v${n - size + j}`)
+      })
+      const row = outside.get('a', 1, 'x', `outside-${size}`, 'a', 1) as { offset: number }
+      expect('a', 1, `outside-${size}`)
+      assert.equal(row.offset, expected.get('a:1')!.length - 1)
+    }
+    for (const topic of ['a', 'b']) {
+      for (const { partition, end } of log.partitions(topic)) {
+        const stored = readAll(log, topic).filter((r) => r.partition === partition)
+        const values = expected.get(`${topic}:${partition}`) ?? []
+        assert.equal(end, BigInt(values.length), `${topic}:${partition} end`)
+        assert.deepEqual(
+          stored.map((r) => r.offset),
+          values.map((_, i) => BigInt(i))
+        )
+        assert.deepEqual(
+          stored.map((r) => r.value?.toString()),
+          values
+        )
+        for (const r of stored) {
+          const i = Number(r.value?.toString().slice(1))
+          if (r.value?.toString().startsWith('v') && i % 4 === 0) assert.equal(r.headers.get('n')?.toString(), `${i}`)
+          else assert.equal(r.headers.size, 0)
+        }
+      }
+    }
+  })
+
   test("the framework's topics are created on first use with their specs; other topics must exist", async (t) => {
     const dir = tempDataDir(t)
     const log = openLog(t, dir)

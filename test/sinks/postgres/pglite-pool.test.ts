@@ -80,3 +80,19 @@ test('PGlite: a checked-out client is exclusive; ROLLBACK and release(true) undo
   assert.equal((await pool.query('SELECT 1 FROM t WHERE n = $1', [2])).rowCount, 1)
   assert.equal((await pool.query('UPDATE t SET n = n + $1', [1])).rowCount, 1)
 })
+
+test('PGlite: jsonb parameters (sent in binary) arrive as JSON text would: non-ASCII, objects, bigints, errors', async (t) => {
+  const { pool } = await pglite(t)
+  const text = '{"text":"café ☕ 𝄞 \\"quoted\\" \\\\ back","n":[1,2.5,null]}'
+  const { rows } = await pool.query<{ v: unknown; t: string }>('SELECT $1::jsonb AS v, $1::jsonb::text AS t', [text])
+  assert.deepEqual(rows[0]!.v, JSON.parse(text))
+  assert.equal(rows[0]!.t, '{"n": [1, 2.5, null], "text": "café ☕ 𝄞 \\"quoted\\" \\\\ back"}')
+  const object = await pool.query<{ v: unknown }>('SELECT $1::jsonb AS v', [{ a: 1n, b: ['x'] }])
+  assert.deepEqual(object.rows[0]!.v, { a: '1', b: ['x'] })
+  // Invalid JSON is refused by PostgreSQL with its own SQLSTATE, as in the text format.
+  await assert.rejects(pool.query('SELECT $1::jsonb', ['{"a":']), (error: { code?: string }) => error.code === '22P02')
+  await assert.rejects(
+    pool.query('SELECT $1::jsonb', ['"\\u0000"']),
+    (error: { code?: string }) => error.code === '22P05'
+  )
+})
