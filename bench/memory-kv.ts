@@ -522,6 +522,7 @@ async function measureNaive(ctx: Context, r: number, count: number): Promise<Mea
     bootstrapBrokers: ctx.brokers,
     autocommit: false,
     maxBytes: defaultKafkaSourceOptions.maxBytes,
+    maxBytesPerPartition: defaultKafkaSourceOptions.maxBytesPerPartition,
     maxWaitTime: defaultKafkaSourceOptions.maxWaitTime,
     sessionTimeout: defaultKafkaSourceOptions.sessionTimeout,
     heartbeatInterval: defaultKafkaSourceOptions.heartbeatInterval
@@ -537,6 +538,7 @@ async function measureNaive(ctx: Context, r: number, count: number): Promise<Mea
       mode: 'earliest',
       autocommit: false,
       maxBytes: defaultKafkaSourceOptions.maxBytes,
+      maxBytesPerPartition: defaultKafkaSourceOptions.maxBytesPerPartition,
       maxWaitTime: defaultKafkaSourceOptions.maxWaitTime,
       highWaterMark: defaultKafkaSourceOptions.highWaterMark
     })

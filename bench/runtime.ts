@@ -247,6 +247,7 @@ const timeoutFor = (messages: number) => 60_000 + messages // ≥ 1 ms per messa
 /** The fetch settings KafkaSource uses by default, so both sides fetch alike and only the processing differs. */
 const fetchSettings = {
   maxBytes: defaultKafkaSourceOptions.maxBytes,
+  maxBytesPerPartition: defaultKafkaSourceOptions.maxBytesPerPartition,
   maxWaitTime: defaultKafkaSourceOptions.maxWaitTime,
   highWaterMark: defaultKafkaSourceOptions.highWaterMark,
   sessionTimeout: defaultKafkaSourceOptions.sessionTimeout,
@@ -291,6 +292,7 @@ async function measureConsumer(ctx: MeasureContext, side: Side): Promise<Measure
       mode: 'earliest',
       autocommit: false,
       maxBytes: fetchSettings.maxBytes,
+      maxBytesPerPartition: fetchSettings.maxBytesPerPartition,
       maxWaitTime: fetchSettings.maxWaitTime,
       highWaterMark: fetchSettings.highWaterMark
     })

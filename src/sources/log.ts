@@ -26,6 +26,7 @@ export function logSource(options: LogSourceOptions): KafkaSource | EmbeddedLogS
     connection: _k,
     clientId: _c,
     maxWaitTime: _w,
+    maxBytesPerPartition: _m,
     heartbeatInterval: _h,
     rebalanceTimeout: _t,
     ...embedded

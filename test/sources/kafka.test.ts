@@ -1,19 +1,20 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { KafkaSource } from '../../src/sources/kafka/index.ts'
+import { defaultKafkaSourceOptions, KafkaSource, type KafkaSourceOptions } from '../../src/sources/kafka/index.ts'
 import type { SourceMessage } from '../../src/sources/types.ts'
 import { brokers, createTopics, NO_KAFKA, produce, uniqueName } from '../helpers/kafka.ts'
 
 const skip = brokers() ? false : NO_KAFKA
 
-function sourceFor(topic: string): KafkaSource {
+function sourceFor(topic: string, options: Partial<KafkaSourceOptions> = {}): KafkaSource {
   return new KafkaSource({
     topics: [topic],
     groupId: uniqueName('group'),
     drainOldEvents: true,
     sessionTimeout: 6000,
     heartbeatInterval: 500,
-    maxWaitTime: 200
+    maxWaitTime: 200,
+    ...options
   })
 }
 
@@ -78,6 +79,59 @@ describe('KafkaSource on a real broker', { skip }, () => {
     }
     assert.equal(seen.size, count, 'each message once (the tombstone with an empty value)')
     assert.equal(source.tryNext(), undefined)
+  })
+
+  test('a backlog is fetched spread over the partitions, at most maxBytesPerPartition of each per fetch', async (t) => {
+    // Kafka's max.partition.fetch.bytes; @platformatic/kafka would default it to maxBytes (16 MiB), so a backlog came
+    // one partition at a time and the branches wrote that partition's batches one after another.
+    assert.equal(defaultKafkaSourceOptions.maxBytesPerPartition, 1024 * 1024)
+    const topic = uniqueName('spread')
+    const partitions = 3
+    await createTopics(t, [topic], partitions)
+    // ~1 KB messages in record batches of ~20 KB (one send per round), so a 64 KiB share cuts between batches.
+    const rounds = 20
+    const perPartition = 20
+    const text = 'x'.repeat(1000)
+    for (let r = 0; r < rounds; r++) {
+      await produce(
+        Array.from({ length: partitions * perPartition }, (_, i) => ({
+          topic,
+          partition: i % partitions,
+          value: JSON.stringify({ r, i, text })
+        }))
+      )
+    }
+    const total = rounds * partitions * perPartition
+    const source = sourceFor(topic, { maxBytesPerPartition: 64 * 1024 })
+    t.after(() => source.close())
+    await source.open(listener)
+
+    // The first fetch response: what arrives with the first message, taken without awaiting.
+    const deadline = AbortSignal.timeout(30_000)
+    const first = await source.next(deadline)
+    assert.ok(first, 'a first message')
+    const burst = [first]
+    for (let m = source.tryNext(); m !== undefined; m = source.tryNext()) burst.push(m)
+    const counts = new Array<number>(partitions).fill(0)
+    for (const m of burst) counts[m.origin.partition]!++
+    assert.ok(
+      counts.every((c) => c > 0),
+      `every partition in the first fetch: ${counts.join(', ')}`
+    )
+    // 64 KiB of each, plus the record batch that crosses it (~20 KB), is ~85 messages; 16 MiB would be all 400.
+    assert.ok(
+      counts.every((c) => c <= 150),
+      `at most ~64 KiB of each partition: ${counts.join(', ')}`
+    )
+
+    let read = burst.length
+    while (read < total) {
+      const message = await source.next(deadline)
+      assert.ok(message, `next returned nothing after ${read} message(s)`)
+      read++
+      while (source.tryNext() !== undefined) read++
+    }
+    assert.equal(read, total)
   })
 
   test('a next waiting on an idle topic returns undefined on abort, and when the source closes', async (t) => {

@@ -78,6 +78,7 @@ export class KafkaSource implements Source {
       heartbeatInterval: o.heartbeatInterval,
       rebalanceTimeout: o.rebalanceTimeout,
       maxBytes: o.maxBytes,
+      maxBytesPerPartition: o.maxBytesPerPartition,
       maxWaitTime: o.maxWaitTime,
       highWaterMark: o.highWaterMark
     })
@@ -109,6 +110,7 @@ export class KafkaSource implements Source {
         autocommit: false,
         highWaterMark: o.highWaterMark,
         maxBytes: o.maxBytes,
+        maxBytesPerPartition: o.maxBytesPerPartition,
         maxWaitTime: o.maxWaitTime
       })
       .catch((error: unknown) => {

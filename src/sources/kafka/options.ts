@@ -6,6 +6,8 @@ export const defaultKafkaSourceOptions = {
   clientId: 'sfm-streams',
   highWaterMark: 1024,
   maxBytes: 16 * 1024 * 1024,
+  // Kafka's max.partition.fetch.bytes: a fetch spreads over the partitions (see KafkaSourceOptions).
+  maxBytesPerPartition: 1024 * 1024,
   maxWaitTime: 500,
   sessionTimeout: 10_000,
   heartbeatInterval: 1_000,
@@ -59,7 +61,15 @@ export function resolveKafkaSourceOptions(
     connection: options.connection ?? kafkaConnectionOptions(env),
     drainOldEvents: options.drainOldEvents ?? parseBoolean(env.DRAIN_OLD_EVENTS, 'DRAIN_OLD_EVENTS', true)
   }
-  for (const key of ['highWaterMark', 'maxBytes', 'sessionTimeout', 'heartbeatInterval', 'rebalanceTimeout'] as const) {
+  const positive = [
+    'highWaterMark',
+    'maxBytes',
+    'maxBytesPerPartition',
+    'sessionTimeout',
+    'heartbeatInterval',
+    'rebalanceTimeout'
+  ] as const
+  for (const key of positive) {
     const value = resolved[key]
     if (!Number.isInteger(value) || value < 1) {
       throw new FatalError(`kafka source: ${key} must be a positive integer, got ${value}`, { code: ErrorCodes.CONFIG })

@@ -20,6 +20,14 @@ export interface KafkaSourceOptions {
   highWaterMark?: number
   /** Largest fetch response, bytes. The @platformatic/kafka default (50 MB) is too much for a bounded runtime. */
   maxBytes?: number
+  /**
+   * Largest share of one partition in a fetch response, bytes (Kafka's `max.partition.fetch.bytes`). Default 1 MiB,
+   * Kafka's: @platformatic/kafka defaults it to `maxBytes`, and then a backlog arrives one partition at a time (a
+   * 16 MiB fetch of a single partition), the in-flight window fills with that partition, and a branch writes its
+   * batches one after another (a partition's batches are written in order) instead of several partitions at once.
+   * The broker still returns at least one record batch per partition, however large.
+   */
+  maxBytesPerPartition?: number
   /** How long a fetch waits for data on an idle topic, ms. */
   maxWaitTime?: number
   /** Group session timeout, ms: how soon a killed member's partitions move to the others. */
