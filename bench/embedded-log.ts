@@ -13,10 +13,8 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { Admin } from '@platformatic/kafka'
 import { pipe } from 'rxjs'
-import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
 import { createLogger } from '../src/logger.ts'
 import { createProducer, kafkaDeadLetter, type OutgoingMessage } from '../src/sinks/kafka/index.ts'
 import type { Sink } from '../src/sinks/types.ts'
@@ -29,6 +27,7 @@ import { dedupe } from '../src/streams/operators/dedupe.ts'
 import { validate } from '../src/streams/operators/validate.ts'
 import { Runtime } from '../src/streams/runtime.ts'
 import { branch, defineTopology } from '../src/streams/topology.ts'
+import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, round } from './lib/benchmark.ts'
 
 const BENCH = 'embedded-log'
@@ -59,30 +58,11 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args,
-      options: { messages: { type: 'string' }, rounds: { type: 'string' }, batch: { type: 'string' } }
-    }).values
-  } catch (error) {
-    throw new FatalError(`bench ${BENCH}: ${errorMessage(error)} (see --help)`, { code: ErrorCodes.CONFIG })
-  }
-  const int = (name: string, fallback: number, max: number): number => {
-    const raw = values[name]
-    if (raw === undefined) return fallback
-    const n = Number(raw)
-    if (!Number.isInteger(n) || n < 1 || n > max) {
-      throw new FatalError(`bench ${BENCH}: --${name} must be an integer from 1 to ${max}, got "${raw}"`, {
-        code: ErrorCodes.CONFIG
-      })
-    }
-    return n
-  }
+  const { int } = parseBenchArgs(BENCH, args, ['messages', 'rounds', 'batch'])
   return {
-    messages: int('messages', 100_000, 50_000_000),
-    rounds: int('rounds', 2, 20),
-    batch: int('batch', 500, 100_000)
+    messages: int('messages', 100_000, 1, 50_000_000),
+    rounds: int('rounds', 2, 1, 20),
+    batch: int('batch', 500, 1, 100_000)
   }
 }
 

@@ -29,12 +29,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { PGlite } from '@electric-sql/pglite'
 import { type DemoHistory, demoHistory } from '../src/demo/events.ts'
 import { LexicalEmbedder } from '../src/embedders/lexical.ts'
 import { embeddingText } from '../src/embedders/text.ts'
-import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
+import { ErrorCodes, FatalError } from '../src/errors.ts'
 import { createLogger, type LogLevel } from '../src/logger.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
 import { acquirePglite } from '../src/pglite/shared.ts'
@@ -50,6 +49,7 @@ import { prepareEvent } from '../src/sinks/postgres/prepare.ts'
 import type { PreparedEvent } from '../src/sinks/postgres/types.ts'
 import { Runtime } from '../src/streams/runtime.ts'
 import { memoryTopology } from '../topologies/memory.ts'
+import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, round } from './lib/benchmark.ts'
 
 const BENCH = 'embedded'
@@ -111,33 +111,14 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        events: { type: 'string' },
-        'naive-events': { type: 'string' },
-        'vector-events': { type: 'string' },
-        rounds: { type: 'string' },
-        'event-bytes': { type: 'string' },
-        only: { type: 'string' }
-      }
-    }).values
-  } catch (error) {
-    throw new FatalError(`bench ${BENCH}: ${errorMessage(error)} (see --help)`, { code: ErrorCodes.CONFIG })
-  }
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = values[name]
-    if (raw === undefined) return fallback
-    const n = Number(raw)
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new FatalError(`bench ${BENCH}: --${name} must be an integer from ${min} to ${max}, got "${raw}"`, {
-        code: ErrorCodes.CONFIG
-      })
-    }
-    return n
-  }
+  const { values, int } = parseBenchArgs(BENCH, args, [
+    'events',
+    'naive-events',
+    'vector-events',
+    'rounds',
+    'event-bytes',
+    'only'
+  ])
   let only: Side[] = [...ALL_SIDES]
   if (typeof values.only === 'string') {
     only = values.only.split(',').map((s) => s.trim()) as Side[]

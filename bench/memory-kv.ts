@@ -38,7 +38,6 @@ import { randomUUID } from 'node:crypto'
 import { cpus, loadavg } from 'node:os'
 import { Readable } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
-import { parseArgs } from 'node:util'
 import { Admin, Consumer } from '@platformatic/kafka'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
@@ -56,6 +55,7 @@ import { Delivery, type DeliveryHost, Envelope } from '../src/streams/envelope.t
 import { Runtime } from '../src/streams/runtime.ts'
 import { branch, defineTopology, type Topology } from '../src/streams/topology.ts'
 import { kvBatchOptions, memoryTopology } from '../topologies/memory.ts'
+import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
 
 const BENCH = 'memory-kv'
@@ -144,36 +144,17 @@ function latencyTopology(value: string | boolean | undefined): 'all' | 'kv' {
 }
 
 function parseOptions(args: string[]): MemoryKvBenchOptions {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        events: { type: 'string' },
-        'naive-events': { type: 'string' },
-        rounds: { type: 'string' },
-        'latency-rate': { type: 'string' },
-        'latency-topology': { type: 'string' },
-        'latency-seconds': { type: 'string' },
-        partitions: { type: 'string' },
-        'event-bytes': { type: 'string' },
-        only: { type: 'string' }
-      }
-    }).values
-  } catch (error) {
-    throw new FatalError(`bench ${BENCH}: ${errorMessage(error)} (see --help)`, { code: ErrorCodes.CONFIG })
-  }
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = values[name]
-    if (raw === undefined) return fallback
-    const n = Number(raw)
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new FatalError(`bench ${BENCH}: --${name} must be an integer from ${min} to ${max}, got "${raw}"`, {
-        code: ErrorCodes.CONFIG
-      })
-    }
-    return n
-  }
+  const { values, int } = parseBenchArgs(BENCH, args, [
+    'events',
+    'naive-events',
+    'rounds',
+    'latency-rate',
+    'latency-topology',
+    'latency-seconds',
+    'partitions',
+    'event-bytes',
+    'only'
+  ])
   let only: Side[] | undefined
   if (typeof values.only === 'string') {
     const known: readonly string[] = Object.values(Sides)

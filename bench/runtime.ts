@@ -18,7 +18,6 @@
  * code changes with.
  */
 import { cpus, loadavg } from 'node:os'
-import { parseArgs } from 'node:util'
 import { Admin, Consumer } from '@platformatic/kafka'
 import { pipe } from 'rxjs'
 import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
@@ -31,6 +30,7 @@ import { dedupe, defaultDedupeOptions, RecentKeys } from '../src/streams/operato
 import { compileSchema, describeSchemaErrors, validate } from '../src/streams/operators/validate.ts'
 import { Runtime } from '../src/streams/runtime.ts'
 import { branch, defineTopology } from '../src/streams/topology.ts'
+import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
 
 const BENCH = 'runtime'
@@ -115,32 +115,7 @@ const benchEventSchema = {
 }
 
 function parseOptions(args: string[]): RuntimeBenchOptions {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        messages: { type: 'string' },
-        rounds: { type: 'string' },
-        'message-bytes': { type: 'string' },
-        partitions: { type: 'string' },
-        only: { type: 'string' }
-      }
-    }).values
-  } catch (error) {
-    throw new FatalError(`bench runtime: ${errorMessage(error)} (see --help)`, { code: ErrorCodes.CONFIG })
-  }
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = values[name]
-    if (raw === undefined) return fallback
-    const n = Number(raw)
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new FatalError(`bench runtime: --${name} must be an integer from ${min} to ${max}, got "${raw}"`, {
-        code: ErrorCodes.CONFIG
-      })
-    }
-    return n
-  }
+  const { values, int } = parseBenchArgs('runtime', args, ['messages', 'rounds', 'message-bytes', 'partitions', 'only'])
   const only = values.only
   const sides: readonly unknown[] = Object.values(Sides)
   if (only !== undefined && !sides.includes(only)) {
