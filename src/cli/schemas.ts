@@ -199,7 +199,12 @@ async function checkPairCommand(
   mode: Compatibility,
   json: boolean
 ): Promise<number> {
-  const [before, after] = await Promise.all([readSchemaFile(oldPath), readSchemaFile(newPath)])
+  // allSettled, then the first failure in argument order: with Promise.all the error reported when both files are
+  // unreadable depended on which read failed first.
+  const [before, after] = (await Promise.allSettled([readSchemaFile(oldPath), readSchemaFile(newPath)])).map((r) => {
+    if (r.status === 'rejected') throw r.reason
+    return r.value
+  })
   const result = checkCompatibility(mode, [{ version: oldPath, schema: before }], { version: newPath, schema: after })
   if (json) io.out(JSON.stringify(result, null, 2))
   else {
