@@ -5,6 +5,7 @@ import { FatalError } from '../../src/errors.ts'
 import { cacheDir, stackDefaults } from './config.ts'
 import { withStateLock } from './lock.ts'
 import {
+  assertStillStarting,
   commandLine,
   exists,
   freePort,
@@ -14,7 +15,6 @@ import {
   run,
   sleep,
   startDetached,
-  tail,
   waitFor
 } from './proc.ts'
 import { requireJava, requireMaven, which } from './requirements.ts'
@@ -292,11 +292,7 @@ async function waitForRegistry(port: number, pid: number, logPath: string, timeo
   const url = `${registryUrls(port).APICURIO_REGISTRY_URL}/system/info`
   await waitFor(
     async () => {
-      if (!isAlive(pid)) {
-        throw new FatalError(
-          `registry: the JVM exited during start-up. Its last log lines:\n${await tail(logPath, 30)}`
-        )
-      }
+      await assertStillStarting(pid, 'registry: the JVM', [{ path: logPath, lines: 30 }])
       try {
         const response = await fetch(url, { signal: AbortSignal.timeout(2000) })
         await response.body?.cancel()
