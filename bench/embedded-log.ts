@@ -28,6 +28,7 @@ import { validate } from '../src/streams/operators/validate.ts'
 import { Runtime } from '../src/streams/runtime.ts'
 import { branch, defineTopology } from '../src/streams/topology.ts'
 import { parseBenchArgs } from './lib/args.ts'
+import { type BenchEvent, benchEventSchema } from './lib/bench-event.ts'
 import { type BenchResult, progress, round } from './lib/benchmark.ts'
 
 const BENCH = 'embedded-log'
@@ -66,30 +67,6 @@ function parseOptions(args: string[]): Options {
   }
 }
 
-interface BenchEvent {
-  event_id: string
-  id: string
-  namespace: string
-  type: string
-  timestamp: string
-  version: number
-  payload: { text: string }
-}
-
-const schema = {
-  type: 'object',
-  required: ['event_id', 'id', 'namespace', 'type', 'timestamp', 'payload'],
-  properties: {
-    event_id: { type: 'string', minLength: 1, maxLength: 128 },
-    id: { type: 'string', minLength: 1, maxLength: 256 },
-    namespace: { type: 'string', minLength: 1, maxLength: 256 },
-    type: { type: 'string', minLength: 1, maxLength: 256 },
-    timestamp: { type: 'string', minLength: 1, maxLength: 64 },
-    version: { type: 'integer', minimum: 0 },
-    payload: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } }
-  }
-}
-
 function* events(topic: string, count: number, batch: number): Generator<OutgoingMessage[]> {
   const timestamp = new Date().toISOString()
   const text = 'memory recall context embedding vector fractal soma stream event batch commit '.repeat(12).slice(0, 850)
@@ -116,7 +93,11 @@ async function measureTopology(source: Source, deadLetter: DeadLetterTarget, mes
   const topology = defineTopology<BenchEvent>({
     name: 'bench-embedded-log',
     source,
-    pipeline: pipe(decodeJson(), validate<BenchEvent>(schema), dedupe<BenchEvent>({ key: (e) => e.value.event_id })),
+    pipeline: pipe(
+      decodeJson(),
+      validate<BenchEvent>(benchEventSchema),
+      dedupe<BenchEvent>({ key: (e) => e.value.event_id })
+    ),
     branches: { noop: branch(noop) },
     deadLetter
   })

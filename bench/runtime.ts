@@ -31,6 +31,7 @@ import { compileSchema, describeSchemaErrors, validate } from '../src/streams/op
 import { Runtime } from '../src/streams/runtime.ts'
 import { branch, defineTopology } from '../src/streams/topology.ts'
 import { parseBenchArgs } from './lib/args.ts'
+import { type BenchEvent, benchEventSchema } from './lib/bench-event.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
 
 const BENCH = 'runtime'
@@ -84,35 +85,6 @@ export const defaultRuntimeBenchOptions = {
   partitions: 6,
   only: undefined
 } satisfies RuntimeBenchOptions
-
-/** The value the benchmark produces: shaped like memory.event v1 (see schemas/memory.event/v1.json). */
-interface BenchEvent {
-  event_id: string
-  id: string
-  namespace: string
-  type: string
-  timestamp: string
-  version: number
-  payload: { text: string }
-}
-
-/**
- * A small schema: types, required fields and length bounds, no formats. What we measure is the runtime, not ajv's
- * regexes; a real topology's schema (memory.event v1 has uuid and date-time formats) costs more.
- */
-const benchEventSchema = {
-  type: 'object',
-  required: ['event_id', 'id', 'namespace', 'type', 'timestamp', 'payload'],
-  properties: {
-    event_id: { type: 'string', minLength: 1, maxLength: 128 },
-    id: { type: 'string', minLength: 1, maxLength: 256 },
-    namespace: { type: 'string', minLength: 1, maxLength: 256 },
-    type: { type: 'string', minLength: 1, maxLength: 256 },
-    timestamp: { type: 'string', minLength: 1, maxLength: 64 },
-    version: { type: 'integer', minimum: 0 },
-    payload: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } }
-  }
-}
 
 function parseOptions(args: string[]): RuntimeBenchOptions {
   const { values, int } = parseBenchArgs('runtime', args, ['messages', 'rounds', 'message-bytes', 'partitions', 'only'])
