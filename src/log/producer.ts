@@ -1,6 +1,6 @@
 import { ErrorCodes, FatalError } from '../errors.ts'
 import type { HeaderValue, OutgoingMessage, SfmProducer } from '../sinks/kafka/producer.ts'
-import { type ProducerSentMessage, producerSentChannel } from '../telemetry/channels.ts'
+import { reportSent } from '../telemetry/channels.ts'
 import { type AppendRecord, type EmbeddedLog, embeddedLogExists, openEmbeddedLog } from './embedded-log.ts'
 import { embeddedLogPath } from './options.ts'
 import { knownTopicConfig } from './topics.ts'
@@ -69,15 +69,7 @@ export function createEmbeddedProducer(options: EmbeddedProducerOptions = {}): E
       if (messages.length === 0) return
       const started = performance.now()
       open(messages).append(messages.map(toRecord))
-      if (options.onSent || producerSentChannel.hasSubscribers) {
-        const seconds = (performance.now() - started) / 1000
-        const perTopic = new Map<string, number>()
-        for (const m of messages) perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + 1)
-        for (const [topic, count] of perTopic) {
-          options.onSent?.(topic, count, seconds)
-          producerSentChannel.publish({ topic, count, seconds } satisfies ProducerSentMessage)
-        }
-      }
+      reportSent(messages, started, options.onSent)
     },
     async close() {
       closed = true

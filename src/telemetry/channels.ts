@@ -46,3 +46,23 @@ export interface VectorRequestMessage {
 export const embedChannel = channel('sfm:embed')
 export const vectorWriteChannel = channel('sfm:vector:write')
 export const vectorRequestChannel = channel('sfm:vector:request')
+
+/**
+ * Tells `onSent` and the producer-sent channel (sfm_producer_* metrics) about a send acknowledged now that started
+ * at `started` (performance.now()): one call per topic, with its message count. Nothing is computed when nobody
+ * listens. Shared by the Kafka producer and the embedded log's.
+ */
+export function reportSent(
+  messages: readonly { readonly topic: string }[],
+  started: number,
+  onSent: ((topic: string, count: number, seconds: number) => void) | undefined
+): void {
+  if (!onSent && !producerSentChannel.hasSubscribers) return
+  const seconds = (performance.now() - started) / 1000
+  const perTopic = new Map<string, number>()
+  for (const m of messages) perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + 1)
+  for (const [topic, count] of perTopic) {
+    onSent?.(topic, count, seconds)
+    producerSentChannel.publish({ topic, count, seconds } satisfies ProducerSentMessage)
+  }
+}

@@ -4,7 +4,7 @@ import { explainKafkaError, type KafkaConnectionOptions, kafkaConnectionOptions 
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
 import { createEmbeddedProducer } from '../../log/producer.ts'
 import { parseBrokers } from '../../sources/kafka/options.ts'
-import { type ProducerSentMessage, producerSentChannel } from '../../telemetry/channels.ts'
+import { reportSent } from '../../telemetry/channels.ts'
 
 export type HeaderValue = Buffer | string
 
@@ -123,15 +123,7 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
         .catch((error: unknown) => {
           throw explainSendError(error, messages, brokers)
         })
-      if (options.onSent || producerSentChannel.hasSubscribers) {
-        const seconds = (performance.now() - started) / 1000
-        const perTopic = new Map<string, number>()
-        for (const m of messages) perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + 1)
-        for (const [topic, count] of perTopic) {
-          options.onSent?.(topic, count, seconds)
-          producerSentChannel.publish({ topic, count, seconds } satisfies ProducerSentMessage)
-        }
-      }
+      reportSent(messages, started, options.onSent)
     },
     async close() {
       await producer.close()
