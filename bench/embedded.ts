@@ -51,6 +51,7 @@ import { Runtime } from '../src/streams/runtime.ts'
 import { memoryTopology } from '../topologies/memory.ts'
 import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, round } from './lib/benchmark.ts'
+import { withEnv } from './lib/scoped.ts'
 
 const BENCH = 'embedded'
 
@@ -215,23 +216,6 @@ const SERVER_VARIABLES = [
   'SFM_EMBEDDING_MODE',
   'SFM_TOPIC_PREFIX'
 ] as const
-
-/** Environment variables set (string) or unset (undefined) for the duration of `fn`. */
-async function withEnv<R>(vars: Record<string, string | undefined>, fn: () => Promise<R>): Promise<R> {
-  const saved = new Map(Object.keys(vars).map((k) => [k, process.env[k]]))
-  for (const [k, v] of Object.entries(vars)) {
-    if (v === undefined) delete process.env[k]
-    else process.env[k] = v
-  }
-  try {
-    return await fn()
-  } finally {
-    for (const [k, v] of saved) {
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-    }
-  }
-}
 
 /** A history in the log under a topic prefix, and what the tables must hold once it is all processed. */
 interface Workload {

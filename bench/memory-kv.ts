@@ -38,7 +38,7 @@ import { randomUUID } from 'node:crypto'
 import { cpus, loadavg } from 'node:os'
 import { Readable } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
-import { Admin, Consumer } from '@platformatic/kafka'
+import { Consumer } from '@platformatic/kafka'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { envInt } from '../src/config.ts'
@@ -57,6 +57,7 @@ import { branch, defineTopology, type Topology } from '../src/streams/topology.t
 import { kvBatchOptions, memoryTopology } from '../topologies/memory.ts'
 import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
+import { withAdmin, withEnv } from './lib/scoped.ts'
 
 const BENCH = 'memory-kv'
 
@@ -255,29 +256,6 @@ class EventSet {
 }
 
 // --- setup -----------------------------------------------------------------------------------------------------------
-
-async function withAdmin<R>(brokers: string[], fn: (admin: Admin) => Promise<R>): Promise<R> {
-  const admin = new Admin({ clientId: 'sfm-bench-admin', bootstrapBrokers: brokers })
-  try {
-    return await fn(admin)
-  } finally {
-    await admin.close()
-  }
-}
-
-/** Environment variables set for the duration of `fn` (memoryTopology() reads its configuration from them). */
-async function withEnv<R>(vars: Record<string, string>, fn: () => Promise<R>): Promise<R> {
-  const saved = new Map(Object.keys(vars).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, vars)
-  try {
-    return await fn()
-  } finally {
-    for (const [k, v] of saved) {
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-    }
-  }
-}
 
 interface Context {
   brokers: string[]

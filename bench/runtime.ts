@@ -18,7 +18,7 @@
  * code changes with.
  */
 import { cpus, loadavg } from 'node:os'
-import { Admin, Consumer } from '@platformatic/kafka'
+import { Consumer } from '@platformatic/kafka'
 import { pipe } from 'rxjs'
 import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
 import { createLogger } from '../src/logger.ts'
@@ -33,6 +33,7 @@ import { branch, defineTopology } from '../src/streams/topology.ts'
 import { parseBenchArgs } from './lib/args.ts'
 import { type BenchEvent, benchEventSchema } from './lib/bench-event.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
+import { withAdmin } from './lib/scoped.ts'
 
 const BENCH = 'runtime'
 
@@ -147,15 +148,6 @@ async function produceEvents(brokers: string[], topic: string, runId: string, co
     await producer.close()
   }
   return total / count
-}
-
-async function withAdmin<R>(brokers: string[], fn: (admin: Admin) => Promise<R>): Promise<R> {
-  const admin = new Admin({ clientId: 'sfm-bench-admin', bootstrapBrokers: brokers })
-  try {
-    return await fn(admin)
-  } finally {
-    await admin.close()
-  }
 }
 
 // --- measurements ------------------------------------------------------------------------------------------------
