@@ -1,16 +1,17 @@
 /**
  * Benchmark `embedded`: the memory topology (topologies/memory.ts) on the embedded stack — no Kafka, no PostgreSQL
  * server, no vector service: the embedded log (SQLite, src/log) as the source and as the target of memory.latest,
- * memory.audit and the DLQ, the memories table in PGlite, and pgvector in the same PGlite. See docs/BENCHMARKS.md.
+ * memory.audit and the DLQ, the memories table in PGlite, and the vector index in a PGlite of its own on a worker
+ * thread (src/sinks/pgvector/threaded.ts), the lexical embedder on another. See docs/BENCHMARKS.md.
  *
  * Input: the demo's event history (src/demo/events.ts: creates, updates, deletes, ~7% redeliveries, ~2% invalid),
  * each upsert's text grown to a ~1 KB event, appended once to `memory.events` of a fresh log in a temporary folder
- * with the embedded producer (as `--demo N` feeds it); its first V events also to `vectors.memory.events` (the
- * vector side's topics have the prefix `vectors.`, SFM_TOPIC_PREFIX), since HNSW inserts make that side ~30x slower.
+ * with the embedded producer (as `--demo N` feeds it); its first V events (default all) also to
+ * `vectors.memory.events` (the vector side's topics have the prefix `vectors.`, SFM_TOPIC_PREFIX).
  *
  * - kv:      `memoryTopology()` with SFM_VECTORS=off: KV (PGlite) + memory.latest + memory.audit (embedded log).
- * - vectors: `memoryTopology()` itself on the V events: the same plus the vector branch (lexical embedder, pgvector
- *            HNSW in PGlite, the embedded store's build parameters).
+ * - vectors: `memoryTopology()` itself on the V events: the same plus the vector branch as the runner builds it
+ *            (lexical embedder on its thread, pgvector in its own PGlite on its thread, exact search).
  * - upsert:  the ceiling of the KV side: the same rows through one bare `INSERT … SELECT FROM unnest(…) ON CONFLICT
  *            DO UPDATE … WHERE <fence>` per batch of 2,000 (one row per id per batch), straight into PGlite: no log,
  *            no decoding, no processed event ids, no memory.latest / memory.audit. The parameters are built
@@ -18,13 +19,15 @@
  *            PGlite's own work, through the same pool adapter as the sink.
  * - naive:   one such upsert per event (the old per-message worker's way), on the first --naive-events events.
  * - index:   diagnostic for the vector side: the final state's vectors (embedded beforehand) written with the
- *            pgvector store (batches of 512, HNSW maintained on insert) into an empty table: what indexing costs.
+ *            pgvector store (batches of 512, HNSW maintained on insert: SFM_VECTOR_INDEX=hnsw) into an empty table,
+ *            on this thread: what HNSW costs in PGlite.
  *
  * kv and vectors are timed from the first message consumed to the N-th done (every branch acked, or dead-lettered),
  * and the tables are then checked against `fold` of the history (rows, live vectors, dead letters). Every side
  * reports this process's CPU time per event, which moves much less with the neighbours' load than wall time, and the
- * main thread's share of it: PGlite (WebAssembly), SQLite and the pipeline all run on that thread, so it bounds the
- * throughput. Each side runs on its own tables and consumer group in the same data folder.
+ * main thread's share of it: the memories' PGlite (WebAssembly), SQLite and the pipeline all run on that thread, so
+ * it bounds the throughput (the vector side's embedder and vector index run on worker threads: in the process's
+ * figure, not the main thread's). Each side runs on its own tables and consumer group in the same data folder.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
@@ -39,7 +42,8 @@ import type { MemoryEvent } from '../src/memory/event.ts'
 import { acquirePglite } from '../src/pglite/shared.ts'
 import { createProducer } from '../src/sinks/kafka/index.ts'
 import { sharedPgliteDatabase } from '../src/sinks/pgvector/database.ts'
-import { embeddedPgvectorStoreOptions, PgvectorStore } from '../src/sinks/pgvector/store.ts'
+import { embeddedPgvectorStoreOptions, PgvectorIndexes, PgvectorStore } from '../src/sinks/pgvector/store.ts'
+import { ThreadedPgvectorStore } from '../src/sinks/pgvector/threaded.ts'
 import { boolArray, jsonArray, numberArray, textArray } from '../src/sinks/postgres/array-literal.ts'
 import { compareFence } from '../src/sinks/postgres/fence.ts'
 import { quoteQualified } from '../src/sinks/postgres/identifiers.ts'
@@ -64,29 +68,31 @@ Appends N demo memory events (~1 KB; creates, updates, deletes, some redeliverie
 embedded log in a temporary folder (and the first V of them to topics of their own for the vector side), then runs
 topologies/memory.ts on the embedded stack (no servers: KAFKA_BROKERS,
 DATABASE_URL, QDRANT_URL and VECTOR_DATABASE_URL are ignored) and compares it with bare PGlite upserts of the same
-rows. Everything runs in this process (PGlite is WebAssembly on the main thread).
+rows. Everything runs in this process (the memories' PGlite is WebAssembly on the main thread; the vector index's
+PGlite and the embedder have a worker thread each).
 
 Sides:
   kv       the memory topology without vectors (SFM_VECTORS=off): KV in PGlite + memory.latest + memory.audit
-  vectors  the whole memory topology on V events: kv plus the vector branch (lexical embedder, pgvector HNSW in PGlite)
+  vectors  the whole memory topology on V events: kv plus the vector branch (lexical embedder on a worker thread,
+           pgvector in its own PGlite on another, exact search: the embedded defaults)
   upsert   the ceiling: one bare UNNEST upsert (fenced) per 2,000 events into PGlite, parameters built beforehand
   naive    one upsert per event (first --naive-events events)
-  index    diagnostic: the live vectors after V events (embedded beforehand) into an empty pgvector table, 512 a
-           statement: what HNSW maintenance costs (vectors/s, not events/s)
+  index    diagnostic: the live vectors after V events (embedded beforehand) into an empty pgvector table with an
+           HNSW index (SFM_VECTOR_INDEX=hnsw), 512 a statement: what HNSW costs in PGlite (vectors/s, not events/s)
 
 Options:
   --events N          events of the kv, upsert and naive sides (default 50000)
   --naive-events M    events of the naive side (default min(N, 3000))
   --vector-events V   events of the vectors and index sides: the first V of the same history, on topics of their
-                      own (default min(N, 10000); HNSW inserts make them ~30x slower)
+                      own (default N; the index side is ~20x slower than the others)
   --rounds R          rounds, alternating the order of the sides; best of each kept (default 1)
   --event-bytes B     size of an upsert event's JSON (default 1024)
   --only LIST         comma list of kv,vectors,upsert,naive,index (default: all)
   -h, --help          show this help
 
-Each side prints wall time, events/s and CPU µs per event: of the whole process (Node, PGlite and SQLite, plus V8's
-GC and WebAssembly compiler threads), and of the main thread alone, which bounds throughput: PGlite, SQLite and the
-pipeline all run on it.
+Each side prints wall time, events/s and CPU µs per event: of the whole process (Node, PGlite and SQLite, the worker
+threads, V8's GC and WebAssembly compiler threads), and of the main thread alone, which bounds throughput: the
+memories' PGlite, SQLite and the pipeline all run on it.
 
 Last stdout line ("ratio" = kv events/s ÷ upsert rows/s: how close the whole KV path gets to PGlite's own ceiling):
   {"bench":"embedded","events":N,"vector_events":V,"kv_events_per_s":…,"vectors_events_per_s":…,
@@ -137,7 +143,7 @@ function parseOptions(args: string[]): Options {
   return {
     events,
     naiveEvents: int('naive-events', Math.min(events, 3_000), 1, events),
-    vectorEvents: int('vector-events', Math.min(events, 10_000), 100, events),
+    vectorEvents: int('vector-events', events, 100, events),
     rounds: int('rounds', 1, 1, 10),
     eventBytes: int('event-bytes', 1024, 256, 512 * 1024),
     only
@@ -329,10 +335,15 @@ async function measureTopology(ctx: Context, side: 'kv' | 'vectors', r: number):
   }
   let vectors = ''
   if (side === Sides.VECTORS) {
-    const indexed = await countRows(
-      ctx,
-      `SELECT count(*)::int AS n FROM "${vectorTable}" WHERE deleted_at IS NULL AND embedding IS NOT NULL`
-    )
+    // The embedded vector index has a PGlite of its own (<dir>/vectors), opened by a worker: ask through the store.
+    const store = new ThreadedPgvectorStore({ dataDir: ctx.dir, store: { table: vectorTable } })
+    let indexed: number
+    try {
+      await store.open(384)
+      indexed = await store.count()
+    } finally {
+      await store.close()
+    }
     if (indexed !== work.expectedVectors) {
       throw new Error(`${side}: ${indexed} vectors in ${vectorTable}, expected ${work.expectedVectors}`)
     }
@@ -449,7 +460,10 @@ ${UPSERT_CONFLICT}`
   })
 }
 
-/** Diagnostic: the final state's vectors into an empty pgvector table with the embedded store's HNSW settings. */
+/**
+ * Diagnostic: the final state's vectors into an empty pgvector table with the embedded store's HNSW settings
+ * (SFM_VECTOR_INDEX=hnsw), on this thread: what maintaining HNSW in PGlite costs per vector.
+ */
 async function measureIndex(ctx: Context, r: number): Promise<Measurement> {
   const { history } = ctx.vectors
   const alive = [...fold(history.events).values()].filter((row) => row.deletedAt === null)
@@ -460,6 +474,7 @@ async function measureIndex(ctx: Context, r: number): Promise<Measurement> {
   const vectors = await embedder.embed(texts)
   const store = new PgvectorStore(await sharedPgliteDatabase(ctx.dir), {
     ...embeddedPgvectorStoreOptions,
+    index: PgvectorIndexes.HNSW,
     table: `bench_index_${r}`
   })
   try {

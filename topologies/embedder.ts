@@ -36,9 +36,15 @@ export async function embedderTopology() {
       dedupe({ key: (e) => e.value.request_id, windowSize: 100_000 })
     ),
     branches: {
-      embed: branch(embedRequestsSink({ embedder: embedderFromEnv(), topic: topicName('embedding.responses') }), {
-        batch: { maxCount: envInt('SFM_EMBED_BATCH', 256), maxBytes: 4 * 1024 * 1024, maxWaitMs: 20 }
-      })
+      embed: branch(
+        embedRequestsSink({
+          embedder: embedderFromEnv(process.env, { thread: true }),
+          topic: topicName('embedding.responses')
+        }),
+        {
+          batch: { maxCount: envInt('SFM_EMBED_BATCH', 256), maxBytes: 4 * 1024 * 1024, maxWaitMs: 20 }
+        }
+      )
     },
     deadLetter: kafkaDeadLetter({ topic: topicName('memory.dlq') }),
     settings: { maxInFlight: 5_000 }

@@ -48,7 +48,7 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
   if (mode !== 'inline' && mode !== 'remote') {
     throw new FatalError(`SFM_EMBEDDING_MODE must be "inline" or "remote", got ${JSON.stringify(mode)}`)
   }
-  const embedder = embedderFromEnv(env)
+  const embedder = embedderFromEnv(env, { thread: true })
   const store = await vectorStoreFromEnv(env)
   const sink = vectorSink({
     embedder,

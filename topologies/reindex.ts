@@ -61,7 +61,7 @@ export async function reindexTopology() {
   const all = parseBoolean(process.env.SFM_REINDEX_ALL, 'SFM_REINDEX_ALL', false)
   const fill = parseBoolean(process.env.SFM_REINDEX_FILL, 'SFM_REINDEX_FILL', false)
   const spans = await rewindGroup({ groupId, topics: [latest] })
-  const embedder = embedderFromEnv()
+  const embedder = embedderFromEnv(process.env, { thread: true })
   return defineTopology<LatestRecord>({
     name: 'reindex',
     source: logSource({ topics: [latest], groupId, drainOldEvents: true }),

@@ -68,7 +68,7 @@ export class LexicalEmbedder implements Embedder {
   readonly name = 'lexical'
   readonly dimensions: number
   readonly revision: string
-  readonly #options: LexicalEmbedderOptions
+  readonly #options: Readonly<LexicalEmbedderOptions>
 
   constructor(options: Partial<LexicalEmbedderOptions> = {}) {
     const o: LexicalEmbedderOptions = { ...defaultLexicalEmbedderOptions, ...options }
@@ -83,10 +83,15 @@ export class LexicalEmbedder implements Embedder {
         throw new FatalError(`lexical embedder: ${key} must be a finite number ≥ 0, got ${o[key]}`)
       }
     }
-    this.#options = o
+    this.#options = Object.freeze(o)
     this.dimensions = o.dimensions
     // Every parameter that changes the vectors is in the revision, so a changed setting triggers a reindex.
     this.revision = `lexical-v1:d${o.dimensions}:n${o.charNgram}:w${o.wordWeight}:b${o.bigramWeight}:c${o.charWeight}`
+  }
+
+  /** The validated options (all of them, defaults filled in): what rebuilds this embedder elsewhere. */
+  get options(): Readonly<LexicalEmbedderOptions> {
+    return this.#options
   }
 
   async embed(texts: readonly string[]): Promise<Float32Array[]> {

@@ -31,6 +31,14 @@ export function pgliteFolder(dataDir: string | undefined = process.env.SFM_DATA_
   return resolve(join(dataDir ?? DEFAULT_DATA_DIR, 'pg'))
 }
 
+/**
+ * `<dataDir>/vectors`, absolute: the embedded vector index's own PGlite, opened by a worker thread of the process that
+ * holds its lock (src/sinks/pgvector/threaded.ts), so its statements run beside the memories' PGlite, not after them.
+ */
+export function pgliteVectorFolder(dataDir: string | undefined = process.env.SFM_DATA_DIR || undefined): string {
+  return resolve(join(dataDir ?? DEFAULT_DATA_DIR, 'vectors'))
+}
+
 /** The folder as printed at start: relative to the working directory when inside it. */
 export function displayFolder(folder: string): string {
   const rel = relative(process.cwd(), folder)

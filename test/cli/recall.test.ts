@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { formatHits, parseRecallArguments } from '../../src/cli/recall.ts'
 import { LexicalEmbedder } from '../../src/embedders/lexical.ts'
 import { createLogger } from '../../src/logger.ts'
-import { PgvectorStore, sharedPgliteDatabase } from '../../src/sinks/pgvector/index.ts'
+import { ThreadedPgvectorStore } from '../../src/sinks/pgvector/index.ts'
 import { vectorSink } from '../../src/sinks/vector/index.ts'
 import { vectorStoreFromEnv } from '../../src/sinks/vector/select.ts'
 import { serverPgvectorSkip } from '../helpers/pgvector.ts'
@@ -35,7 +35,7 @@ test('npm run recall prints the nearest memories of the embedded store', { timeo
   t.after(() => rm(dataDir, { recursive: true, force: true }))
   const sink = vectorSink({
     embedder: new LexicalEmbedder(),
-    store: new PgvectorStore(await sharedPgliteDatabase(dataDir))
+    store: new ThreadedPgvectorStore({ dataDir })
   })
   await sink.write(
     memoryEnvelopes([

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, type TestContext, test } from 'node:test'
 import pg from 'pg'
-import { sharedPgliteDatabase } from '../../src/sinks/pgvector/index.ts'
+import { pgliteVectorFolder } from '../../src/pglite/shared.ts'
+import { pgliteDatabase } from '../../src/sinks/pgvector/index.ts'
 import { fold } from '../../src/sinks/postgres/index.ts'
 import { pointId } from '../../src/sinks/qdrant/index.ts'
 import { Runtime } from '../../src/streams/runtime.ts'
@@ -89,7 +90,8 @@ export interface IndexedRow {
 
 /** The PGlite vector index of a finished run, by memory id. */
 export async function readPgliteIndex(dataDir: string): Promise<Map<string, IndexedRow>> {
-  const db = await sharedPgliteDatabase(dataDir)
+  // The embedded vector index's own PGlite (<dataDir>/vectors); the runner that owned it has stopped.
+  const db = await pgliteDatabase(pgliteVectorFolder(dataDir))
   try {
     const rows = await db.query<{
       id: string

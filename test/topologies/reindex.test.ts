@@ -8,7 +8,8 @@ import { describe, type TestContext, test } from 'node:test'
 import pg from 'pg'
 import { embedderFromEnv } from '../../src/embedders/index.ts'
 import type { MemoryEvent } from '../../src/memory/event.ts'
-import { PgvectorStore, sharedPgliteDatabase } from '../../src/sinks/pgvector/index.ts'
+import { pgliteVectorFolder } from '../../src/pglite/shared.ts'
+import { pgliteDatabase, ThreadedPgvectorStore } from '../../src/sinks/pgvector/index.ts'
 import type { ReindexSink } from '../../src/sinks/vector/index.ts'
 import { Runtime } from '../../src/streams/runtime.ts'
 import type { Topology } from '../../src/streams/topology.ts'
@@ -154,7 +155,8 @@ interface Row {
 }
 
 async function readIndex(dataDir: string, table = 'memory_vectors'): Promise<Map<string, Row>> {
-  const db = await sharedPgliteDatabase(dataDir)
+  // The embedded vector index's own PGlite (<dataDir>/vectors); the runner that owned it has stopped.
+  const db = await pgliteDatabase(pgliteVectorFolder(dataDir))
   try {
     const rows = await db.query<Row>(
       `SELECT id, deleted_at IS NOT NULL AS deleted, model_revision, version::int AS version FROM "${table}" ORDER BY id`
@@ -211,8 +213,7 @@ describe('reindex topology on the real broker, pgvector in PGlite', { skip }, ()
     for (const id of deleted) assert.ok(index.get(id)?.deleted, `${id} stays deleted`)
 
     // Recall with revision B: each memory's own text returns it first; deleted memories never come back.
-    const db = await sharedPgliteDatabase(stack.dataDir)
-    const store = new PgvectorStore(db)
+    const store = new ThreadedPgvectorStore({ dataDir: stack.dataDir })
     try {
       await store.open(b.dimensions)
       const ids = [...live.keys()]
@@ -294,8 +295,7 @@ describe('reindex topology on the real broker, pgvector in PGlite', { skip }, ()
         assert.equal(r.version, expected.versions.get(r.id), `${r.id} at its newest version`)
         assert.equal(r.model_revision, b.revision)
       }
-      const db = await sharedPgliteDatabase(stack.dataDir)
-      const store = new PgvectorStore(db, { table: 'vectors_b' })
+      const store = new ThreadedPgvectorStore({ dataDir: stack.dataDir, store: { table: 'vectors_b' } })
       try {
         await store.open(b.dimensions)
         const ids = [...expected.live.keys()]

@@ -1,3 +1,4 @@
+export { vectorArrayBinary, vectorBinary } from './binary.ts'
 export {
   type PgDatabaseOptions,
   pgDatabase,
@@ -10,7 +11,10 @@ export {
   DEFAULT_VECTOR_TABLE,
   defaultPgvectorStoreOptions,
   embeddedPgvectorStoreOptions,
+  type PgvectorIndex,
+  PgvectorIndexes,
   PgvectorStore,
   type PgvectorStoreOptions,
-  vectorLiteral
+  pgvectorDescription
 } from './store.ts'
+export { ThreadedPgvectorStore, type ThreadedPgvectorStoreOptions } from './threaded.ts'

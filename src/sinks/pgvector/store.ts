@@ -13,13 +13,27 @@ import type {
   VectorStore,
   VectorWriteReport
 } from '../vector/types.ts'
+import { vectorArrayBinary, vectorBinary } from './binary.ts'
 import type { SqlDatabase } from './database.ts'
 
 export const DEFAULT_VECTOR_TABLE = 'memory_vectors'
 
+/**
+ * How searches find the nearest vectors:
+ * - `hnsw`: an HNSW index (approximate; fast searches at any size, but every insert pays for the graph);
+ * - `exact`: no ANN index, each search compares the query with every live vector (exact; inserts cost only the row).
+ */
+export const PgvectorIndexes = { HNSW: 'hnsw', EXACT: 'exact' } as const
+export type PgvectorIndex = (typeof PgvectorIndexes)[keyof typeof PgvectorIndexes]
+
 export interface PgvectorStoreOptions {
   /** `name` or `schema.name`, taken literally. Default `memory_vectors`. */
   table: string
+  /**
+   * `hnsw` (default) or `exact`. Open makes the table match: `hnsw` builds the index if it is missing (over the rows
+   * already there), `exact` drops it if present (an index is derived data; switching back rebuilds it).
+   */
+  index: PgvectorIndex
   /** HNSW build parameters (pgvector's defaults). */
   hnswM: number
   hnswEfConstruction: number
@@ -29,17 +43,22 @@ export interface PgvectorStoreOptions {
 
 export const defaultPgvectorStoreOptions = {
   table: DEFAULT_VECTOR_TABLE,
+  index: PgvectorIndexes.HNSW,
   hnswM: 16,
   hnswEfConstruction: 64,
   efSearch: 100
 } as const satisfies PgvectorStoreOptions
 
 /**
- * HNSW build parameters of the embedded store (pgvector in PGlite): lighter than pgvector's defaults (16/64), as
- * inserts run in WebAssembly on the runner's own thread; the lexical embedder's self-recall stays ≥ 99% on 5,000
- * memories (test/sinks/pgvector). Measured with `npm run bench -- embedded --only index` (docs/BENCHMARKS.md).
+ * The embedded store (pgvector in PGlite) searches exactly by default: there every statement runs in WebAssembly on
+ * the runner's own thread, and maintaining HNSW costs ~1.9 ms per inserted vector (528 vectors/s, 384 dimensions),
+ * which would hold the whole memory topology below 1,000 events/s; an exact search over 10,000 / 50,000 / 100,000
+ * live vectors takes ~17 / 75 / 190 ms (measured on this machine, 2026-11-27; docs/BENCHMARKS.md, embedded). With
+ * SFM_VECTOR_INDEX=hnsw it keeps an HNSW index with build parameters lighter than pgvector's defaults (16/64): the
+ * lexical embedder's self-recall stays ≥ 99% on 5,000 memories (test/sinks/pgvector).
  */
 export const embeddedPgvectorStoreOptions = {
+  index: PgvectorIndexes.EXACT,
   hnswM: 12,
   hnswEfConstruction: 40
 } as const satisfies Partial<PgvectorStoreOptions>
@@ -66,15 +85,14 @@ interface HitRow {
   score: number
 }
 
-/** pgvector's text form of a vector. Nine significant digits round-trip any float32 exactly. */
-export function vectorLiteral(vector: Float32Array): string {
-  let out = '['
-  for (let i = 0; i < vector.length; i++) {
-    if (i > 0) out += ','
-    const x = vector[i]!
-    out += x === 0 ? '0' : x.toPrecision(9)
-  }
-  return `${out}]`
+/** `<database>, table <name>, <how it searches>`: what the runner prints at start. */
+export function pgvectorDescription(database: string, options: Partial<PgvectorStoreOptions> = {}): string {
+  const o: PgvectorStoreOptions = { ...defaultPgvectorStoreOptions, ...options }
+  const search =
+    o.index === PgvectorIndexes.HNSW
+      ? `HNSW index (m ${o.hnswM}, ef_construction ${o.hnswEfConstruction})`
+      : 'exact search (no ANN index)'
+  return `${database}, table ${displayName(parseTableName(o.table, 'pgvector table'))}, ${search}`
 }
 
 /** PostgreSQL text refuses NUL; an excerpt is for display only, so NULs are dropped rather than poisoning a memory. */
@@ -96,8 +114,10 @@ export class PgvectorStore implements VectorStore {
   readonly #db: SqlDatabase
   readonly #options: PgvectorStoreOptions
   readonly #table: string
-  readonly #names: { embeddingIndex: string; namespaceIndex: string }
+  readonly #names: { embeddingIndex: string; qualifiedEmbeddingIndex: string; namespaceIndex: string }
   #dimensions: number | undefined
+  /** The `vector` type's OID in this database (binary vector[] parameters name it: binary.ts). */
+  #vectorOid = 0
   #iterativeScan = false
 
   constructor(db: SqlDatabase, options: Partial<PgvectorStoreOptions> = {}) {
@@ -107,18 +127,31 @@ export class PgvectorStore implements VectorStore {
         throw new FatalError(`pgvector store: ${key} must be an integer in 2..1000, got ${o[key]}`)
       }
     }
+    if (!Object.values(PgvectorIndexes).includes(o.index)) {
+      throw new FatalError(
+        `pgvector store: index must be ${Object.values(PgvectorIndexes).join(' or ')}, got ${JSON.stringify(o.index)}`,
+        { code: ErrorCodes.CONFIG }
+      )
+    }
     const name = parseTableName(o.table, 'pgvector table')
     this.#db = db
     this.#options = o
     this.#table = quoteQualified(name)
+    const embeddingIndex = derivedName(name.name, 'embedding_idx')
     this.#names = {
-      embeddingIndex: quoteIdent(derivedName(name.name, 'embedding_idx')),
+      embeddingIndex: quoteIdent(embeddingIndex),
+      qualifiedEmbeddingIndex: quoteQualified({ schema: name.schema, name: embeddingIndex }),
       namespaceIndex: quoteIdent(derivedName(name.name, 'namespace_idx'))
     }
-    this.description = `${db.description}, table ${displayName(name)}`
+    this.description = pgvectorDescription(db.description, o)
   }
 
   readonly description: string
+
+  /** How searches find the nearest vectors (PgvectorIndexes). */
+  get index(): PgvectorIndex {
+    return this.#options.index
+  }
 
   get database(): SqlDatabase {
     return this.#db
@@ -153,17 +186,23 @@ CREATE TABLE IF NOT EXISTS ${this.#table} (
   deleted_at timestamptz,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS ${this.#names.embeddingIndex} ON ${this.#table}
-  USING hnsw (embedding vector_cosine_ops) WITH (m = ${hnswM}, ef_construction = ${hnswEfConstruction});
+${
+  this.#options.index === PgvectorIndexes.HNSW
+    ? `CREATE INDEX IF NOT EXISTS ${this.#names.embeddingIndex} ON ${this.#table}
+  USING hnsw (embedding vector_cosine_ops) WITH (m = ${hnswM}, ef_construction = ${hnswEfConstruction});`
+    : `DROP INDEX IF EXISTS ${this.#names.qualifiedEmbeddingIndex};`
+}
 CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (namespace) WHERE deleted_at IS NULL;`
     await this.#run('create table', () => this.#db.exec(ddl))
     const [column] = await this.#run('check table', () =>
-      this.#db.query<{ dims: number }>(
-        `SELECT atttypmod AS dims FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'embedding'`,
+      this.#db.query<{ dims: number; oid: number }>(
+        `SELECT atttypmod AS dims, atttypid::int4 AS oid FROM pg_attribute
+           WHERE attrelid = $1::regclass AND attname = 'embedding'`,
         [this.#table]
       )
     )
-    if (column && column.dims !== dimensions) {
+    if (!column) throw new FatalError(`pgvector store: ${this.description} has no embedding column`)
+    if (column.dims !== dimensions) {
       throw new FatalError(
         `pgvector store: ${this.description} holds vectors of ${column.dims} dimensions, the embedder makes ${dimensions}: use another table (SFM_VECTOR_TABLE) or drop it and reindex`,
         { code: ErrorCodes.CONFIG }
@@ -175,6 +214,7 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
     const [major = 0, minor = 0] = (ext?.v ?? '0.0').split('.').map(Number)
     // Iterative index scans (pgvector 0.8) keep filtered searches from returning fewer than k rows.
     this.#iterativeScan = major > 0 || minor >= 8
+    this.#vectorOid = column.oid
     this.#dimensions = dimensions
   }
 
@@ -268,7 +308,7 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
       version: new Array<number>(n),
       eventTs: new Array<string>(n),
       revision: new Array<string>(n),
-      embedding: new Array<string>(n),
+      embedding: new Array<Float32Array>(n),
       excerpt: new Array<string>(n)
     }
     records.forEach((r, k) => {
@@ -282,7 +322,7 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
       columns.version[k] = r.version
       columns.eventTs[k] = r.timestamp
       columns.revision[k] = r.modelRevision
-      columns.embedding[k] = vectorLiteral(r.vector)
+      columns.embedding[k] = r.vector
       columns.excerpt[k] = cleanText(r.excerpt)
     })
     // An UPDATE, not an upsert: a missing row stays missing.
@@ -290,10 +330,10 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
       this.#db.query<{ id: string }>(
         `UPDATE ${this.#table} AS m SET
            namespace = i.namespace, type = i.type, importance = i.importance, version = i.version,
-           event_ts = i.event_ts, model_revision = i.model_revision, embedding = i.embedding::vector,
+           event_ts = i.event_ts, model_revision = i.model_revision, embedding = i.embedding,
            excerpt = i.excerpt, deleted_at = NULL, updated_at = now()
          FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[], $6::timestamptz[], $7::text[],
-           $8::text[], $9::text[])
+           $8::vector[], $9::text[])
            AS i(id, namespace, type, importance, version, event_ts, model_revision, embedding, excerpt)
          WHERE m.id = i.id AND ${condition}
          RETURNING m.id`,
@@ -305,7 +345,7 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
           columns.version,
           columns.eventTs,
           columns.revision,
-          columns.embedding,
+          vectorArrayBinary(columns.embedding, this.#vectorOid),
           columns.excerpt
         ]
       )
@@ -325,7 +365,7 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
     const version = new Array<number>(n)
     const eventTs = new Array<string>(n)
     const revision = new Array<string | null>(n)
-    const embedding = new Array<string | null>(n)
+    const embedding = new Array<Float32Array | null>(n)
     const excerptText = new Array<string | null>(n)
     const deleted = new Array<boolean>(n)
     let k = 0
@@ -340,7 +380,7 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
       version[k] = u.version
       eventTs[k] = u.timestamp
       revision[k] = u.modelRevision
-      embedding[k] = vectorLiteral(u.vector)
+      embedding[k] = u.vector
       excerptText[k] = cleanText(u.excerpt)
       deleted[k] = false
       k++
@@ -358,15 +398,15 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
       deleted[k] = true
       k++
     }
-    // Vectors travel as text[] and are cast per row: PGlite cannot serialise a vector[] parameter.
+    // Vectors travel as one binary vector[] (binary.ts): the text form costs PGlite ~25x more to parse.
     const rows = await this.#run('write', () =>
       this.#db.query<{ deleted: boolean }>(
         `INSERT INTO ${this.#table} AS m
            (id, namespace, type, importance, version, event_ts, model_revision, embedding, excerpt, deleted_at, updated_at)
-         SELECT i.id, i.namespace, i.type, i.importance, i.version, i.event_ts, i.model_revision, i.embedding::vector,
+         SELECT i.id, i.namespace, i.type, i.importance, i.version, i.event_ts, i.model_revision, i.embedding,
            i.excerpt, CASE WHEN i.deleted THEN i.event_ts END, now()
          FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[], $6::timestamptz[], $7::text[],
-           $8::text[], $9::text[], $10::bool[])
+           $8::vector[], $9::text[], $10::bool[])
            AS i(id, namespace, type, importance, version, event_ts, model_revision, embedding, excerpt, deleted)
          ON CONFLICT (id) DO UPDATE SET
            namespace = EXCLUDED.namespace, type = EXCLUDED.type, importance = EXCLUDED.importance,
@@ -375,7 +415,18 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
            updated_at = EXCLUDED.updated_at
          WHERE (m.version, m.event_ts) < (EXCLUDED.version, EXCLUDED.event_ts)
          RETURNING m.deleted_at IS NOT NULL AS deleted`,
-        [id, namespace, type, importance, version, eventTs, revision, embedding, excerptText, deleted]
+        [
+          id,
+          namespace,
+          type,
+          importance,
+          version,
+          eventTs,
+          revision,
+          vectorArrayBinary(embedding, this.#vectorOid),
+          excerptText,
+          deleted
+        ]
       )
     )
     vectorRequestChannel.publish({ store: this.kind, points: n } satisfies VectorRequestMessage)
@@ -388,7 +439,10 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
     this.#requireOpen()
     const k = options.k
     if (!Number.isInteger(k) || k < 1 || k > 1000) throw new FatalError(`search: k must be in 1..1000, got ${k}`)
-    const params: unknown[] = [vectorLiteral(vector), k]
+    if (vector.length !== this.#dimensions) {
+      throw new FatalError(`search: vector of ${vector.length} dimensions for a ${this.#dimensions} index`)
+    }
+    const params: unknown[] = [vectorBinary(vector), k]
     let where = 'deleted_at IS NULL'
     if (options.namespace !== undefined) {
       params.push(options.namespace)

@@ -1,7 +1,15 @@
 import { envInt } from '../../config.ts'
+import { ErrorCodes, FatalError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../logger.ts'
-import { pgDatabase, sharedPgliteDatabase } from '../pgvector/database.ts'
-import { embeddedPgvectorStoreOptions, PgvectorStore } from '../pgvector/store.ts'
+import { pgDatabase } from '../pgvector/database.ts'
+import {
+  embeddedPgvectorStoreOptions,
+  type PgvectorIndex,
+  PgvectorIndexes,
+  PgvectorStore,
+  type PgvectorStoreOptions
+} from '../pgvector/store.ts'
+import { ThreadedPgvectorStore } from '../pgvector/threaded.ts'
 import { QdrantStore } from '../qdrant/store.ts'
 import type { VectorStore } from './types.ts'
 
@@ -15,9 +23,11 @@ export const DEFAULT_DATA_DIR = './.sfm-data'
  *
  * 1. `QDRANT_URL` → Qdrant (`QDRANT_API_KEY`, `SFM_QDRANT_COLLECTION` default `memories`,
  *    `SFM_QDRANT_POINTS_PER_REQUEST` default 128, `SFM_QDRANT_PARALLEL_REQUESTS` default 4).
- * 2. `VECTOR_DATABASE_URL` → pgvector in that PostgreSQL (it needs the extension), table `SFM_VECTOR_TABLE`.
- * 3. Neither → pgvector in the embedded PGlite of `SFM_DATA_DIR` (default `./.sfm-data`)/pg, shared with the KV
- *    sink and locked: one process at a time may open it (src/pglite/shared.ts).
+ * 2. `VECTOR_DATABASE_URL` → pgvector in that PostgreSQL (it needs the extension), table `SFM_VECTOR_TABLE`, an
+ *    HNSW index unless `SFM_VECTOR_INDEX=exact`.
+ * 3. Neither → pgvector in an embedded PGlite of its own, `SFM_DATA_DIR` (default `./.sfm-data`)/vectors, on a
+ *    worker thread of this process and locked: one process at a time may open it (src/sinks/pgvector/threaded.ts);
+ *    exact search unless `SFM_VECTOR_INDEX=hnsw` (why: embeddedPgvectorStoreOptions).
  *
  * The choice is logged (without secrets).
  */
@@ -26,6 +36,8 @@ export async function vectorStoreFromEnv(
   log: Logger = createLogger('vectors')
 ): Promise<VectorStore> {
   const table = env.SFM_VECTOR_TABLE || undefined
+  const index = pgvectorIndexFromEnv(env)
+  const pgvectorOptions: Partial<PgvectorStoreOptions> = { ...(table ? { table } : {}), ...(index ? { index } : {}) }
   let store: VectorStore
   if (env.QDRANT_URL) {
     store = new QdrantStore({
@@ -36,14 +48,31 @@ export async function vectorStoreFromEnv(
       maxParallelRequests: envInt('SFM_QDRANT_PARALLEL_REQUESTS', 4, env)
     })
   } else if (env.VECTOR_DATABASE_URL) {
-    store = new PgvectorStore(pgDatabase({ connectionString: env.VECTOR_DATABASE_URL }), table ? { table } : {})
+    store = new PgvectorStore(pgDatabase({ connectionString: env.VECTOR_DATABASE_URL }), pgvectorOptions)
   } else {
-    // Lighter HNSW build parameters than pgvector's defaults (see embeddedPgvectorStoreOptions).
-    store = new PgvectorStore(await sharedPgliteDatabase(env.SFM_DATA_DIR || undefined), {
-      ...embeddedPgvectorStoreOptions,
-      ...(table ? { table } : {})
+    // Exact search, or lighter HNSW build parameters than pgvector's defaults (see embeddedPgvectorStoreOptions).
+    store = new ThreadedPgvectorStore({
+      ...(env.SFM_DATA_DIR ? { dataDir: env.SFM_DATA_DIR } : {}),
+      store: { ...embeddedPgvectorStoreOptions, ...pgvectorOptions }
     })
   }
-  log.info(`vector store: ${store.description}`)
+  const hint =
+    (store instanceof PgvectorStore || store instanceof ThreadedPgvectorStore) && index === undefined
+      ? ` (SFM_VECTOR_INDEX=${store.index === PgvectorIndexes.HNSW ? PgvectorIndexes.EXACT : PgvectorIndexes.HNSW} to change)`
+      : ''
+  log.info(`vector store: ${store.description}${hint}`)
   return store
+}
+
+/** `SFM_VECTOR_INDEX` (pgvector stores only): `hnsw` or `exact`; unset: the store's default. */
+export function pgvectorIndexFromEnv(env: NodeJS.ProcessEnv = process.env): PgvectorIndex | undefined {
+  const value = env.SFM_VECTOR_INDEX
+  if (value === undefined || value === '') return undefined
+  const allowed: readonly string[] = Object.values(PgvectorIndexes)
+  if (!allowed.includes(value)) {
+    throw new FatalError(`SFM_VECTOR_INDEX must be ${allowed.join(' or ')}, got ${JSON.stringify(value)}`, {
+      code: ErrorCodes.CONFIG
+    })
+  }
+  return value as PgvectorIndex
 }

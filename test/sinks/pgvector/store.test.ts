@@ -5,7 +5,7 @@ import pg from 'pg'
 import { LexicalEmbedder } from '../../../src/embedders/lexical.ts'
 import { ErrorKinds, kindOf } from '../../../src/errors.ts'
 import { createLogger } from '../../../src/logger.ts'
-import { PgvectorStore, pgDatabase, pgliteDatabase } from '../../../src/sinks/pgvector/index.ts'
+import { PgvectorIndexes, PgvectorStore, pgDatabase, pgliteDatabase } from '../../../src/sinks/pgvector/index.ts'
 import { fold } from '../../../src/sinks/postgres/index.ts'
 import { vectorSink } from '../../../src/sinks/vector/index.ts'
 import { vectorStoreFromEnv } from '../../../src/sinks/vector/select.ts'
@@ -72,6 +72,55 @@ function behaviour(backend: Backend): void {
     await store.open(16) // idempotent: a restarted runner opens the same table again
   })
 
+  test('vectors travel as binary parameters and come back bit for bit (write, reembed, search); NaN is refused', async (t) => {
+    const { store, table } = await openSink(t, backend, 8)
+    // Extremes of float32: the text form needed nine significant digits for these; binary carries them exactly.
+    const vectors = [
+      Float32Array.of(1, -0, 3.4028234663852886e38, -1.401298464324817e-45, 0, 0, 0, 1),
+      Float32Array.of(1.1754943508222875e-38, 0.1, -0.30000001192092896, 123456.7890625, 1, 2, 3, 4),
+      Float32Array.of(0.5, 0.25, -0.125, 2, -1, -2, -3, -4)
+    ]
+    const record = (id: string, vector: Float32Array, version = 1) => ({
+      id,
+      namespace: 'ns',
+      type: 'semantic',
+      importance: null,
+      version,
+      micros: 1_700_000_000_000_000n,
+      timestamp: '2023-11-14T22:13:20.000000Z',
+      modelRevision: 'r1',
+      vector,
+      excerpt: `text ${id}`
+    })
+    const stored = async (id: string) => {
+      const [row] = await store.database.query<{ e: number[] }>(
+        `SELECT embedding::real[] AS e FROM ${table} WHERE id = $1`,
+        [id]
+      )
+      return row?.e
+    }
+    // One batch with an upsert and a delete: the delete's element of the vector[] is NULL.
+    const report = await store.write(
+      vectors.map((v, i) => record(`v${i}`, v)),
+      [{ id: 'gone', namespace: 'ns', version: 1, micros: 1n, timestamp: '1970-01-01T00:00:00.000001Z' }]
+    )
+    assert.deepEqual(report, { upserts: 3, deletes: 1, requests: 1 })
+    for (const [i, v] of vectors.entries()) {
+      assert.deepEqual(Float32Array.from((await stored(`v${i}`)) ?? []), v, `v${i} round-trips exactly`)
+    }
+    assert.equal(await stored('gone'), null, 'a tombstone has no vector')
+    // reembed writes through the UPDATE path: the same bytes must land.
+    const replacement = Float32Array.of(-2, 0.75, 1e-30, 7, 0, 0.5, 0, 9)
+    assert.equal((await store.reembed([record('v2', replacement)])).upserts, 1)
+    assert.deepEqual(Float32Array.from((await stored('v2')) ?? []), replacement)
+    // The query vector is binary too: the stored vector itself is its own nearest neighbour at cosine score 1.
+    const [hit] = await store.search(vectors[1]!, { k: 1 })
+    assert.equal(hit?.id, 'v1')
+    assert.ok(Math.abs((hit?.score ?? 0) - 1) < 1e-6, `score ${hit?.score}`)
+    // pgvector refuses NaN in binary input as in text: a database refusal, not a silent write.
+    await assert.rejects(store.write([record('nan', Float32Array.of(Number.NaN, 0, 0, 1, 0, 0, 0, 0), 2)], []), /NaN/)
+  })
+
   test('5,000 memories: each one’s own text recalls it first for ≥ 99% of queries', { timeout: 300_000 }, async (t) => {
     const { sink, store, embedder } = await openSink(t, backend)
     const texts = textCorpus(5000, 42)
@@ -107,6 +156,73 @@ function behaviour(backend: Backend): void {
     assert.equal(hits[0]!.modelRevision, embedder.revision)
     assert.ok(Math.abs(hits[0]!.score - 1) < 1e-5)
     for (let i = 1; i < hits.length; i++) assert.ok(hits[i - 1]!.score >= hits[i]!.score)
+  })
+
+  test('index exact: no HNSW index and the true nearest neighbours; hnsw builds it over the rows, exact drops it', async (t) => {
+    const { sink, store, embedder, schema, table } = await openSink(t, backend, 64)
+    const texts = textCorpus(400, 9)
+    await sink.write(memoryEnvelopes(texts.map((text, i) => upsert(`x-${i}`, text, { namespace: i % 3 ? 'a' : 'b' }))))
+    const hnswIndexes = async () =>
+      (
+        await store.database.query<{ indexdef: string }>(
+          `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'memory_vectors'`,
+          [schema]
+        )
+      ).filter((i) => /USING hnsw/.test(i.indexdef)).length
+    assert.equal(await hnswIndexes(), 1, 'the store under test was opened with an HNSW index')
+
+    // The same table reopened exact (as a runner restarted with SFM_VECTOR_INDEX=exact): the index goes.
+    const exact = new PgvectorStore(store.database, { table, index: PgvectorIndexes.EXACT })
+    assert.match(exact.description, /exact search/)
+    await exact.open(64)
+    assert.equal(await hnswIndexes(), 0)
+    // Exact means exact: the k nearest by cosine, computed here over every stored vector, in order.
+    const vectors = await embedder.embed(texts)
+    const cosine = (a: Float32Array, b: Float32Array) => {
+      let dot = 0
+      let na = 0
+      let nb = 0
+      for (let i = 0; i < a.length; i++) {
+        dot += a[i]! * b[i]!
+        na += a[i]! * a[i]!
+        nb += b[i]! * b[i]!
+      }
+      return dot / Math.sqrt(na * nb)
+    }
+    for (const q of [0, 17, 123, 399]) {
+      const query = await embedder.embed([`${texts[q]} and something else entirely`])
+      const expected = vectors
+        .map((v, i) => ({ id: `x-${i}`, score: cosine(query[0]!, v), ns: i % 3 ? 'a' : 'b' }))
+        .filter((h) => h.ns === 'b')
+        .sort((a, b) => b.score - a.score)
+        .slice(0, 5)
+      const hits = await exact.search(query[0]!, { k: 5, namespace: 'b' })
+      assert.deepEqual(
+        hits.map((h) => h.id),
+        expected.map((h) => h.id),
+        `query ${q}`
+      )
+      for (const [i, h] of hits.entries()) assert.ok(Math.abs(h.score - expected[i]!.score) < 1e-5)
+    }
+    // Writes keep working without the index.
+    await exact.write(
+      [],
+      [{ id: 'x-0', namespace: 'a', version: 9, micros: 1n, timestamp: '1970-01-01T00:00:00.000001Z' }]
+    )
+    assert.equal(await exact.count(), 399)
+
+    // Back to hnsw: open builds the index over the rows already there, and searches use it.
+    const hnsw = new PgvectorStore(store.database, {
+      table,
+      index: PgvectorIndexes.HNSW,
+      hnswM: 12,
+      hnswEfConstruction: 40
+    })
+    await hnsw.open(64)
+    assert.equal(await hnswIndexes(), 1)
+    const [hit] = await hnsw.search(vectors[123]!, { k: 1 })
+    assert.equal(hit?.id, 'x-123')
+    assert.throws(() => new PgvectorStore(store.database, { index: 'ivf' as never }), /index must be hnsw or exact/)
   })
 
   test('deletes disappear from results; a stale upsert after the delete does not resurrect', async (t) => {

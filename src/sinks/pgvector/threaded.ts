@@ -1,0 +1,139 @@
+import { acquireFolderLock, type FolderLock } from '../../pglite/folder-lock.ts'
+import { displayFolder, pgliteVectorFolder } from '../../pglite/shared.ts'
+import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
+import { WorkerRpc } from '../../workers/rpc.ts'
+import type { FencePair } from '../postgres/fence.ts'
+import type {
+  SearchHit,
+  SearchOptions,
+  StoredPoint,
+  VectorDelete,
+  VectorEvict,
+  VectorRecord,
+  VectorStore,
+  VectorWriteReport
+} from '../vector/types.ts'
+import {
+  defaultPgvectorStoreOptions,
+  embeddedPgvectorStoreOptions,
+  type PgvectorIndex,
+  type PgvectorStoreOptions,
+  pgvectorDescription
+} from './store.ts'
+
+export interface ThreadedPgvectorStoreOptions {
+  /** Data directory (default SFM_DATA_DIR or ./.sfm-data); the index lives in `<dataDir>/vectors`. */
+  dataDir?: string
+  /** Over embeddedPgvectorStoreOptions (exact search unless `index: 'hnsw'`). */
+  store?: Partial<PgvectorStoreOptions>
+}
+
+/**
+ * The embedded vector index: pgvector in a PGlite of its own (`<dataDir>/vectors`), run by a worker thread
+ * (threaded-worker.ts), the same PgvectorStore as everywhere else behind a message port.
+ *
+ * Why a thread and a folder of its own: PGlite executes every statement in WebAssembly on the thread that opened it,
+ * and the runner's thread already runs the memories' PGlite, the embedded log and the pipeline. Measured on this
+ * machine (2 cores, 2026-11-27, `npm run bench -- embedded`): with the vector index in the memories' PGlite the whole
+ * memory topology did ~107 µs of main-thread CPU per event against ~62 without vectors; with it here the vector
+ * statements run on another core, beside the KV writes. One PGlite cannot be shared across threads, hence the second
+ * folder. The folder is locked by this process (src/pglite/folder-lock.ts) before the worker opens it, so other
+ * processes (`npm run recall`) refuse with this process's pid rather than open it.
+ *
+ * If the worker dies, the calls in flight fail retriable (the runtime retries their batches) and the next call
+ * starts a new worker, which opens the index again.
+ */
+export class ThreadedPgvectorStore implements VectorStore {
+  readonly kind = 'pgvector'
+  readonly description: string
+  readonly index: PgvectorIndex
+  readonly folder: string
+  readonly #rpc: WorkerRpc
+  #lock: FolderLock | undefined
+  #dimensions: number | undefined
+
+  constructor(options: ThreadedPgvectorStoreOptions = {}) {
+    const store = { ...defaultPgvectorStoreOptions, ...embeddedPgvectorStoreOptions, ...options.store }
+    this.folder = pgliteVectorFolder(options.dataDir)
+    this.index = store.index
+    this.description = pgvectorDescription(`pgvector in PGlite at ${displayFolder(this.folder)} (own thread)`, store)
+    this.#rpc = new WorkerRpc(
+      new URL('./threaded-worker.ts', import.meta.url),
+      { folder: this.folder, options: store },
+      'vector index worker'
+    )
+  }
+
+  async open(dimensions: number, signal?: AbortSignal): Promise<void> {
+    this.#lock ??= acquireFolderLock(this.folder, 'PGlite vector folder')
+    await this.#rpc.call('open', [dimensions], signal)
+    this.#dimensions = dimensions
+  }
+
+  fences(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, FencePair>> {
+    return this.#call('fences', [ids], signal)
+  }
+
+  points(ids: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPoint>> {
+    return this.#call('points', [ids], signal)
+  }
+
+  write(
+    upserts: readonly VectorRecord[],
+    deletes: readonly VectorDelete[],
+    signal?: AbortSignal
+  ): Promise<VectorWriteReport> {
+    return this.#statement('write', [upserts, deletes], upserts.length + deletes.length, signal)
+  }
+
+  reembed(records: readonly VectorRecord[], signal?: AbortSignal): Promise<VectorWriteReport> {
+    return this.#statement('reembed', [records], records.length, signal)
+  }
+
+  reinstate(records: readonly VectorRecord[], signal?: AbortSignal): Promise<VectorWriteReport> {
+    return this.#statement('reinstate', [records], records.length, signal)
+  }
+
+  evict(points: readonly VectorEvict[], signal?: AbortSignal): Promise<VectorWriteReport> {
+    return this.#statement('evict', [points], points.length, signal)
+  }
+
+  search(vector: Float32Array, options: SearchOptions, signal?: AbortSignal): Promise<SearchHit[]> {
+    return this.#call('search', [vector, options.k, options.namespace, options.type], signal)
+  }
+
+  count(): Promise<number> {
+    return this.#call('count', [])
+  }
+
+  async close(): Promise<void> {
+    try {
+      if (this.#rpc.running) await this.#rpc.call('close', []).catch(() => {})
+      await this.#rpc.close()
+    } finally {
+      this.#lock?.release()
+      this.#lock = undefined
+    }
+  }
+
+  /** A call into the worker; a worker started after one died opens the index first. */
+  async #call<R>(method: string, args: readonly unknown[], signal?: AbortSignal): Promise<R> {
+    if (!this.#rpc.running && this.#dimensions !== undefined) await this.#rpc.call('open', [this.#dimensions], signal)
+    return this.#rpc.call<R>(method, args, signal)
+  }
+
+  /**
+   * A write statement. The store reports it on the telemetry channel in the worker, where nothing listens: report it
+   * here, on the runner's thread, as PgvectorStore does (one statement per call when there is anything to write).
+   */
+  async #statement(
+    method: string,
+    args: readonly unknown[],
+    points: number,
+    signal?: AbortSignal
+  ): Promise<VectorWriteReport> {
+    const report = await this.#call<VectorWriteReport>(method, args, signal)
+    if (report.requests > 0) vectorRequestChannel.publish({ store: this.kind, points } satisfies VectorRequestMessage)
+    return report
+  }
+}

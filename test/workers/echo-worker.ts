@@ -1,0 +1,17 @@
+/** A worker for test/workers/rpc.test.ts. */
+
+import { PoisonError } from '../../src/errors.ts'
+import { serveRpc } from '../../src/workers/rpc.ts'
+
+serveRpc({
+  echo: (value: unknown) => value,
+  square: (values: Float64Array) => values.map((v) => v * v),
+  slow: async (ms: number) => {
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    return ms
+  },
+  refuse: (why: string) => {
+    throw new PoisonError(why, { code: 'SFM_SINK_REJECTED' })
+  },
+  crash: () => process.exit(3)
+})
