@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Ajv, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
+import { cosine } from './vectors.ts'
 
 /**
  * A stand-in Qdrant for contract tests: no Qdrant server can run on these machines, so the Qdrant sink is tested
@@ -137,18 +138,6 @@ function buildOperations(): Operation[] {
 }
 
 let cachedOperations: Operation[] | undefined
-
-function cosine(a: readonly number[], b: readonly number[]): number {
-  let dot = 0
-  let na = 0
-  let nb = 0
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!
-    na += a[i]! * a[i]!
-    nb += b[i]! * b[i]!
-  }
-  return dot / Math.sqrt(na * nb)
-}
 
 class Unsupported extends Error {}
 

@@ -81,3 +81,16 @@ export function remove(id: string, extra: Partial<MemoryEvent> = {}): MemoryEven
     ...extra
   }
 }
+
+/** Cosine similarity, computed in doubles: what a store's search must agree with. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0
+  let na = 0
+  let nb = 0
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!
+    na += a[i]! * a[i]!
+    nb += b[i]! * b[i]!
+  }
+  return dot / Math.sqrt(na * nb)
+}

@@ -12,7 +12,7 @@ import { vectorStoreFromEnv } from '../../../src/sinks/vector/select.ts'
 import { RecordingHost } from '../../helpers/envelopes.ts'
 import { generateHistory } from '../../helpers/memory-history.ts'
 import { serverPgvectorSkip } from '../../helpers/pgvector.ts'
-import { memoryEnvelopes, remove, textCorpus, upsert } from '../../helpers/vectors.ts'
+import { cosine, memoryEnvelopes, remove, textCorpus, upsert } from '../../helpers/vectors.ts'
 import { DatabaseProxy, databaseUrl, testSchema } from '../postgres/helpers.ts'
 
 const quiet = createLogger('test', 'error')
@@ -178,17 +178,6 @@ function behaviour(backend: Backend): void {
     assert.equal(await hnswIndexes(), 0)
     // Exact means exact: the k nearest by cosine, computed here over every stored vector, in order.
     const vectors = await embedder.embed(texts)
-    const cosine = (a: Float32Array, b: Float32Array) => {
-      let dot = 0
-      let na = 0
-      let nb = 0
-      for (let i = 0; i < a.length; i++) {
-        dot += a[i]! * b[i]!
-        na += a[i]! * a[i]!
-        nb += b[i]! * b[i]!
-      }
-      return dot / Math.sqrt(na * nb)
-    }
     for (const q of [0, 17, 123, 399]) {
       const query = await embedder.embed([`${texts[q]} and something else entirely`])
       const expected = vectors
