@@ -51,6 +51,7 @@ import { fold, migrate, tableNames } from '../src/sinks/postgres/index.ts'
 import { pglitePool } from '../src/sinks/postgres/pglite-pool.ts'
 import { prepareEvent } from '../src/sinks/postgres/prepare.ts'
 import type { PreparedEvent } from '../src/sinks/postgres/types.ts'
+import type { VectorSink } from '../src/sinks/vector/sink.ts'
 import { Runtime } from '../src/streams/runtime.ts'
 import { memoryTopology } from '../topologies/memory.ts'
 import { parseBenchArgs } from './lib/args.ts'
@@ -288,20 +289,34 @@ async function measureTopology(ctx: Context, side: 'kv' | 'vectors', r: number):
   const window = new Window()
   const batches = new Map<string, { count: number; rows: number; seconds: number }>()
   let deadLettered = 0
+  // The vector side's worker threads (embedder, vector index): their CPU over the window, read at its ends.
+  let workerCpu: Promise<[WorkerCpu, WorkerCpu]> | undefined
+  let workers = ''
   await withEnv(env, async () => {
     const topology = await memoryTopology()
+    const vectorSink = topology.branches.vectors?.sink as VectorSink | undefined
+    const readWorkers = () => Promise.all([threadCpu(vectorSink?.embedder), threadCpu(vectorSink?.store)])
     let done = 0
     let timedOut = false
     const runtime: Runtime = new Runtime(topology, {
       logger: createLogger(`bench-${BENCH}`, logLevel()),
       observer: {
         consumed() {
-          if (!window.started) window.start()
+          if (!window.started) {
+            window.start()
+            workerCpu = readWorkers()
+          }
         },
         processed() {
           if (++done === n) {
             window.stop()
-            runtime.stop()
+            const before = workerCpu
+            // Read before stopping: closing the sinks stops the workers.
+            workerCpu = readWorkers().then(async (after) => {
+              const [embedder, store] = (await before) ?? [undefined, undefined]
+              return [minus(after[0], embedder), minus(after[1], store)]
+            })
+            workerCpu.finally(() => runtime.stop()).catch(() => {})
           }
         },
         deadLettered() {
@@ -327,6 +342,11 @@ async function measureTopology(ctx: Context, side: 'kv' | 'vectors', r: number):
       clearTimeout(timer)
     }
     if (timedOut) throw new Error(`${side}: ${done}/${n} events done after ${limitMs} ms`)
+    const [embedder, store] = (await workerCpu) ?? [undefined, undefined]
+    if (embedder !== undefined || store !== undefined) {
+      const per = (micros: WorkerCpu) => (micros === undefined ? '–' : round(micros / n))
+      workers = `; worker threads: embedder ${per(embedder)}, vector index ${per(store)} µs CPU/event`
+    }
   })
   const rows = await countRows(ctx, `SELECT count(*)::int AS n FROM ${quoteQualified(tableNames(table).memories)}`)
   if (rows !== work.expectedRows) throw new Error(`${side}: ${rows} rows in ${table}, expected ${work.expectedRows}`)
@@ -355,7 +375,19 @@ async function measureTopology(ctx: Context, side: 'kv' | 'vectors', r: number):
         `${branch} ${b.count} batches of ${round(b.rows / b.count)}, ${round((1000 * b.seconds) / b.count)} ms each`
     )
     .join('; ')
-  return window.measurement(side, n, `${rows} rows${vectors}, ${deadLettered} to the DLQ; ${perBranch}`)
+  return window.measurement(side, n, `${rows} rows${vectors}, ${deadLettered} to the DLQ; ${perBranch}${workers}`)
+}
+
+type WorkerCpu = number | undefined
+
+/** A worker thread's CPU so far, when the embedder or store runs on one (ThreadedEmbedder, ThreadedPgvectorStore). */
+async function threadCpu(part: unknown): Promise<WorkerCpu> {
+  const reader = part as { threadCpuMicros?: () => Promise<number | undefined> } | undefined
+  return reader?.threadCpuMicros ? reader.threadCpuMicros() : undefined
+}
+
+function minus(after: WorkerCpu, before: WorkerCpu): WorkerCpu {
+  return after === undefined ? undefined : after - (before ?? 0)
 }
 
 /** The valid events in log order, prepared (JSON text, exact timestamps) as the sink would: outside the clock. */

@@ -41,6 +41,11 @@ export class ThreadedEmbedder implements Embedder {
     return out
   }
 
+  /** CPU time of the worker thread so far (µs), undefined before the first call: for benchmarks. */
+  threadCpuMicros(): Promise<number | undefined> {
+    return this.#rpc.threadCpuMicros()
+  }
+
   close(): Promise<void> {
     return this.#rpc.close()
   }

@@ -19,6 +19,9 @@ import {
   type SfmError
 } from '../errors.ts'
 
+/** A method every worker answers: its thread's CPU time in µs (WorkerRpc.threadCpuMicros). */
+const THREAD_CPU = 'sfm:threadCpu'
+
 interface Request {
   readonly id: number
   readonly method: string
@@ -92,6 +95,12 @@ export class WorkerRpc {
     })
   }
 
+  /** CPU time the worker thread has used (user + system, µs), or undefined if none is running: for benchmarks. */
+  async threadCpuMicros(): Promise<number | undefined> {
+    if (this.#worker === undefined) return undefined
+    return this.call<number>(THREAD_CPU, [])
+  }
+
   /** Fails the calls in flight (retriable: the runtime holds their batches) and stops the worker. */
   async close(): Promise<void> {
     this.#closed = true
@@ -138,6 +147,11 @@ export class WorkerRpc {
   }
 }
 
+function threadCpu(): number {
+  const usage = process.threadCpuUsage()
+  return usage.user + usage.system
+}
+
 function rebuildError(error: ErrorReply): SfmError {
   const options = error.code === undefined ? {} : { code: error.code as ErrorCode }
   if (error.kind === ErrorKinds.POISON) return new PoisonError(error.message, options)
@@ -153,7 +167,7 @@ export function serveRpc(handlers: Record<string, (...args: never[]) => unknown>
   const port = parentPort
   if (port === null) throw new Error('serveRpc runs in a worker thread')
   port.on('message', async (request: Request) => {
-    const handler = handlers[request.method]
+    const handler = request.method === THREAD_CPU ? threadCpu : handlers[request.method]
     try {
       if (handler === undefined) throw new FatalError(`worker has no method ${JSON.stringify(request.method)}`)
       const value = await (handler as (...args: unknown[]) => unknown)(...request.args)

@@ -106,6 +106,11 @@ export class ThreadedPgvectorStore implements VectorStore {
     return this.#call('count', [])
   }
 
+  /** CPU time of the worker thread so far (µs), undefined while none runs: for benchmarks. */
+  threadCpuMicros(): Promise<number | undefined> {
+    return this.#rpc.threadCpuMicros()
+  }
+
   async close(): Promise<void> {
     try {
       if (this.#rpc.running) await this.#rpc.call('close', []).catch(() => {})
