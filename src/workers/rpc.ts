@@ -41,7 +41,7 @@ interface Pending {
   reject(error: unknown): void
 }
 
-/** The calling side. The worker starts on the first call; `onStart` runs first on every new worker (e.g. open). */
+/** The calling side. The worker starts on the first call (and again on the call after it died). */
 export class WorkerRpc {
   readonly #url: URL
   readonly #workerData: unknown
@@ -90,8 +90,15 @@ export class WorkerRpc {
           reject(error)
         }
       })
+      try {
+        worker.postMessage({ id, method, args } satisfies Request)
+      } catch (error) {
+        // An argument that cannot be cloned (DataCloneError): nothing was sent, so nothing will answer.
+        this.#settle(id)
+        reject(error)
+        return
+      }
       worker.ref()
-      worker.postMessage({ id, method, args } satisfies Request)
     })
   }
 

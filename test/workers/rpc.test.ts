@@ -48,3 +48,10 @@ test('abort rejects the call with the reason; close fails what is in flight and 
   await inFlight
   await assert.rejects(rpc.call('echo', [1]), shutdown)
 })
+
+test('an argument that cannot be sent fails that call at once and leaves nothing pending', async (t) => {
+  const rpc = new WorkerRpc(worker, undefined, 'test worker')
+  t.after(() => rpc.close())
+  await assert.rejects(rpc.call('echo', [() => 1]), /could not be cloned/)
+  assert.equal(await rpc.call('echo', ['next']), 'next')
+})
