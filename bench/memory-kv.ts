@@ -20,8 +20,9 @@
  * Every table is created by the sink's own migration (src/sinks/postgres/migrations), so all of them have the same
  * layout and indexes. Throughput is timed from each side's first message to its N-th done (kv/all: acked by every
  * branch, i.e. committed in PostgreSQL; naive: offset committed), so group join is not counted; the table is then
- * checked (rows, processed event ids). Each side also reports this process's CPU time per event and, for kv/all,
- * how full the batches were and how many writes were in flight on average.
+ * checked (rows, processed event ids). Each side also reports this process's CPU time per event, the PostgreSQL
+ * server's and (kv, sink, copy) its own backends' CPU time per event when the server runs on this host (/proc), and,
+ * for kv/all, how full the batches were and how many writes were in flight on average.
  *
  * Rounds (default 2) alternate the order of the sides (ABBA) and keep the best of each: the machine is shared, noise
  * only ever slows a side down, and alternating cancels the bias of going first or last (PostgreSQL's checkpoints and
@@ -35,6 +36,7 @@
  * "row visible" by the produce of latest/audit. (Polling the table instead would add the polling interval.)
  */
 import { randomUUID } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { Readable } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
@@ -50,6 +52,8 @@ import type { MemoryEvent } from '../src/memory/event.ts'
 import { createProducer, type OutgoingMessage } from '../src/sinks/kafka/index.ts'
 import { quoteQualified } from '../src/sinks/postgres/identifiers.ts'
 import { migrate, postgresSink, tableNames } from '../src/sinks/postgres/index.ts'
+import { resolvePostgresSinkOptions } from '../src/sinks/postgres/options.ts'
+import { createPool } from '../src/sinks/postgres/pool.ts'
 import { defaultKafkaSourceOptions, parseBrokers } from '../src/sources/kafka/index.ts'
 import { Delivery, type DeliveryHost, Envelope } from '../src/streams/envelope.ts'
 import { Runtime } from '../src/streams/runtime.ts'
@@ -265,6 +269,8 @@ interface Context {
   schema: string
   events: EventSet
   groups: string[]
+  /** The PostgreSQL server's CPU, when it runs on this host (the dev stack); otherwise undefined. */
+  server: ServerCpu | undefined
 }
 
 /** A fresh, migrated memories table (+ its processed table) in the run's schema: identical layout for every side. */
@@ -294,18 +300,123 @@ interface Measurement {
   startSeconds: number
   /** CPU time of this process (Node: Kafka client, runtime, pg client) per event in the window, µs. */
   cpuMicrosPerEvent: number
+  /** CPU time of the PostgreSQL server (all its processes, if on this host; else NaN) per event in the window, µs. */
+  serverCpuMicrosPerEvent: number
+  /** CPU time of the side's own PostgreSQL backends per event in the window, µs (NaN if not measured). */
+  backendCpuMicrosPerEvent: number
   /** The window on the monotonic clock, µs: what a --cpu-prof profile's timestamps use. */
   marks: readonly [bigint, bigint]
   detail: string
 }
 
-/** A measured window: wall time, this process's CPU time, and monotonic marks (to cut a --cpu-prof profile). */
+/** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100
+
+/** Fields 3.. of /proc/<pid>/stat (after the command name, which may hold blanks), or undefined if it is gone. */
+function procStat(pid: number | string): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * CPU time of a PostgreSQL server on this host, read from /proc: the postmaster, its live children (backends,
+ * walwriter, …) and the children it has reaped (cutime/cstime), so backends that exit inside a window still count.
+ * An upper bound of what a side costs the server: other clients (tests, the other helpers' work) share it.
+ */
+class ServerCpu {
+  readonly #postmaster: number
+
+  private constructor(postmaster: number) {
+    this.#postmaster = postmaster
+  }
+
+  /** The server behind `pool`, if its backend is a process of this host that we may read. */
+  static async find(pool: pg.Pool): Promise<ServerCpu | undefined> {
+    const { rows } = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    const backend = rows[0]?.pid
+    if (backend === undefined) return undefined
+    const comm = procStat(backend) === undefined ? '' : readFileSync(`/proc/${backend}/comm`, 'utf8').trim()
+    const parent = Number(procStat(backend)?.[1])
+    return comm === 'postgres' && Number.isInteger(parent) ? new ServerCpu(parent) : undefined
+  }
+
+  /** Seconds of CPU used by the server so far. */
+  seconds(): number {
+    const own = procStat(this.#postmaster)
+    if (own === undefined) return Number.NaN
+    // utime, stime, cutime, cstime are fields 14–17 of stat, i.e. 11–14 after the command name.
+    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])
+    for (const entry of readdirSync('/proc')) {
+      if (entry.charCodeAt(0) < 0x30 || entry.charCodeAt(0) > 0x39) continue
+      const fields = procStat(entry)
+      if (fields !== undefined && Number(fields[1]) === this.#postmaster)
+        ticks += Number(fields[11]) + Number(fields[12])
+    }
+    return ticks / CLOCK_TICKS
+  }
+}
+
+/**
+ * CPU time of given PostgreSQL backends (the connections of one side, by the process id the server reports at
+ * startup, pg's `client.processID`), read from /proc: the statements' own cost, without autovacuum, the WAL writer
+ * or other clients of the shared server. A backend that exits inside a window is lost (the pools here outlive it).
+ */
+class Backends {
+  readonly #pids = new Set<number>()
+
+  add(pid: number | null | undefined): void {
+    if (typeof pid === 'number' && procStat(pid) !== undefined) this.#pids.add(pid)
+  }
+
+  /** Seconds of CPU so far, by backend. */
+  snapshot(): Map<number, number> {
+    const seconds = new Map<number, number>()
+    for (const pid of this.#pids) {
+      const fields = procStat(pid)
+      if (fields !== undefined) seconds.set(pid, (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS)
+    }
+    return seconds
+  }
+}
+
+/** A pg pool whose connections' backends are recorded in `backends`. */
+function trackedPool(pool: pg.Pool, backends: Backends): pg.Pool {
+  pool.on('connect', (client) => backends.add((client as pg.PoolClient & { processID?: number }).processID))
+  return pool
+}
+
+/** The pool postgresSink makes for itself (same settings), made here so that its backends can be measured. */
+function sinkPool(ctx: Context, backends: Backends): pg.Pool {
+  const pool = trackedPool(createPool(resolvePostgresSinkOptions({ connectionString: ctx.databaseUrl })), backends)
+  pool.on('error', () => {})
+  return pool
+}
+
+/**
+ * A measured window: wall time, this process's CPU time, the local PostgreSQL server's CPU time (if readable) and
+ * that of the side's own backends (if given), and monotonic marks (to cut a --cpu-prof profile).
+ */
 class Window {
+  readonly #server: ServerCpu | undefined
+  readonly #backends: Backends | undefined
+  #backendsAtStart = new Map<number, number>()
+  #backendSeconds = Number.NaN
   #started = 0
   #cpu: NodeJS.CpuUsage | undefined
+  #serverAtStart = 0
   #marks: [bigint, bigint] = [0n, 0n]
   #seconds = 0
   #cpuSeconds = 0
+  #serverSeconds = Number.NaN
+
+  constructor(server: ServerCpu | undefined, backends?: Backends) {
+    this.#server = server
+    this.#backends = backends
+  }
 
   get started(): boolean {
     return this.#started !== 0
@@ -314,6 +425,8 @@ class Window {
   start(at = performance.now()): void {
     this.#started = at
     this.#cpu = process.cpuUsage()
+    this.#serverAtStart = this.#server?.seconds() ?? Number.NaN
+    this.#backendsAtStart = this.#backends?.snapshot() ?? new Map()
     this.#marks[0] = process.hrtime.bigint() / 1000n
   }
 
@@ -321,6 +434,13 @@ class Window {
     this.#seconds = (performance.now() - this.#started) / 1000
     const cpu = process.cpuUsage(this.#cpu)
     this.#cpuSeconds = (cpu.user + cpu.system) / 1e6
+    this.#serverSeconds = (this.#server?.seconds() ?? Number.NaN) - this.#serverAtStart
+    if (this.#server !== undefined && this.#backends !== undefined) {
+      // Backends opened inside the window count from 0.
+      let seconds = 0
+      for (const [pid, now] of this.#backends.snapshot()) seconds += now - (this.#backendsAtStart.get(pid) ?? 0)
+      this.#backendSeconds = seconds
+    }
     this.#marks[1] = process.hrtime.bigint() / 1000n
   }
 
@@ -333,9 +453,42 @@ class Window {
       perS: count / this.#seconds,
       startSeconds: opened === 0 ? 0 : (this.#started - opened) / 1000,
       cpuMicrosPerEvent: (this.#cpuSeconds * 1e6) / count,
+      serverCpuMicrosPerEvent: (this.#serverSeconds * 1e6) / count,
+      backendCpuMicrosPerEvent: (this.#backendSeconds * 1e6) / count,
       marks: [...this.#marks],
       detail
     }
+  }
+}
+
+/**
+ * The distinct messages done, by partition and offset. A flag per offset instead of a Set of `partition:offset`
+ * strings: this hook runs in the measured process for every event, and the string keys cost ~3% of the `kv` side's
+ * CPU (profile of 2026-11-27), which is the harness's, not the topology's. The topics are fresh: every offset is
+ * below N.
+ */
+class DoneMessages {
+  readonly #limit: number
+  readonly #partitions: Uint8Array[] = []
+  size = 0
+
+  constructor(limit: number) {
+    this.#limit = limit
+  }
+
+  /** Records the message; false if it was done before (a redelivery). */
+  add(partition: number, offset: bigint): boolean {
+    let flags = this.#partitions[partition]
+    if (flags === undefined) {
+      flags = new Uint8Array(this.#limit)
+      this.#partitions[partition] = flags
+    }
+    const at = Number(offset)
+    if (!(at < this.#limit)) throw new Error(`offset ${offset} of partition ${partition} is not below ${this.#limit}`)
+    if (flags[at] === 1) return false
+    flags[at] = 1
+    this.size++
+    return true
   }
 }
 
@@ -359,8 +512,9 @@ function topologyEnv(ctx: Context, prefix: string, table: string, groupId: strin
 /**
  * memory.ts with its KV branch replaced by `postgresSink` alone: source, pipeline, DLQ, settings and the KV
  * branch's batching (`kvBatchOptions`: SFM_KV_BATCH, SFM_KV_BATCH_WAIT_MS, SFM_KV_BATCH_FLUSH, …) are memory.ts's own.
+ * The sink's pool (`sinkPool`: the sink's own settings) is the caller's, so that its backends' CPU can be measured.
  */
-async function kvOnlyTopology(ctx: Context, table: string): Promise<Topology<MemoryEvent>> {
+async function kvOnlyTopology(table: string, pool: pg.Pool): Promise<Topology<MemoryEvent>> {
   const full = await memoryTopology()
   // Never opened: closing only ends its (unconnected) pool.
   await full.branches.kv?.sink.close?.()
@@ -371,7 +525,7 @@ async function kvOnlyTopology(ctx: Context, table: string): Promise<Topology<Mem
     deadLetter: full.deadLetter,
     settings: full.settings,
     branches: {
-      kv: branch(postgresSink({ connectionString: ctx.databaseUrl, table }), { batch: kvBatchOptions() })
+      kv: branch(postgresSink({ pool, table }), { batch: kvBatchOptions() })
     }
   })
 }
@@ -381,15 +535,17 @@ async function measureTopology(ctx: Context, side: 'kv' | 'all', r: number): Pro
   const table = await freshTable(ctx, `${side}_${r}`)
   const env = topologyEnv(ctx, ctx.prefix, table, `${ctx.prefix}${side}-${r}`)
   return withEnv(env, async () => {
-    const topology = side === Sides.KV ? await kvOnlyTopology(ctx, table) : await memoryTopology()
+    const backends = new Backends()
+    const pool = side === Sides.KV ? sinkPool(ctx, backends) : undefined
+    const topology = pool !== undefined ? await kvOnlyTopology(table, pool) : await memoryTopology()
     const opened = performance.now()
-    const window = new Window()
+    const window = new Window(ctx.server, pool === undefined ? undefined : backends)
     let retries = 0
     let timedOut = false
     // Distinct messages done. A consumer that rejoins the group (e.g. heartbeats starved on a loaded machine)
     // re-reads from the last committed offset: at-least-once, dropped by dedupe or reported as duplicates by the
     // sink. Those redeliveries are counted apart; the run ends when each of the N messages is done once.
-    const done = new Set<string>()
+    const done = new DoneMessages(n)
     let redelivered = 0
     // Sink writes in the window: how full the batches are and how busy the sink is kept (mean batches in flight).
     const batches = { count: 0, rows: 0, seconds: 0 }
@@ -400,9 +556,7 @@ async function measureTopology(ctx: Context, side: 'kv' | 'all', r: number): Pro
           if (!window.started) window.start()
         },
         processed(delivery) {
-          const size = done.size
-          done.add(`${delivery.origin.partition}:${delivery.origin.offset}`)
-          if (done.size === size) redelivered++
+          if (!done.add(delivery.origin.partition, delivery.origin.offset)) redelivered++
           else if (done.size === n) {
             window.stop()
             runtime.stop()
@@ -428,6 +582,7 @@ async function measureTopology(ctx: Context, side: 'kv' | 'all', r: number): Pro
       summary = await runtime.run()
     } finally {
       clearTimeout(timer)
+      await pool?.end().catch(() => {})
     }
     if (timedOut) throw new Error(`${side}: ${done.size}/${n} events after ${timeoutFor(n)} ms`)
     if (summary.deadLettered > 0) throw new Error(`${side}: ${summary.deadLettered} dead-lettered; all should pass`)
@@ -488,7 +643,7 @@ async function measureNaive(ctx: Context, r: number, count: number): Promise<Mea
   })
   const text = naiveStatement(table)
   const opened = performance.now()
-  const window = new Window()
+  const window = new Window(ctx.server)
   let done = 0
   const deadline = performance.now() + timeoutFor(count, 10)
   try {
@@ -582,7 +737,9 @@ async function measureCopy(ctx: Context, r: number): Promise<Measurement> {
   }
   const client = new pg.Client({ connectionString: ctx.databaseUrl, application_name: 'sfm-bench-copy' })
   await client.connect()
-  const window = new Window()
+  const backends = new Backends()
+  backends.add((client as pg.Client & { processID?: number }).processID)
+  const window = new Window(ctx.server, backends)
   try {
     const target = quoteQualified(tableNames(table).memories)
     window.start()
@@ -632,7 +789,9 @@ async function measureSink(ctx: Context, r: number, partitions: number): Promise
     }
     last.push(new Envelope(new Delivery(host, { origin, key: undefined, raw, headers: new Map() }), event))
   }
-  const sink = postgresSink({ connectionString: ctx.databaseUrl, table })
+  const backends = new Backends()
+  const pool = sinkPool(ctx, backends)
+  const sink = postgresSink({ pool, table })
   await sink.open()
   let free = 4
   const waiting: Array<() => void> = []
@@ -648,7 +807,7 @@ async function measureSink(ctx: Context, r: number, partitions: number): Promise
     if (next) next()
     else free++
   }
-  const window = new Window()
+  const window = new Window(ctx.server, backends)
   try {
     window.start()
     await Promise.all(
@@ -668,6 +827,7 @@ async function measureSink(ctx: Context, r: number, partitions: number): Promise
     window.stop()
   } finally {
     await sink.close()
+    await pool.end().catch(() => {})
   }
   const counted = await countRows(ctx, table)
   if (counted.rows !== ctx.events.ids || counted.processed !== n) {
@@ -719,7 +879,8 @@ async function measureLatency(
     let measured = 0
     let steady = false
     const kvBatches = { count: 0, rows: 0 }
-    const topology = which === 'kv' ? await kvOnlyTopology(ctx, table) : await memoryTopology()
+    const pool = which === 'kv' ? sinkPool(ctx, new Backends()) : undefined
+    const topology = pool !== undefined ? await kvOnlyTopology(table, pool) : await memoryTopology()
     const runtime = new Runtime(topology, {
       logger: createLogger(`bench-${BENCH}`, logLevel()),
       observer: {
@@ -809,6 +970,7 @@ async function measureLatency(
       await producer.close().catch(() => {})
       runtime.stop()
       await running
+      await pool?.end().catch(() => {})
     }
   })
 }
@@ -840,8 +1002,10 @@ export async function run(args: string[]): Promise<BenchResult> {
     prefix,
     schema,
     events: new EventSet(n, options.eventBytes),
-    groups: []
+    groups: [],
+    server: undefined
   }
+  ctx.server = await ServerCpu.find(pool).catch(() => undefined)
 
   progress(BENCH, machineLoad())
   progress(BENCH, `${n} events on ${ctx.events.ids} memory ids; topics ${prefix}* (${options.partitions} partitions)`)
@@ -870,6 +1034,8 @@ export async function run(args: string[]): Promise<BenchResult> {
 
     const best = new Map<ThroughputSide, Measurement>()
     const leastCpu = new Map<ThroughputSide, number>()
+    const leastServerCpu = new Map<ThroughputSide, number>()
+    const leastBackendCpu = new Map<ThroughputSide, number>()
     for (let r = 0; r < options.rounds; r++) {
       const order = r % 2 === 0 ? [...THROUGHPUT_SIDES] : [...THROUGHPUT_SIDES].reverse()
       for (const side of order.filter(wants)) {
@@ -884,7 +1050,12 @@ export async function run(args: string[]): Promise<BenchResult> {
         progress(
           BENCH,
           `round ${r + 1}/${options.rounds} ${side.padEnd(5)}: ${m.count} in ${round(m.seconds, 2)} s = ` +
-            `${round(m.perS)}/s, ${round(m.cpuMicrosPerEvent)} µs CPU/event in this process (${m.detail}` +
+            `${round(m.perS)}/s, ${round(m.cpuMicrosPerEvent)} µs CPU/event in this process` +
+            (Number.isNaN(m.serverCpuMicrosPerEvent) ? '' : `, ${round(m.serverCpuMicrosPerEvent, 1)} in PostgreSQL`) +
+            (Number.isNaN(m.backendCpuMicrosPerEvent)
+              ? ''
+              : ` (${round(m.backendCpuMicrosPerEvent, 1)} in its backends)`) +
+            ` (${m.detail}` +
             `${m.startSeconds > 0 ? `; join ${round(m.startSeconds, 1)} s not counted` : ''})` +
             (process.env.SFM_BENCH_MARKS ? ` [monotonic µs ${m.marks[0]}..${m.marks[1]}]` : '')
         )
@@ -892,6 +1063,14 @@ export async function run(args: string[]): Promise<BenchResult> {
         if (!previous || m.perS > previous.perS) best.set(side, m)
         // CPU per event moves much less with the neighbours' load than wall time: keep the lowest as well.
         leastCpu.set(side, Math.min(leastCpu.get(side) ?? Number.POSITIVE_INFINITY, m.cpuMicrosPerEvent))
+        if (!Number.isNaN(m.serverCpuMicrosPerEvent)) {
+          const least = leastServerCpu.get(side) ?? Number.POSITIVE_INFINITY
+          leastServerCpu.set(side, Math.min(least, m.serverCpuMicrosPerEvent))
+        }
+        if (!Number.isNaN(m.backendCpuMicrosPerEvent)) {
+          const least = leastBackendCpu.get(side) ?? Number.POSITIVE_INFINITY
+          leastBackendCpu.set(side, Math.min(least, m.backendCpuMicrosPerEvent))
+        }
         await sleep(500)
       }
     }
@@ -918,6 +1097,10 @@ export async function run(args: string[]): Promise<BenchResult> {
       const us = leastCpu.get(side)
       return us === undefined ? null : round(us, 1)
     }
+    const least = (of: Map<ThroughputSide, number>, side: ThroughputSide) => {
+      const us = of.get(side)
+      return us === undefined ? null : round(us, 1)
+    }
     const ratio = (a: number | undefined, b: number | undefined, digits: number) =>
       a === undefined || b === undefined ? null : round(a / b, digits)
     return {
@@ -935,6 +1118,12 @@ export async function run(args: string[]): Promise<BenchResult> {
       kv_node_cpu_us_per_event: cpu(Sides.KV),
       all_node_cpu_us_per_event: cpu(Sides.ALL),
       sink_node_cpu_us_per_event: cpu(Sides.SINK),
+      kv_pg_cpu_us_per_event: least(leastServerCpu, Sides.KV),
+      copy_pg_cpu_us_per_event: least(leastServerCpu, Sides.COPY),
+      sink_pg_cpu_us_per_event: least(leastServerCpu, Sides.SINK),
+      kv_backend_cpu_us_per_event: least(leastBackendCpu, Sides.KV),
+      copy_backend_cpu_us_per_event: least(leastBackendCpu, Sides.COPY),
+      sink_backend_cpu_us_per_event: least(leastBackendCpu, Sides.SINK),
       latency_p50_ms: latency ? round(latency.p50, 1) : null,
       latency_p99_ms: latency ? round(latency.p99, 1) : null,
       latency_rate: latency ? round(latency.rate) : null,

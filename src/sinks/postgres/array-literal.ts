@@ -1,5 +1,7 @@
 /**
- * Parameter text for the batch statement (dialect.ts), built here instead of by pg.
+ * Parameter text for the batch statement (dialect.ts), built here instead of by pg. Since 2026-11-27 the statement
+ * takes binary arrays (binary-array.ts: no literal for PostgreSQL to parse at all); the text form remains for event
+ * ids that are not in the canonical uuid form, which uuid_in must judge, and for the embedded benchmark's baseline.
  *
  * pg turns a JS array into an array literal by running two regular-expression replaces over every element and
  * quoting it (`escapeElement` in pg/lib/utils.js), whatever its type. For a batch of 2,000 memory events that was

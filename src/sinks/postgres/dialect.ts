@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto'
-import { boolArray, jsonArray, numberArray, textArray } from './array-literal.ts'
+import { textArray } from './array-literal.ts'
+import {
+  boolArrayBinary,
+  float8ArrayBinary,
+  int4ArrayBinary,
+  int8ArrayBinary,
+  jsonbArrayBinary,
+  textArrayBinary,
+  timestamptzArrayBinary,
+  uuidArrayBinary
+} from './binary-array.ts'
 import type { ReducedItem } from './buffer.ts'
 import { quoteQualified } from './identifiers.ts'
 import type { TableNames } from './types.ts'
@@ -8,17 +18,19 @@ import type { TableNames } from './types.ts'
  * The SQL text of the sink, after Debezium's JDBC sink dialects: identifiers quoted once here, values always bound.
  *
  * A batch is ONE statement, so it is one implicit transaction and one round trip: the whole batch goes as twelve
- * parallel arrays (UNNEST; the payloads as one JSON array, split by jsonb_array_elements: their JSON text is
- * serialised once, by prepareEvent, and never escaped into an array literal, see array-literal.ts), the event ids
- * are claimed in the processed table, the claimed winners are upserted
+ * parallel arrays (UNNEST) in PostgreSQL's binary array format (binary-array.ts: no array literal to parse, a
+ * timestamp is 8 bytes, a uuid 16; the payloads as jsonb[], each element the JSON text prepareEvent serialised
+ * once, copied as bytes, never escaped), the event ids are claimed in the processed table, the claimed winners are
+ * upserted
  * under the fence, and the statement returns each item's outcome. A data-modifying CTE's RETURNING is visible to
  * the others, and all of them see the snapshot taken before the statement: `stored` is the state before this batch.
  *
  * - `claimed`: event ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and waits for
- *   a concurrent inserter of the same id, so two writers cannot both claim an event).
+ *   a concurrent inserter of the same id, so two writers cannot both claim an event). In `ClaimModes.INSERT` (below)
+ *   it is a plain INSERT that claims every row or fails the statement.
  * - `written`: only claimed winners; DO UPDATE only when the fence passes, so a stale or equal event writes nothing
  *   (no dead tuple, no WAL). Deletes leave a tombstone: payload and importance null, deleted_at set (a delete's
- *   element of the payload array is JSON null, hence the CASE: SQL NULL, not the jsonb value 'null').
+ *   element of the payload array is NULL already; the CASE keeps a tombstone's payload NULL whatever is sent).
  * - outcome: not claimed → duplicate; loser → its in-batch outcome; written → applied; otherwise the stored pair
  *   decides between duplicate (equal) and fenced (greater). A row inserted concurrently by another writer is not in
  *   our snapshot: such an item reports fenced.
@@ -36,19 +48,34 @@ export interface WriteStatement {
   readonly text: string
 }
 
-export function writeStatement(names: TableNames): WriteStatement {
+/**
+ * How `claimed` records the batch's event ids.
+ * - `skip-duplicates`: `ON CONFLICT (event_id) DO NOTHING`, so an already processed event is reported a duplicate.
+ *   PostgreSQL pays a speculative insertion per row for it: a unique-index probe before the insert and a WAL record
+ *   confirming it after.
+ * - `insert`: a plain INSERT, for batches expected to hold no processed event (the writer's steady state); a
+ *   processed one fails the statement with unique_violation (23505, also after waiting for a concurrent writer of
+ *   the same id) and nothing of it is written, so the writer runs the batch again with `skip-duplicates`. Measured
+ *   on one connection (900-event batches): 1.1–1.9 µs less backend CPU per event.
+ */
+export const ClaimModes = {
+  SKIP_DUPLICATES: 'skip-duplicates',
+  INSERT: 'insert'
+} as const
+export type ClaimMode = (typeof ClaimModes)[keyof typeof ClaimModes]
+
+export function writeStatement(names: TableNames, claim: ClaimMode = ClaimModes.SKIP_DUPLICATES): WriteStatement {
   const memories = quoteQualified(names.memories)
   const processed = quoteQualified(names.processed)
   const text = `WITH input AS (
   SELECT * FROM ROWS FROM (unnest($1::int4[]), unnest($2::text[]), unnest($3::uuid[]), unnest($4::bool[]),
-    unnest($5::text[]), unnest($6::text[]), unnest($7::text[]), jsonb_array_elements($8::jsonb),
+    unnest($5::text[]), unnest($6::text[]), unnest($7::text[]), unnest($8::jsonb[]),
     unnest($9::float8[]), unnest($10::int8[]), unnest($11::timestamptz[]), unnest($12::bool[]))
     AS i(ord, id, event_id, winner, local, namespace, type, payload, importance, version, event_ts, deleted)
 ),
 claimed AS (
   INSERT INTO ${processed} AS p (event_id, processed_at)
-  SELECT event_id, now() FROM input
-  ON CONFLICT (event_id) DO NOTHING
+  SELECT event_id, now() FROM input${claim === ClaimModes.SKIP_DUPLICATES ? '\n  ON CONFLICT (event_id) DO NOTHING' : ''}
   RETURNING p.event_id
 ),
 written AS (
@@ -81,10 +108,11 @@ FROM input i`
 }
 
 /**
- * The twelve parameters of `writeStatement`, in order, as text (array literals, and one JSON array for the payloads).
- * `ord` is the item's position in `items`.
+ * The twelve parameters of `writeStatement`, in order, as binary arrays (binary-array.ts); `ord` is the item's
+ * position in `items`. The event ids go as text (array-literal.ts) when one of them is not in the canonical
+ * hyphenated form, so that PostgreSQL's uuid input accepts (braces, no hyphens, …) or refuses exactly what it did.
  */
-export function writeParameters(items: readonly ReducedItem[]): string[] {
+export function writeParameters(items: readonly ReducedItem[]): (Buffer | string)[] {
   const n = items.length
   const ord = new Array<number>(n)
   const id = new Array<string>(n)
@@ -96,7 +124,7 @@ export function writeParameters(items: readonly ReducedItem[]): string[] {
   const payload = new Array<string | null>(n)
   const importance = new Array<number | null>(n)
   const version = new Array<number | null>(n)
-  const eventTs = new Array<string | null>(n)
+  const eventTs = new Array<bigint | null>(n)
   const deleted = new Array<boolean | null>(n)
   for (let k = 0; k < n; k++) {
     const { event, winner: isWinner, local: localOutcome } = items[k]!
@@ -106,7 +134,7 @@ export function writeParameters(items: readonly ReducedItem[]): string[] {
     winner[k] = isWinner
     local[k] = localOutcome ?? null
     version[k] = event.version
-    eventTs[k] = event.timestamp
+    eventTs[k] = event.micros
     // A loser is never written: its row data would only cost bytes on the wire.
     namespace[k] = isWinner ? event.namespace : null
     type[k] = isWinner ? event.type : null
@@ -115,17 +143,17 @@ export function writeParameters(items: readonly ReducedItem[]): string[] {
     deleted[k] = isWinner ? event.deleted : null
   }
   return [
-    numberArray(ord),
-    textArray(id),
-    textArray(eventId),
-    boolArray(winner),
-    textArray(local),
-    textArray(namespace),
-    textArray(type),
-    jsonArray(payload),
-    numberArray(importance),
-    numberArray(version),
-    textArray(eventTs),
-    boolArray(deleted)
+    int4ArrayBinary(ord),
+    textArrayBinary(id),
+    uuidArrayBinary(eventId) ?? textArray(eventId),
+    boolArrayBinary(winner),
+    textArrayBinary(local),
+    textArrayBinary(namespace),
+    textArrayBinary(type),
+    jsonbArrayBinary(payload),
+    float8ArrayBinary(importance),
+    int8ArrayBinary(version),
+    timestamptzArrayBinary(eventTs),
+    boolArrayBinary(deleted)
   ]
 }

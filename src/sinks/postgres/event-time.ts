@@ -1,13 +1,14 @@
 /**
  * RFC 3339 timestamps as exact microseconds since the epoch. The fence compares timestamps in JavaScript (to reduce
  * a batch) and in PostgreSQL (ON CONFLICT … WHERE), so both sides must see the same value: we parse once here,
- * truncate to microseconds (timestamptz's precision) and send PostgreSQL a canonical UTC text, never the producer's
- * string, which PostgreSQL would round instead of truncate and `Date` would cut to milliseconds.
+ * truncate to microseconds (timestamptz's precision) and send PostgreSQL those microseconds (binary timestamptz,
+ * binary-array.ts), never the producer's string, which PostgreSQL would round instead of truncate and `Date` would
+ * cut to milliseconds. The canonical UTC text is what memory.latest records carry.
  */
 export interface EventTime {
   /** Microseconds since 1970-01-01T00:00:00Z. */
   readonly micros: bigint
-  /** `YYYY-MM-DDTHH:MM:SS.ffffffZ`, what PostgreSQL receives. */
+  /** `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the same instant as text (PostgreSQL would read it back to `micros`). */
   readonly text: string
 }
 

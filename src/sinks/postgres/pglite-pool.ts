@@ -1,5 +1,6 @@
 import type { PGlite, QueryOptions, Transaction } from '@electric-sql/pglite'
 import type { Pool } from 'pg'
+import { ArrayOids } from './binary-array.ts'
 
 /**
  * The slice of `pg.Pool` the Postgres sink uses (migrate.ts, writer.ts, pool.ts `checkout`, materialize's read-back,
@@ -37,8 +38,8 @@ const JSONB_OID = 3802
 /**
  * A jsonb parameter in jsonb's binary format: the version byte 1, then the JSON text as UTF-8 (jsonb_recv parses it
  * as jsonb_in parses the text format). Why: PGlite's protocol writer (pg-protocol's `writeValues`) measures every
- * text parameter with a JavaScript loop over its characters, twice, before copying it; a batch's payloads are one
- * ~2 MB JSON text (array-literal.ts), and that loop was ~4% of the embedded memory topology's CPU. A byte view is
+ * text parameter with a JavaScript loop over its characters, twice, before copying it; a batch's payloads were one
+ * ~2 MB JSON text (now a binary jsonb[], below), and that loop was ~4% of the embedded memory topology's CPU. A byte view is
  * copied as is; `Buffer.write` encodes natively. PGlite types serializers as returning strings, hence the cast.
  */
 function jsonbBinary(value: unknown): Uint8Array {
@@ -51,21 +52,44 @@ function jsonbBinary(value: unknown): Uint8Array {
   return bytes
 }
 
-const QUERY_OPTIONS: QueryOptions = {
-  serializers: { [JSONB_OID]: jsonbBinary as unknown as (value: unknown) => string }
+type Serializer = (value: unknown) => string
+
+/**
+ * PGlite picks a parameter's serializer by the type OID the statement declares (`options.serializers[oid]`, else
+ * its own, else `toString()`), and sends what it returns in binary format when that is an ArrayBuffer view. The
+ * sink's array parameters are already in binary format (binary-array.ts): they are handed over unchanged, which
+ * spares PGlite's text array writer and PostgreSQL's array_in (text array parsing cost PGlite ~25× the binary
+ * form in a lab test). Any other value goes to PGlite's own serializer for the type, as before.
+ */
+function queryOptions(db: PGlite): QueryOptions {
+  const serializers: Record<number, Serializer> = { [JSONB_OID]: jsonbBinary as unknown as Serializer }
+  for (const oid of Object.values(ArrayOids)) {
+    serializers[oid] = (value) => {
+      if (value instanceof Uint8Array) return value as unknown as string
+      // Looked up per call: PGlite registers its array serializers once it has read pg_type.
+      const own = db.serializers[oid] as Serializer | undefined
+      return own === undefined ? String(value) : own(value)
+    }
+  }
+  return { serializers }
 }
 
 /**
  * A statement with parameters goes through the extended protocol (`query`); one without may be several statements
  * (a migration file), which only the simple protocol (`exec`) accepts — pg's `query` does the same switch.
  */
-async function run<R>(runner: Runner, text: string, params: unknown[] | undefined): Promise<Result<R>> {
+async function run<R>(
+  runner: Runner,
+  text: string,
+  params: unknown[] | undefined,
+  options: QueryOptions
+): Promise<Result<R>> {
   if (params === undefined || params.length === 0) {
     const results = await runner.exec(text)
     const last = results.at(-1)
     return { rows: (last?.rows ?? []) as R[], rowCount: last?.rowCount ?? last?.rows.length ?? 0 }
   }
-  const result = await runner.query<R>(text, params, QUERY_OPTIONS)
+  const result = await runner.query<R>(text, params, options)
   // rowCount is the command tag's count, as pg's: rows returned by a SELECT, rows changed by a DML statement.
   return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length }
 }
@@ -75,10 +99,12 @@ const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|ROLLBACK)\s*;?\s*$/i
 class PgliteClient {
   readonly #tx: Transaction
   readonly #release: (rollback: boolean) => void
+  readonly #options: QueryOptions
   #released = false
 
-  constructor(tx: Transaction, release: (rollback: boolean) => void) {
+  constructor(tx: Transaction, options: QueryOptions, release: (rollback: boolean) => void) {
     this.#tx = tx
+    this.#options = options
     this.#release = release
   }
 
@@ -92,7 +118,7 @@ class PgliteClient {
       this.#release(true)
       return { rows: [], rowCount: 0 }
     }
-    return run<R>(this.#tx, text, params)
+    return run<R>(this.#tx, text, params, this.#options)
   }
 
   on(): this {
@@ -111,10 +137,11 @@ class PgliteClient {
 }
 
 export function pglitePool(db: PGlite): Pool {
+  const options = queryOptions(db)
   const pool = {
     async query<R>(config: QueryConfig, values?: unknown[]): Promise<Result<R>> {
       const { text, params } = statement(config, values)
-      return run<R>(db, text, params)
+      return run<R>(db, text, params, options)
     },
     connect(): Promise<PgliteClient> {
       return new Promise<PgliteClient>((resolve, reject) => {
@@ -124,7 +151,7 @@ export function pglitePool(db: PGlite): Pool {
             new Promise<void>((done, fail) => {
               leased = true
               resolve(
-                new PgliteClient(tx, (rollback) => {
+                new PgliteClient(tx, options, (rollback) => {
                   if (!rollback) return done()
                   // A transaction already aborted by a failed statement rolls back just the same.
                   tx.rollback().then(done, fail)

@@ -13,8 +13,8 @@ function reject(index: number, reason: string, cause?: unknown): PoisonError {
 
 /**
  * Checks what the fence and the statement rely on and converts the event once: the timestamp to exact microseconds
- * and the payload to JSON text (serialised here, once: the statement receives it inside one JSON array, unescaped,
- * and memory.latest reuses it). Events reach the sink
+ * and the payload to JSON text (serialised here, once: the statement receives its bytes as an element of a binary
+ * jsonb[], unescaped, and memory.latest reuses it). Events reach the sink
  * validated against the schema, so a rejection here means a validator was skipped or the schema is looser than the
  * table; the item alone becomes poison instead of failing the batch.
  */

@@ -1,11 +1,25 @@
 import type { Pool } from 'pg'
 import { ErrorCodes, ErrorKinds, errorMessage, PoisonError, RetriableError, SfmError } from '../../errors.ts'
 import type { ItemFailure } from '../types.ts'
+import type { ReducedItem } from './buffer.ts'
 import { reduceBatch } from './buffer.ts'
-import { type WriteStatement, writeParameters, writeStatement } from './dialect.ts'
+import { ClaimModes, type WriteStatement, writeParameters, writeStatement } from './dialect.ts'
 import { toSinkError } from './errors.ts'
 import { checkout } from './pool.ts'
 import { type Outcome, Outcomes, type PreparedEvent, type TableNames } from './types.ts'
+
+/**
+ * Batches in a row whose outcomes hold no duplicate after which the writer claims event ids with a plain INSERT
+ * (dialect.ts, `ClaimModes.INSERT`). A duplicate means redeliveries (a restart, a rebalance, a replayed range) that
+ * usually come in runs: the plain INSERT would fail and the batch run twice, so the writer keeps skipping
+ * duplicates until batches are clean again.
+ */
+const CLEAN_BATCHES_FOR_PLAIN_CLAIM = 3
+
+/** PostgreSQL's unique_violation: the plain claim met an event id already processed (or being processed). */
+function isUniqueViolation(error: unknown): boolean {
+  return !(error instanceof SfmError) && (error as { code?: unknown } | null)?.code === '23505'
+}
 
 export interface WriterReport {
   /** Outcome per batch index, for every event this call wrote. */
@@ -62,10 +76,14 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, aban
 export class PostgresWriter {
   readonly #pool: Pool
   readonly #statement: WriteStatement
+  readonly #plainClaim: WriteStatement
+  /** Clean batches in a row (see CLEAN_BATCHES_FOR_PLAIN_CLAIM); shared by the writes in flight, a heuristic only. */
+  #clean = 0
 
   constructor(pool: Pool, names: TableNames) {
     this.#pool = pool
-    this.#statement = writeStatement(names)
+    this.#statement = writeStatement(names, ClaimModes.SKIP_DUPLICATES)
+    this.#plainClaim = writeStatement(names, ClaimModes.INSERT)
   }
 
   async write(events: readonly PreparedEvent[], signal?: AbortSignal): Promise<WriterReport> {
@@ -111,32 +129,61 @@ export class PostgresWriter {
     return report
   }
 
-  /** One statement for `events`; returns their outcomes by batch index once committed. */
+  /**
+   * One statement for `events`; returns their outcomes by batch index once committed. After clean batches the event
+   * ids are claimed with a plain INSERT; if one was processed already, that statement fails with nothing written and
+   * the batch runs again skipping duplicates.
+   */
   async #execute(events: readonly PreparedEvent[], signal: AbortSignal | undefined): Promise<Map<number, Outcome>> {
     const { items, repeats } = reduceBatch(events)
-    const outcomes = new Map<number, Outcome>()
-    const out = await raceAbort(checkout(this.#pool, 'postgres sink'), signal, (c) => c.release(false))
-    let broken = false
-    try {
-      const query = out.client.query<{ ord: number; outcome: Outcome }>({
-        name: this.#statement.name,
-        text: this.#statement.text,
-        values: writeParameters(items)
-      })
-      const result = await raceAbort(query, signal, () => {})
-      for (const row of result.rows) outcomes.set(items[row.ord]!.event.index, row.outcome)
-    } catch (error) {
-      // After an error or an abort the connection may be dead or busy: close it rather than reuse it.
-      broken = true
-      throw error instanceof SfmError ? error : toSinkError(error, 'postgres write failed')
-    } finally {
-      out.release(broken)
+    let outcomes: Map<number, Outcome> | undefined
+    if (this.#clean >= CLEAN_BATCHES_FOR_PLAIN_CLAIM) {
+      outcomes = await this.#run(items, this.#plainClaim, signal)
+      if (outcomes === undefined) this.#clean = 0
+    }
+    if (outcomes === undefined) {
+      outcomes = (await this.#run(items, this.#statement, signal))!
+      let duplicates = false
+      for (const outcome of outcomes.values()) if (outcome === Outcomes.DUPLICATE) duplicates = true
+      this.#clean = duplicates ? 0 : this.#clean + 1
     }
     if (outcomes.size !== items.length) {
       const message = `postgres sink: statement returned ${outcomes.size} outcomes for ${items.length} items`
       throw new RetriableError(message, { code: ErrorCodes.INTERNAL })
     }
     for (const repeat of repeats) outcomes.set(repeat.index, Outcomes.DUPLICATE)
+    return outcomes
+  }
+
+  /**
+   * Runs `statement` for `items` on a checked-out client. Undefined when the plain claim met a processed event id
+   * (unique_violation): the implicit transaction rolled back and the client is still usable (a PGlite lease ends
+   * aborted, its commit rolls back).
+   */
+  async #run(
+    items: readonly ReducedItem[],
+    statement: WriteStatement,
+    signal: AbortSignal | undefined
+  ): Promise<Map<number, Outcome> | undefined> {
+    const outcomes = new Map<number, Outcome>()
+    const out = await raceAbort(checkout(this.#pool, 'postgres sink'), signal, (c) => c.release(false))
+    let broken = false
+    try {
+      const query = out.client.query<{ ord: number; outcome: Outcome }>({
+        name: statement.name,
+        text: statement.text,
+        values: writeParameters(items)
+      })
+      const result = await raceAbort(query, signal, () => {})
+      for (const row of result.rows) outcomes.set(items[row.ord]!.event.index, row.outcome)
+    } catch (error) {
+      if (statement === this.#plainClaim && isUniqueViolation(error)) return undefined
+      // After an error or an abort the connection may be dead or busy: close it rather than reuse it.
+      broken = true
+      throw error instanceof SfmError ? error : toSinkError(error, 'postgres write failed')
+    } finally {
+      out.release(broken)
+    }
     return outcomes
   }
 }

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { PGlite } from '@electric-sql/pglite'
+import pg from 'pg'
+import type { MemoryEvent } from '../../../src/memory/event.ts'
+import { fold, postgresSink } from '../../../src/sinks/postgres/index.ts'
+import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
+import { databaseUrl, envelopes, memoryEvent, readMemories, testSchema } from './helpers.ts'
+
+// After a few clean batches the writer claims event ids with a plain INSERT (dialect.ts, ClaimModes); a batch that
+// holds an event processed before must then be run again skipping duplicates, with the same outcomes and table as
+// the statement that always skips them.
+
+function fresh(prefix: string, n: number, version = 1): MemoryEvent[] {
+  return Array.from({ length: n }, (_, i) => memoryEvent({ id: `${prefix}${i}`, version }))
+}
+
+async function preparedClaims(pool: pg.Pool): Promise<{ plain: number; skipping: number }> {
+  const { rows } = await pool.query<{ statement: string }>(
+    `SELECT statement FROM pg_prepared_statements WHERE name LIKE 'sfm_pg_write_%'`
+  )
+  const skipping = rows.filter((r) => r.statement.includes('ON CONFLICT (event_id) DO NOTHING')).length
+  return { plain: rows.length - skipping, skipping }
+}
+
+test('plain claim after clean batches; a redelivered event runs the batch again: duplicate, the rest applied', async (t) => {
+  const { schema } = await testSchema(t)
+  // One connection, so that pg_prepared_statements shows what the sink prepared on it.
+  const serverPool = new pg.Pool({ connectionString: databaseUrl(), max: 1 })
+  serverPool.on('error', () => {})
+  t.after(() => serverPool.end())
+  const db = await PGlite.create()
+  t.after(() => db.close())
+  const targets = [
+    { name: 'server', pool: serverPool, table: `${schema}.memories` },
+    { name: 'pglite', pool: pglitePool(db), table: 'public.memories' }
+  ]
+  for (const { name, pool, table } of targets) {
+    const sink = postgresSink({ pool, table })
+    t.after(() => sink.close())
+    const history: MemoryEvent[] = []
+    const write = async (batch: MemoryEvent[]) => {
+      history.push(...batch)
+      const result = await sink.write(envelopes(batch))
+      assert.equal(result.failures?.length ?? 0, 0, name)
+      return result.outcomes
+    }
+    for (let b = 0; b < 3; b++) await write(fresh(`c${b}-`, 20))
+    assert.deepEqual(await write(fresh('p-', 5)), Array(5).fill('applied'), name)
+    if (name === 'server') assert.deepEqual(await preparedClaims(serverPool), { plain: 1, skipping: 1 })
+    // A redelivery (same event_id), a new memory and an update, in plain mode.
+    const redelivered = history[3]!
+    const update = memoryEvent({ id: 'c0-5', version: 2 })
+    assert.deepEqual(
+      await write([memoryEvent({ id: 'n-1', version: 1 }), redelivered, update]),
+      ['applied', 'duplicate', 'applied'],
+      name
+    )
+    // Back to skipping duplicates: the same event again is a duplicate, new ones are applied.
+    assert.deepEqual(await write([redelivered, memoryEvent({ id: 'n-2', version: 1 })]), ['duplicate', 'applied'], name)
+    assert.deepEqual(await readMemories(pool, table), fold(history), name)
+    const { rows } = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${table.replace('memories', 'memory_events_processed')}`
+    )
+    assert.equal(Number(rows[0]!.n), new Set(history.map((e) => e.event_id)).size, name)
+  }
+})
+
+test('two writers in plain mode write the same events at once: each applied once, the other reports duplicates', async (t) => {
+  const { schema, pool } = await testSchema(t)
+  const table = `${schema}.memories`
+  const sinks = [0, 1].map(() => postgresSink({ connectionString: databaseUrl(), table, poolSize: 2 }))
+  t.after(() => Promise.all(sinks.map((s) => s.close())))
+  const history: MemoryEvent[] = []
+  for (const [i, sink] of sinks.entries()) {
+    for (let b = 0; b < 3; b++) {
+      const batch = fresh(`w${i}-${b}-`, 10)
+      history.push(...batch)
+      await sink.write(envelopes(batch))
+    }
+  }
+  for (let round = 0; round < 5; round++) {
+    const shared = [...fresh(`s${round}-`, 40), memoryEvent({ id: 'w0-0-1', version: 2 + round })]
+    history.push(...shared)
+    const results = await Promise.all(sinks.map((sink) => sink.write(envelopes(shared))))
+    for (const result of results) assert.equal(result.failures?.length ?? 0, 0)
+    for (let k = 0; k < shared.length; k++) {
+      const outcomes = results.map((r) => r.outcomes[k]).sort()
+      assert.deepEqual(outcomes, ['applied', 'duplicate'], `round ${round}, event ${k}`)
+    }
+  }
+  assert.deepEqual(await readMemories(pool, table), fold(history))
+})
