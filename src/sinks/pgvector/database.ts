@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises'
-import type { PGlite, QueryOptions } from '@electric-sql/pglite'
+import type { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import { redact } from '../../logger.ts'
+import { binaryParameters } from '../../pglite/parameters.ts'
 import { acquirePglite, displayFolder } from '../../pglite/shared.ts'
 
 /**
@@ -111,23 +112,6 @@ export async function pgliteDatabase(dataDir?: string): Promise<SqlDatabase & { 
 export async function sharedPgliteDatabase(dataDir?: string): Promise<SqlDatabase & { readonly pglite: PGlite }> {
   const shared = await acquirePglite(dataDir)
   return wrapPglite(shared.db, `pgvector in PGlite at ${displayFolder(shared.folder)}`, () => shared.release())
-}
-
-/**
- * Query options under which a byte view (Buffer, Uint8Array) is sent as a binary-format parameter, whatever its type,
- * as node-postgres sends a Buffer (binary.ts relies on it for vectors). PGlite picks a serializer by the parameter's
- * type OID and has none that passes bytes through (without one it sends `String(value)`), and an extension's type
- * has no fixed OID to register one for: so every OID gets one that passes bytes and defers to PGlite's own otherwise.
- */
-function binaryParameters(db: PGlite): QueryOptions {
-  const serializers = new Proxy({} as Record<string, (value: unknown) => string>, {
-    get: (_target, oid) => (value: unknown) => {
-      if (value instanceof Uint8Array) return value as unknown as string // PGlite's types say string; bytes go as is
-      const own = typeof oid === 'string' ? db.serializers[oid] : undefined
-      return own ? own(value) : String(value)
-    }
-  })
-  return { serializers }
 }
 
 function wrapPglite(

@@ -9,7 +9,7 @@
  *
  * Both clients send a `Buffer` parameter in binary format: pg (`prepareValue` returns a Buffer as is;
  * pg-protocol's `writeValues` marks it with format code 1) and PGlite (its protocol writer does the same for any
- * ArrayBuffer view, once pglite-pool.ts's serializer for the parameter's type hands the bytes over unchanged).
+ * ArrayBuffer view, once src/pglite/parameters.ts's serializer hands the bytes over unchanged).
  *
  * Format (`array_recv`, src/backend/utils/adt/arrayfuncs.c): int32 number of dimensions (0 for an empty array),
  * int32 flags (1 if any element is NULL), int32 element type OID, then per dimension int32 size and int32 lower
@@ -27,18 +27,6 @@ export const ElementOids = {
   TIMESTAMPTZ: 1184,
   UUID: 2950,
   JSONB: 3802
-} as const
-
-/** The array types' OIDs (pg_type.typarray of the above): what a parameter `$n::<type>[]` is described as. */
-export const ArrayOids = {
-  BOOL: 1000,
-  INT8: 1016,
-  INT4: 1007,
-  TEXT: 1009,
-  FLOAT8: 1022,
-  TIMESTAMPTZ: 1185,
-  UUID: 2951,
-  JSONB: 3807
 } as const
 
 const TWO_32 = 4_294_967_296

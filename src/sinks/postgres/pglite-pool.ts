@@ -1,6 +1,6 @@
 import type { PGlite, QueryOptions, Transaction } from '@electric-sql/pglite'
 import type { Pool } from 'pg'
-import { ArrayOids } from './binary-array.ts'
+import { binaryParameters, type Serializer } from '../../pglite/parameters.ts'
 
 /**
  * The slice of `pg.Pool` the Postgres sink uses (migrate.ts, writer.ts, pool.ts `checkout`, materialize's read-back,
@@ -50,28 +50,6 @@ function jsonbBinary(value: unknown): Uint8Array {
   bytes[0] = 1
   bytes.write(text, 1)
   return bytes
-}
-
-type Serializer = (value: unknown) => string
-
-/**
- * PGlite picks a parameter's serializer by the type OID the statement declares (`options.serializers[oid]`, else
- * its own, else `toString()`), and sends what it returns in binary format when that is an ArrayBuffer view. The
- * sink's array parameters are already in binary format (binary-array.ts): they are handed over unchanged, which
- * spares PGlite's text array writer and PostgreSQL's array_in (text array parsing cost PGlite ~25× the binary
- * form in a lab test). Any other value goes to PGlite's own serializer for the type, as before.
- */
-function queryOptions(db: PGlite): QueryOptions {
-  const serializers: Record<number, Serializer> = { [JSONB_OID]: jsonbBinary as unknown as Serializer }
-  for (const oid of Object.values(ArrayOids)) {
-    serializers[oid] = (value) => {
-      if (value instanceof Uint8Array) return value as unknown as string
-      // Looked up per call: PGlite registers its array serializers once it has read pg_type.
-      const own = db.serializers[oid] as Serializer | undefined
-      return own === undefined ? String(value) : own(value)
-    }
-  }
-  return { serializers }
 }
 
 /**
@@ -137,7 +115,8 @@ class PgliteClient {
 }
 
 export function pglitePool(db: PGlite): Pool {
-  const options = queryOptions(db)
+  // Byte views (binary-array.ts) go as they are; other jsonb values in jsonb's binary format.
+  const options = binaryParameters(db, { [JSONB_OID]: jsonbBinary as unknown as Serializer })
   const pool = {
     async query<R>(config: QueryConfig, values?: unknown[]): Promise<Result<R>> {
       const { text, params } = statement(config, values)
