@@ -16,7 +16,7 @@ import {
   kindOf,
   PoisonError,
   RetriableError,
-  type SfmError
+  SfmError
 } from '../errors.ts'
 
 /** A method every worker answers: its thread's CPU time in µs (WorkerRpc.threadCpuMicros). */
@@ -28,10 +28,17 @@ interface Request {
   readonly args: readonly unknown[]
 }
 
+/**
+ * An error carried back. The framework's own errors (SfmError) keep their kind and code. Any other error (a
+ * database's, with its SQLSTATE `code`) comes back as a plain Error with its name, message and string fields, so the
+ * caller classifies it exactly as it would on its own thread (src/sinks/postgres/errors.ts reads `code`).
+ */
 interface ErrorReply {
   readonly message: string
   readonly kind: ErrorKind
   readonly code?: string
+  /** Set for an error that is not an SfmError: its own string fields (name, code, detail, constraint…). */
+  readonly fields?: Record<string, string>
 }
 
 type Reply = { readonly id: number; readonly value: unknown } | { readonly id: number; readonly error: ErrorReply }
@@ -154,12 +161,24 @@ export class WorkerRpc {
   }
 }
 
+/** An error's own string-valued fields (a database error's code, detail, constraint…) and its name. */
+function stringFields(error: unknown): Record<string, string> {
+  const fields: Record<string, string> = {}
+  if (typeof error !== 'object' || error === null) return fields
+  for (const [key, value] of Object.entries(error)) if (typeof value === 'string') fields[key] = value
+  if (error instanceof Error) fields.name = error.name
+  delete fields.message
+  delete fields.stack
+  return fields
+}
+
 function threadCpu(): number {
   const usage = process.threadCpuUsage()
   return usage.user + usage.system
 }
 
-function rebuildError(error: ErrorReply): SfmError {
+function rebuildError(error: ErrorReply): Error {
+  if (error.fields !== undefined) return Object.assign(new Error(error.message), error.fields)
   const options = error.code === undefined ? {} : { code: error.code as ErrorCode }
   if (error.kind === ErrorKinds.POISON) return new PoisonError(error.message, options)
   if (error.kind === ErrorKinds.RETRIABLE) return new RetriableError(error.message, options)
@@ -185,7 +204,8 @@ export function serveRpc(handlers: Record<string, (...args: never[]) => unknown>
       const reply: ErrorReply = {
         message: errorMessage(error),
         kind: kindOf(error),
-        ...(typeof code === 'string' ? { code } : {})
+        ...(typeof code === 'string' ? { code } : {}),
+        ...(error instanceof SfmError ? {} : { fields: stringFields(error) })
       }
       port.postMessage({ id: request.id, error: reply } satisfies Reply)
     }

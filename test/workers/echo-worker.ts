@@ -13,5 +13,14 @@ serveRpc({
   refuse: (why: string) => {
     throw new PoisonError(why, { code: 'SFM_SINK_REJECTED' })
   },
-  crash: () => process.exit(3)
+  crash: () => process.exit(3),
+  database: () => {
+    // What a database driver throws: not the framework's error, with a SQLSTATE and more.
+    throw Object.assign(new Error('duplicate key value violates unique constraint "x_pkey"'), {
+      code: '23505',
+      constraint: 'x_pkey',
+      severity: 'ERROR',
+      position: 7
+    })
+  }
 })

@@ -21,6 +21,16 @@ test('calls are answered by id, values cloned (Map, bigint, typed arrays), error
     return error instanceof SfmError && kindOf(error) === ErrorKinds.POISON && error.message === 'bad item'
   })
   await assert.rejects(rpc.call('nope', []), /no method "nope"/)
+  // Any other error comes back as a plain Error with its string fields: the caller classifies it (a SQLSTATE).
+  await assert.rejects(rpc.call('database', []), (error: unknown) => {
+    assert.ok(!(error instanceof SfmError))
+    const e = error as Error & Record<string, unknown>
+    assert.equal(e.message, 'duplicate key value violates unique constraint "x_pkey"')
+    assert.equal(e.code, '23505')
+    assert.equal(e.constraint, 'x_pkey')
+    assert.equal(e.position, undefined, 'only string fields travel')
+    return true
+  })
 })
 
 test('a worker that dies fails its calls retriable; the next call runs on a new worker', async (t) => {
