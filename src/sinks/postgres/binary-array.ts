@@ -158,35 +158,27 @@ const UUID_BYTES = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]
  * PostgreSQL accepts or refuses exactly what it did before.
  */
 export function uuidArrayBinary(values: readonly (string | null)[]): Buffer | undefined {
-  const n = values.length
-  const nulls = nullCount(values)
-  const buffer = withHeader(n, nulls > 0, ElementOids.UUID, n * 4 + (n - nulls) * 16)
-  let offset = headerBytes(n)
-  for (let i = 0; i < n; i++) {
-    const value = values[i]
-    if (value === null || value === undefined) {
-      buffer.writeInt32BE(-1, offset)
-      offset += 4
-      continue
-    }
-    if (
-      value.length !== 36 ||
-      value.charCodeAt(8) !== 0x2d /* - */ ||
-      value.charCodeAt(13) !== 0x2d ||
-      value.charCodeAt(18) !== 0x2d ||
-      value.charCodeAt(23) !== 0x2d
-    ) {
-      return undefined
-    }
-    buffer.writeInt32BE(16, offset)
-    offset += 4
-    for (let b = 0; b < 16; b++) {
-      const byte = hexByte(value, UUID_BYTES[b]!)
-      if (byte < 0) return undefined
-      buffer[offset++] = byte
-    }
+  for (const value of values) if (value !== null && value !== undefined && !isCanonicalUuid(value)) return undefined
+  return fixedArray(values, ElementOids.UUID, 16, writeUuid)
+}
+
+function isCanonicalUuid(value: string): boolean {
+  if (
+    value.length !== 36 ||
+    value.charCodeAt(8) !== 0x2d /* - */ ||
+    value.charCodeAt(13) !== 0x2d ||
+    value.charCodeAt(18) !== 0x2d ||
+    value.charCodeAt(23) !== 0x2d
+  ) {
+    return false
   }
-  return buffer
+  for (let b = 0; b < 16; b++) if (hexByte(value, UUID_BYTES[b]!) < 0) return false
+  return true
+}
+
+/** The 16 bytes of a uuid checked by isCanonicalUuid. */
+function writeUuid(buffer: Buffer, offset: number, value: string): void {
+  for (let b = 0; b < 16; b++) buffer[offset + b] = hexByte(value, UUID_BYTES[b]!)
 }
 
 /**
