@@ -15,7 +15,7 @@
  * - upsert:  the ceiling of the KV side: the same rows through one bare `INSERT … SELECT FROM unnest(…) ON CONFLICT
  *            DO UPDATE … WHERE <fence>` per batch of 2,000 (one row per id per batch), straight into PGlite: no log,
  *            no decoding, no processed event ids, no memory.latest / memory.audit. The parameters are built
- *            beforehand as the sink builds them (array literals, the payloads as one jsonb array): what is timed is
+ *            beforehand as the sink builds them (binary arrays, the payloads as jsonb[]): what is timed is
  *            PGlite's own work, through the same pool adapter as the sink.
  * - naive:   one such upsert per event (the old per-message worker's way), on the first --naive-events events.
  * - index:   diagnostic for the vector side: the final state's vectors (embedded beforehand) written with the
@@ -44,7 +44,16 @@ import { createProducer } from '../src/sinks/kafka/index.ts'
 import { sharedPgliteDatabase } from '../src/sinks/pgvector/database.ts'
 import { embeddedPgvectorStoreOptions, PgvectorIndexes, PgvectorStore } from '../src/sinks/pgvector/store.ts'
 import { ThreadedPgvectorStore } from '../src/sinks/pgvector/threaded.ts'
-import { boolArray, jsonArray, numberArray, textArray } from '../src/sinks/postgres/array-literal.ts'
+import { textArray } from '../src/sinks/postgres/array-literal.ts'
+import {
+  boolArrayBinary,
+  float8ArrayBinary,
+  int8ArrayBinary,
+  jsonbArrayBinary,
+  textArrayBinary,
+  timestamptzArrayBinary,
+  uuidArrayBinary
+} from '../src/sinks/postgres/binary-array.ts'
 import { compareFence } from '../src/sinks/postgres/fence.ts'
 import { quoteQualified } from '../src/sinks/postgres/identifiers.ts'
 import { fold, migrate, tableNames } from '../src/sinks/postgres/index.ts'
@@ -419,9 +428,9 @@ WHERE (m.version, m.event_ts) < (EXCLUDED.version, EXCLUDED.event_ts)`
 /** The ceiling: one bare, fenced UNNEST upsert per batch of 2,000 events (reduced to one row per id). */
 async function measureUpsert(ctx: Context, r: number): Promise<Measurement> {
   const events = preparedEvents(ctx)
-  // Parameters as the sink passes them (array-literal.ts: array literals, the payloads as one JSON array that PGlite
-  // gets in jsonb's binary format through the pool adapter), built before the clock.
-  const batches: string[][] = []
+  // Parameters as the sink passes them (binary-array.ts: binary arrays, the payloads as jsonb[], the event ids as
+  // text only if one is not a canonical uuid), built before the clock.
+  const batches: (Buffer | string)[][] = []
   for (let from = 0; from < events.length; from += 2000) {
     const winners = new Map<string, PreparedEvent>()
     for (const e of events.slice(from, from + 2000)) {
@@ -429,16 +438,17 @@ async function measureUpsert(ctx: Context, r: number): Promise<Measurement> {
       if (current === undefined || compareFence(e, current) > 0) winners.set(e.id, e)
     }
     const rows = [...winners.values()]
+    const eventIds = rows.map((e) => e.eventId)
     batches.push([
-      textArray(rows.map((e) => e.id)),
-      textArray(rows.map((e) => e.namespace)),
-      textArray(rows.map((e) => e.type)),
-      jsonArray(rows.map((e) => e.payload)),
-      numberArray(rows.map((e) => e.importance)),
-      numberArray(rows.map((e) => e.version)),
-      textArray(rows.map((e) => e.eventId)),
-      textArray(rows.map((e) => e.timestamp)),
-      boolArray(rows.map((e) => e.deleted))
+      textArrayBinary(rows.map((e) => e.id)),
+      textArrayBinary(rows.map((e) => e.namespace)),
+      textArrayBinary(rows.map((e) => e.type)),
+      jsonbArrayBinary(rows.map((e) => e.payload)),
+      float8ArrayBinary(rows.map((e) => e.importance)),
+      int8ArrayBinary(rows.map((e) => e.version)),
+      uuidArrayBinary(eventIds) ?? textArray(eventIds),
+      timestamptzArrayBinary(rows.map((e) => e.micros)),
+      boolArrayBinary(rows.map((e) => e.deleted))
     ])
   }
   return withPglite(ctx, async (db) => {
@@ -446,7 +456,7 @@ async function measureUpsert(ctx: Context, r: number): Promise<Measurement> {
     const sql = `INSERT INTO ${target} AS m ${UPSERT_COLUMNS}
 SELECT i.id, i.namespace, i.type, CASE WHEN NOT i.deleted THEN i.payload END, i.importance, i.version, i.event_id,
   i.event_ts, CASE WHEN i.deleted THEN i.event_ts END, now()
-FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), jsonb_array_elements($4::jsonb),
+FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::jsonb[]),
   unnest($5::float8[]), unnest($6::int8[]), unnest($7::uuid[]), unnest($8::timestamptz[]), unnest($9::bool[]))
   AS i(id, namespace, type, payload, importance, version, event_id, event_ts, deleted)
 ${UPSERT_CONFLICT}`
