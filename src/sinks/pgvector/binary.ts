@@ -8,7 +8,7 @@
  * server it is the backend's CPU, shared with everything else. The binary form also carries the float32 exactly.
  *
  * node-postgres sends a Buffer parameter in binary format; PGlite does when the serializer for the parameter's type
- * returns the bytes (database.ts).
+ * returns the bytes (src/pglite/parameters.ts).
  */
 import { endianness } from 'node:os'
 
