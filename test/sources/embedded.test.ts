@@ -112,6 +112,7 @@ describe('embedded log source in topologies', () => {
         (a, b) => a + b,
         0n
       )
+    const outputCount = () => log.partitions(names.RELAY_OUT).reduce((sum, p) => sum + p.end, 0n)
     let killedMidStream = 0
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const r = runner()
@@ -127,7 +128,13 @@ describe('embedded log source in topologies', () => {
         assert.equal(code, 2, second.stderr())
         assert.match(second.stderr(), new RegExp(`held by pid ${r.child.pid}`))
       }
-      await new Promise((res) => setTimeout(res, 50 + Math.random() * 450))
+      // Kill once this runner has written something (a random 0–20 ms later), while its progress is not all
+      // committed: a sleep alone let a fast runner relay and commit everything first (seen in CI).
+      const before = outputCount()
+      const progressDeadline = Date.now() + 10_000
+      while (outputCount() === before && committedTotal() < BigInt(MESSAGES) && Date.now() < progressDeadline)
+        await new Promise((res) => setTimeout(res, 2))
+      await new Promise((res) => setTimeout(res, Math.random() * 20))
       r.child.kill('SIGKILL')
       const { signal } = await r.exited
       assert.equal(signal, 'SIGKILL')
