@@ -3,6 +3,7 @@ import { ErrorCodes, PoisonError } from '../../errors.ts'
 import type { MemoryEvent } from '../../memory/event.ts'
 import { prepareEvent } from '../postgres/prepare.ts'
 import type { PreparedEvent } from '../postgres/types.ts'
+import type { VectorRecord } from './types.ts'
 
 /** A memory event checked for the vector index: the fence fields, plus what to embed or the vector it carries. */
 export interface VectorCandidate {
@@ -60,4 +61,29 @@ export function prepareVectorEvent(
     return reject(index, 'nothing to embed: payload.text is absent or blank and the payload is empty')
   }
   return { event, text, vector: undefined, excerpt: excerpt(text), modelRevision: undefined }
+}
+
+/**
+ * The point of a memory: the event's fields with the fence pair it is written at — the event's own (the vector
+ * branch) or the pair memory.latest's record carries (the reindex) — its vector and the revision that made it.
+ */
+export function vectorRecord(
+  event: PreparedEvent,
+  pair: Pick<VectorRecord, 'version' | 'micros' | 'timestamp'>,
+  vector: Float32Array,
+  modelRevision: string,
+  excerpt: string
+): VectorRecord {
+  return {
+    id: event.id,
+    namespace: event.namespace,
+    type: event.type,
+    importance: event.importance,
+    version: pair.version,
+    micros: pair.micros,
+    timestamp: pair.timestamp,
+    modelRevision,
+    vector,
+    excerpt
+  }
 }

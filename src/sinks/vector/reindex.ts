@@ -12,6 +12,7 @@ import { compareFence, type FencePair } from '../postgres/fence.ts'
 import { prepareEvent } from '../postgres/prepare.ts'
 import type { PreparedEvent } from '../postgres/types.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
+import { vectorRecord } from './prepare.ts'
 import { emptyReindexCounts, type ReindexCounts, ReindexProgress } from './reindex-progress.ts'
 import type { StoredPoint, VectorDelete, VectorEvict, VectorRecord, VectorStore, VectorWriteReport } from './types.ts'
 
@@ -294,19 +295,7 @@ function floorDiv(a: bigint, b: bigint): bigint {
 }
 
 function record(c: Candidate, vector: Float32Array, modelRevision: string): VectorRecord {
-  const e = c.event
-  return {
-    id: e.id,
-    namespace: e.namespace,
-    type: e.type,
-    importance: e.importance,
-    version: c.pair.version,
-    micros: c.pair.micros,
-    timestamp: c.pair.timestamp,
-    modelRevision,
-    vector,
-    excerpt: excerpt(c.text)
-  }
+  return vectorRecord(c.event, c.pair, vector, modelRevision, excerpt(c.text))
 }
 
 function malformed(index: number, reason: string): PoisonError {

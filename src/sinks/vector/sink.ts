@@ -10,7 +10,7 @@ import { reduceBatch } from '../postgres/buffer.ts'
 import { compareFence } from '../postgres/fence.ts'
 import type { PreparedEvent } from '../postgres/types.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
-import { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
+import { prepareVectorEvent, type VectorCandidate, vectorRecord } from './prepare.ts'
 import type { VectorDelete, VectorRecord, VectorStore } from './types.ts'
 
 /** Remote mode: embedding requests are published instead of embedding in the branch. */
@@ -238,19 +238,7 @@ export function vectorSink(options: VectorSinkOptions): VectorSink {
 }
 
 function upsertRecord(c: VectorCandidate, vector: Float32Array, modelRevision: string): VectorRecord {
-  const e = c.event
-  return {
-    id: e.id,
-    namespace: e.namespace,
-    type: e.type,
-    importance: e.importance,
-    version: e.version,
-    micros: e.micros,
-    timestamp: e.timestamp,
-    modelRevision,
-    vector,
-    excerpt: c.excerpt
-  }
+  return vectorRecord(c.event, c.event, vector, modelRevision, c.excerpt)
 }
 
 function deleteRecord(e: PreparedEvent): VectorDelete {
