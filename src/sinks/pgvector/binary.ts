@@ -11,6 +11,7 @@
  * returns the bytes (src/pglite/parameters.ts).
  */
 import { endianness } from 'node:os'
+import { fixedArray } from '../postgres/binary-array.ts'
 
 /** Bytes of one vector in `vector_recv` format. */
 function vectorSize(dimensions: number): number {
@@ -43,26 +44,10 @@ export function vectorBinary(vector: Float32Array): Buffer {
  * an array that names another element type).
  */
 export function vectorArrayBinary(vectors: readonly (Float32Array | null)[], vectorOid: number): Buffer {
-  let size = 20
-  let hasNull = 0
+  const dimensions = vectors.find((v) => v !== null)?.length ?? 0
   for (const v of vectors) {
-    size += 4
-    if (v === null) hasNull = 1
-    else size += vectorSize(v.length)
+    // The store checks every vector against its table first; mixed lengths here would be a bug, not bad input.
+    if (v !== null && v.length !== dimensions) throw new Error(`vector[] of ${dimensions} and ${v.length} dimensions`)
   }
-  const out = Buffer.allocUnsafe(size)
-  let o = out.writeInt32BE(1, 0) // dimensions of the array
-  o = out.writeInt32BE(hasNull, o)
-  o = out.writeUInt32BE(vectorOid, o)
-  o = out.writeInt32BE(vectors.length, o)
-  o = out.writeInt32BE(1, o) // lower bound
-  for (const v of vectors) {
-    if (v === null) {
-      o = out.writeInt32BE(-1, o)
-    } else {
-      o = out.writeInt32BE(vectorSize(v.length), o)
-      o = writeVector(out, o, v)
-    }
-  }
-  return out
+  return fixedArray(vectors, vectorOid, vectorSize(dimensions), writeVector)
 }

@@ -41,7 +41,8 @@ function withHeader(n: number, hasNull: boolean, elementOid: number, elementByte
   const buffer = Buffer.allocUnsafe(headerBytes(n) + elementBytes)
   buffer.writeInt32BE(n === 0 ? 0 : 1, 0)
   buffer.writeInt32BE(hasNull ? 1 : 0, 4)
-  buffer.writeInt32BE(elementOid, 8)
+  // Unsigned: an OID is a uint32 (an extension's type, e.g. pgvector's, gets whatever the database hands out).
+  buffer.writeUInt32BE(elementOid, 8)
   if (n > 0) {
     buffer.writeInt32BE(n, 12)
     buffer.writeInt32BE(1, 16)
@@ -66,8 +67,11 @@ function writeInt64(buffer: Buffer, offset: number, value: number): void {
   buffer.writeUInt32BE(value - high * TWO_32, offset + 4)
 }
 
-/** Elements of a fixed width: the header, then per element its length and `write`, or -1 for NULL. */
-function fixedArray<T>(
+/**
+ * Elements of a fixed width: the header, then per element its length and `write`, or -1 for NULL. Also for types
+ * this module does not know (pgvector's vector[]: src/sinks/pgvector/binary.ts).
+ */
+export function fixedArray<T>(
   values: readonly (T | null)[],
   elementOid: number,
   width: number,
