@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs'
 import { Admin } from '@platformatic/kafka'
-import { ErrorCodes, errorMessage, FatalError, kindOf, SfmError } from '../errors.ts'
+import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../errors.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createProducer, type OutgoingMessage, type SfmProducer } from '../sinks/kafka/producer.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
@@ -335,7 +335,7 @@ export async function produceLines(
     throw new SfmError(
       kindOf(cause),
       ErrorCodes.UNAVAILABLE,
-      `producing to ${o.topic} failed after ${sent} acknowledged messages: ${errorMessage(cause)}`,
+      `producing to ${o.topic} failed after ${sent} acknowledged messages: ${describeError(cause)}`,
       { cause, details: { topic: o.topic, sent, rejected } }
     )
   }
