@@ -50,6 +50,22 @@ export function jsonDepthExceeds(bytes: Uint8Array, limit: number): boolean {
 }
 
 /**
+ * True when `bytes` holds more than `limit` opening brackets (`{` or `[`), counted anywhere, strings included: the
+ * nesting depth cannot exceed the number of brackets opened, so below it the depth scan is skipped. A memory event
+ * holds a handful of brackets, and counting them is two native searches per bracket (memchr on a Buffer) where the
+ * scan visits every string: ~0.2 against ~1 µs per 1 KB event (4% of the memory topology's CPU in a profile).
+ */
+export function openingBracketsExceed(bytes: Uint8Array, limit: number): boolean {
+  let count = 0
+  for (const bracket of [OPEN_BRACE, OPEN_BRACKET]) {
+    for (let i = bytes.indexOf(bracket); i >= 0; i = bytes.indexOf(bracket, i + 1)) {
+      if (++count > limit) return true
+    }
+  }
+  return false
+}
+
+/**
  * Index of the quote that closes the string opened at `open`, or -1 when the text ends first. A quote is escaped
  * when an odd number of backslashes precede it (`\\"` closes, `\"` does not), the same as reading escapes left to
  * right. No byte of a multi-byte UTF-8 character equals a quote or a backslash, so bytes are safe to search.
@@ -74,7 +90,7 @@ export function decodeJsonValue(bytes: Uint8Array, options: Required<DecodeJsonO
       code: ErrorCodes.DECODE
     })
   }
-  if (jsonDepthExceeds(bytes, options.maxDepth)) {
+  if (openingBracketsExceed(bytes, options.maxDepth) && jsonDepthExceeds(bytes, options.maxDepth)) {
     throw new PoisonError(`value nests deeper than the ${options.maxDepth} levels allowed`, { code: ErrorCodes.DECODE })
   }
   let text: string

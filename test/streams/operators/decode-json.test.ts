@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { jsonDepthExceeds } from '../../../src/streams/operators/decode-json.ts'
+import { PoisonError } from '../../../src/errors.ts'
+import {
+  decodeJsonValue,
+  defaultDecodeJsonOptions,
+  jsonDepthExceeds,
+  openingBracketsExceed
+} from '../../../src/streams/operators/decode-json.ts'
 
 /** The original byte-by-byte scan: the specification the indexOf-based scan must match. */
 function referenceDepthExceeds(bytes: Uint8Array, limit: number): boolean {
@@ -52,4 +58,37 @@ test('escaped quotes: an odd run of backslashes escapes, an even run does not', 
   assert.equal(jsonDepthExceeds(Buffer.from('["\\\\",[1]]'), 1), true)
   assert.equal(jsonDepthExceeds(Buffer.from('["\\",[1]]'), 1), false) // the quote is escaped: all one string
   assert.equal(jsonDepthExceeds(Buffer.from('"unterminated [[['), 0), false)
+})
+
+test('the bracket count is exact, and never false where the depth exceeds the limit', () => {
+  fc.assert(
+    fc.property(jsonish, fc.integer({ min: 0, max: 6 }), (bytes, limit) => {
+      const brackets = bytes.filter((b) => b === 0x7b || b === 0x5b).length
+      assert.equal(openingBracketsExceed(bytes, limit), brackets > limit)
+      assert.equal(openingBracketsExceed(new Uint8Array(bytes), limit), brackets > limit)
+      if (referenceDepthExceeds(bytes, limit)) assert.equal(openingBracketsExceed(bytes, limit), true)
+    }),
+    { numRuns: 5_000 }
+  )
+})
+
+test('decodeJsonValue refuses exactly the values nested deeper than maxDepth, with brackets inside strings too', () => {
+  const withStrings = fc.jsonValue({ maxDepth: 8 }).map((value) => ({ text: '[[[{{{'.repeat(3), value }))
+  fc.assert(
+    fc.property(withStrings, fc.integer({ min: 1, max: 9 }), (value, maxDepth) => {
+      const bytes = Buffer.from(JSON.stringify(value))
+      const options = { ...defaultDecodeJsonOptions, maxDepth }
+      if (referenceDepthExceeds(bytes, maxDepth)) {
+        assert.throws(
+          () => decodeJsonValue(bytes, options),
+          (e: unknown) => {
+            return e instanceof PoisonError && /nests deeper than/.test(e.message)
+          }
+        )
+      } else {
+        assert.deepEqual(decodeJsonValue(bytes, options), JSON.parse(bytes.toString()))
+      }
+    }),
+    { numRuns: 2_000 }
+  )
 })
