@@ -17,11 +17,11 @@ import type { TableNames } from './types.ts'
 /**
  * The SQL text of the sink, after Debezium's JDBC sink dialects: identifiers quoted once here, values always bound.
  *
- * A batch is ONE statement, so it is one implicit transaction and one round trip: the whole batch goes as twelve
+ * A batch is ONE statement, so it is one implicit transaction and one round trip: the whole batch goes as eleven
  * parallel arrays (UNNEST) in PostgreSQL's binary array format (binary-array.ts: no array literal to parse, a
  * timestamp is 8 bytes, a uuid 16; the payloads as jsonb[], each element the JSON text prepareEvent serialised
  * once, copied as bytes, never escaped), the event ids are claimed in the processed table, the claimed winners are
- * upserted under the fence, and the statement returns each item's outcome. A data-modifying CTE's RETURNING is
+ * upserted under the fence, and the statement returns the outcomes the writer cannot know. A data-modifying CTE's RETURNING is
  * visible to the others, and all of them see the snapshot taken before the statement: the stored pair read for the
  * outcome is the state before this batch.
  *
@@ -35,18 +35,22 @@ import type { TableNames } from './types.ts'
  *   true), so the whole claim runs first: two writers of the same events meet at the processed table before either
  *   touches `memories`. Without it PostgreSQL ran the unreferenced claim last, and two writers of the same batch
  *   deadlocked inside the memories insert (writer.test.ts, "two writers in plain mode").
- * - outcome: not claimed → duplicate; loser → its in-batch outcome; written → applied; otherwise the stored pair
- *   decides between duplicate (equal) and fenced (greater). A row inserted concurrently by another writer is not in
- *   our snapshot: such an item reports fenced.
+ * - the result: one row, `applied` (how many rows `written` wrote) and the exceptions as two arrays, `ords` and
+ *   `outcomes` (NULL when there are none). The writer knows every other outcome: a written winner is applied, a
+ *   loser has its in-batch outcome (buffer.ts). An exception is an item not claimed (duplicate) or a winner not
+ *   written, whose stored pair decides between duplicate (equal) and fenced (greater). A row inserted concurrently by
+ *   another writer is not in our snapshot: such an item reports fenced. The writer checks that `applied` equals its
+ *   winners minus the winners among the exceptions. One row instead of one per item: parsing ~1,000 result rows
+ *   was ~4% of the memory topology's Node CPU.
  *
  * The arrays are unnested twice, not shared through a CTE: a CTE read by several parts is materialized, which
  * copied every payload into a tuplestore and sorted the batch to join it with `claimed`. `written` unnests the row
  * columns itself, the outcome query only the small ones. Measured with EXPLAIN ANALYZE on a 2,000-event batch of
  * new ids (server PostgreSQL 15): 30.9 → 21.5 ms, backend CPU 24.2 → 16.4 µs per event.
  *
- * The outcome is computed per input row with subqueries, not joins, so the plan's cost does not depend on the
+ * The exceptions are found per input row with subqueries, not joins, so the plan's cost does not depend on the
  * table: `claimed` and `written` are each hashed once, and the stored pair is read by a primary-key probe that runs
- * only for the (rare) claimed winners that were not written (CASE evaluates lazily). It used to be three LEFT JOINs,
+ * only for the (rare) claimed winners that were not written. It used to be three LEFT JOINs,
  * the last on the memories table: the planner, blind to the CTEs' contents, estimated 500,000 joined rows and read
  * the whole memories table (hash join over a sequential scan) for every batch: a 2,000-row batch took 40 ms at 4k
  * rows, 99 ms at 98k and 224 ms at 198k, where the estimated cost also passed jit_above_cost and every execution
@@ -87,8 +91,8 @@ written AS (
     (id, namespace, type, payload, importance, version, event_id, event_ts, deleted_at, updated_at)
   SELECT i.id, i.namespace, i.type, CASE WHEN NOT i.deleted THEN i.payload END, i.importance, i.version, i.event_id,
     i.event_ts, CASE WHEN i.deleted THEN i.event_ts END, now()
-  FROM ROWS FROM (unnest($2::text[]), unnest($3::uuid[]), unnest($4::bool[]), unnest($6::text[]), unnest($7::text[]),
-    unnest($8::jsonb[]), unnest($9::float8[]), unnest($10::int8[]), unnest($11::timestamptz[]), unnest($12::bool[]))
+  FROM ROWS FROM (unnest($2::text[]), unnest($3::uuid[]), unnest($4::bool[]), unnest($5::text[]), unnest($6::text[]),
+    unnest($7::jsonb[]), unnest($8::float8[]), unnest($9::int8[]), unnest($10::timestamptz[]), unnest($11::bool[]))
     AS i(id, event_id, winner, namespace, type, payload, importance, version, event_ts, deleted)
   WHERE i.winner AND ${skip ? 'i.event_id IN (SELECT c.event_id FROM claimed c)' : '(SELECT count(*) FROM claimed) >= 0'}
   ON CONFLICT (id) DO UPDATE SET
@@ -98,23 +102,22 @@ written AS (
   WHERE (m.version, m.event_ts) < (EXCLUDED.version, EXCLUDED.event_ts)
   RETURNING m.id
 )
-SELECT i.ord,
+SELECT (SELECT count(*) FROM written)::int4 AS applied, array_agg(i.ord) AS ords, array_agg(
   CASE${skip ? "\n    WHEN i.event_id NOT IN (SELECT c.event_id FROM claimed c) THEN 'duplicate'" : ''}
-    WHEN NOT i.winner THEN i.local
-    WHEN i.id IN (SELECT w.id FROM written w) THEN 'applied'
     WHEN (SELECT (s.version, s.event_ts) = (i.version, i.event_ts) FROM ${memories} s WHERE s.id = i.id)
       THEN 'duplicate'
     ELSE 'fenced'
-  END AS outcome
-FROM ROWS FROM (unnest($1::int4[]), unnest($2::text[]), unnest($3::uuid[]), unnest($4::bool[]), unnest($5::text[]),
-  unnest($10::int8[]), unnest($11::timestamptz[])) AS i(ord, id, event_id, winner, local, version, event_ts)`
+  END) AS outcomes
+FROM ROWS FROM (unnest($1::int4[]), unnest($2::text[]), unnest($3::uuid[]), unnest($4::bool[]), unnest($9::int8[]),
+  unnest($10::timestamptz[])) AS i(ord, id, event_id, winner, version, event_ts)
+WHERE ${skip ? 'i.event_id NOT IN (SELECT c.event_id FROM claimed c) OR ' : ''}(i.winner AND i.id NOT IN (SELECT w.id FROM written w))`
   // Named, so each connection parses and plans it once; the name follows the text (different tables, new name).
   const name = `sfm_pg_write_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`
   return { name, text }
 }
 
 /**
- * The twelve parameters of `writeStatement`, in order, as binary arrays (binary-array.ts); `ord` is the item's
+ * The eleven parameters of `writeStatement`, in order, as binary arrays (binary-array.ts); `ord` is the item's
  * position in `items`. The event ids go as text (array-literal.ts) when one of them is not in the canonical
  * hyphenated form, so that PostgreSQL's uuid input accepts (braces, no hyphens, …) or refuses exactly what it did.
  */
@@ -124,7 +127,6 @@ export function writeParameters(items: readonly ReducedItem[]): (Buffer | string
   const id = new Array<string>(n)
   const eventId = new Array<string>(n)
   const winner = new Array<boolean>(n)
-  const local = new Array<string | null>(n)
   const namespace = new Array<string | null>(n)
   const type = new Array<string | null>(n)
   const payload = new Array<string | null>(n)
@@ -133,12 +135,11 @@ export function writeParameters(items: readonly ReducedItem[]): (Buffer | string
   const eventTs = new Array<bigint | null>(n)
   const deleted = new Array<boolean | null>(n)
   for (let k = 0; k < n; k++) {
-    const { event, winner: isWinner, local: localOutcome } = items[k]!
+    const { event, winner: isWinner } = items[k]!
     ord[k] = k
     id[k] = event.id
     eventId[k] = event.eventId
     winner[k] = isWinner
-    local[k] = localOutcome ?? null
     version[k] = event.version
     eventTs[k] = event.micros
     // A loser is never written: its row data would only cost bytes on the wire.
@@ -153,7 +154,6 @@ export function writeParameters(items: readonly ReducedItem[]): (Buffer | string
     textArrayBinary(id),
     uuidArrayBinary(eventId) ?? textArray(eventId),
     boolArrayBinary(winner),
-    textArrayBinary(local),
     textArrayBinary(namespace),
     textArrayBinary(type),
     jsonbArrayBinary(payload),

@@ -16,6 +16,15 @@ import { type Outcome, Outcomes, type PreparedEvent, type TableNames } from './t
  */
 const CLEAN_BATCHES_FOR_PLAIN_CLAIM = 3
 
+/** The one row of the write statement (dialect.ts): rows written, and the items whose outcome was not the default. */
+interface WriteResultRow {
+  readonly applied: number
+  readonly ords: number[] | null
+  readonly outcomes: Outcome[] | null
+}
+
+const internal = { code: ErrorCodes.INTERNAL }
+
 /** PostgreSQL's unique_violation: the plain claim met an event id already processed (or being processed). */
 function isUniqueViolation(error: unknown): boolean {
   return !(error instanceof SfmError) && (error as { code?: unknown } | null)?.code === '23505'
@@ -169,13 +178,33 @@ export class PostgresWriter {
     const out = await raceAbort(checkout(this.#pool, 'postgres sink'), signal, (c) => c.release(false))
     let broken = false
     try {
-      const query = out.client.query<{ ord: number; outcome: Outcome }>({
+      const query = out.client.query<WriteResultRow>({
         name: statement.name,
         text: statement.text,
         values: writeParameters(items)
       })
       const result = await raceAbort(query, signal, () => {})
-      for (const row of result.rows) outcomes.set(items[row.ord]!.event.index, row.outcome)
+      const row = result.rows[0]
+      if (row === undefined) throw new RetriableError('postgres sink: statement returned no row', internal)
+      const ords = row.ords ?? []
+      const exceptions = row.outcomes ?? []
+      let exceptionWinners = 0
+      for (let k = 0; k < ords.length; k++) {
+        const item = items[ords[k]!]
+        if (item === undefined) throw new RetriableError(`postgres sink: statement returned item ${ords[k]}`, internal)
+        if (item.winner) exceptionWinners++
+        outcomes.set(item.event.index, exceptions[k]!)
+      }
+      let winners = 0
+      for (const item of items) {
+        if (item.winner) winners++
+        if (!outcomes.has(item.event.index))
+          outcomes.set(item.event.index, item.winner ? Outcomes.APPLIED : item.local!)
+      }
+      if (row.applied !== winners - exceptionWinners) {
+        const message = `postgres sink: statement wrote ${row.applied} rows for ${winners - exceptionWinners} winners`
+        throw new RetriableError(message, internal)
+      }
     } catch (error) {
       if (statement === this.#plainClaim && isUniqueViolation(error)) return undefined
       // After an error or an abort the connection may be dead or busy: close it rather than reuse it.
