@@ -5,6 +5,7 @@
  * Progress goes to stderr and the variables to stdout, so `set -a; eval "$(npm run -s stack -- up)"; set +a` works.
  */
 import { parseArgs } from 'node:util'
+import { endQuietlyWhenStdoutCloses } from '../src/cli/io.ts'
 import { errorMessage, SfmError } from '../src/errors.ts'
 import { defaultStateDir, portFromEnv } from './stack/config.ts'
 import { connectStatus, downConnect, jdbcFromDatabaseUrl, upConnect } from './stack/connect.ts'
@@ -192,6 +193,7 @@ function usageError(message: string): number {
   return 2
 }
 
+endQuietlyWhenStdoutCloses()
 try {
   process.exitCode = await main(process.argv.slice(2))
 } catch (error) {

@@ -14,3 +14,15 @@ export const stdio: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`)
 }
+
+/**
+ * Ends the process quietly when whoever reads stdout has gone (`… | head -3`): a write then fails with EPIPE, and
+ * without a handler Node throws it as an unhandled 'error' event with a stack trace. The exit code stays what the
+ * command had set so far; any other stdout error still throws.
+ */
+export function endQuietlyWhenStdoutCloses(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error
+    process.exit(process.exitCode ?? ExitCodes.OK)
+  })
+}

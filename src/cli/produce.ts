@@ -3,7 +3,7 @@ import { useLocalStack } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
 import { producerTarget } from '../sinks/kafka/producer.ts'
-import { ExitCodes, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run produce -- --topic T --file F [options]
 
@@ -117,6 +117,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
 }
 
 if (import.meta.main) {
+  endQuietlyWhenStdoutCloses()
   // As a command, fall back to the local dev stack's variables (`npm run stack -- up`) when they are unset.
   useLocalStack()
   process.exitCode = await main(process.argv.slice(2))

@@ -8,6 +8,7 @@ import { ErrorCodes, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import { vectorStoreFromEnv } from '../sinks/vector/select.ts'
 import type { SearchHit } from '../sinks/vector/types.ts'
+import { endQuietlyWhenStdoutCloses } from './io.ts'
 
 const USAGE = `Usage: npm run recall -- "query text" [--namespace N] [--type T] [-k 5] [--json]
 
@@ -109,6 +110,7 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.main) {
+  endQuietlyWhenStdoutCloses()
   main().then(
     (code) => {
       process.exitCode = code

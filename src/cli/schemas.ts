@@ -4,7 +4,7 @@ import { describeError, FatalError } from '../errors.ts'
 import { checkCompatibility, checkSchemasDir, diffSchemas, formatIssue } from '../schemas/compat/index.ts'
 import { createRegistryClient, type RegistryApi, registerSubjects, testSubjects } from '../schemas/registry/index.ts'
 import { type Compatibility, isCompatibility, loadSubjectHistory } from '../schemas.ts'
-import { ExitCodes, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run schemas -- <command> [options]
 
@@ -239,5 +239,6 @@ async function registryCommand(
 }
 
 if (import.meta.main) {
+  endQuietlyWhenStdoutCloses()
   process.exitCode = await main(process.argv.slice(2))
 }

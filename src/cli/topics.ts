@@ -5,7 +5,7 @@ import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.t
 import { explainKafkaError, kafkaConnectionOptions, probeKafka } from '../kafka/connection.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
-import { ExitCodes, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run topics -- <command> [options]
 
@@ -121,6 +121,7 @@ function integerFlag(value: string | undefined, flag: string): number | undefine
 }
 
 if (import.meta.main) {
+  endQuietlyWhenStdoutCloses()
   // As a command, fall back to the local dev stack's variables (`npm run stack -- up`) when they are unset.
   useLocalStack()
   process.exitCode = await main(process.argv.slice(2))
