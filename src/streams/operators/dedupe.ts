@@ -1,6 +1,7 @@
 import { concatMap, filter, type OperatorFunction, pipe } from 'rxjs'
 import { DropReasons, type Envelope } from '../envelope.ts'
 import { filterMap } from './filter-map.ts'
+import { parseUuid, UuidSet } from './uuid-set.ts'
 
 /**
  * A durable memory of processed keys, consulted after the in-memory window misses. `remember` is called only once
@@ -29,40 +30,84 @@ export const defaultDedupeOptions = { windowSize: 100_000, stage: 'dedupe' } as 
  * ring of `capacity` slots rather than read back from the Set: V8 leaves a deleted Set entry as a hole until the
  * next rehash, and `set.values().next()` walks over every hole from the start, so evicting the oldest entry that
  * way cost O(holes) — up to ~20 µs per message with the default 100k window (bench/runtime.ts, 2026-11-26).
+ *
+ * Canonical lowercase uuids (what event_ids are) go to a UuidSet of 128-bit words, cheaper than a Set of strings
+ * for a large window (uuid-set.ts says why); every other key to a plain Set. The ring holds both kinds in arrival
+ * order, a uuid as four words and any other key as its string in #ringOthers (no string there: a uuid), so
+ * eviction is exactly first in, first out across both.
  */
 export class RecentKeys {
   readonly capacity: number
-  #keys = new Set<string>()
+  /** Room for one more than the window: a new uuid goes in (one probe checks and adds) before the oldest goes. */
+  readonly #uuids: UuidSet
+  readonly #others = new Set<string>()
+  /** Scratch words of the key being looked at. */
+  readonly #key = new Int32Array(4)
   /** Keys in insertion order; `#next` is the oldest once the ring is full, and the slot the next key takes. */
-  #ring: string[] = []
+  #ringWords = new Int32Array(0)
+  /** Created by the first key that is not a uuid, so a window of uuids only does not pay 8 bytes a key for it. */
+  #ringOthers: (string | undefined)[] | undefined
+  #length = 0
   #next = 0
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`windowSize must be > 0, got ${capacity}`)
     this.capacity = capacity
+    this.#uuids = new UuidSet(capacity + 1)
   }
 
   get size(): number {
-    return this.#keys.size
+    return this.#uuids.size + this.#others.size
   }
 
   has(key: string): boolean {
-    return this.#keys.has(key)
+    return parseUuid(key, this.#key, 0) ? this.#uuids.has(this.#key, 0) : this.#others.has(key)
   }
 
   /** Adds `key`; false (and nothing changes) when it is already there, so a caller needs one lookup, not two. */
   add(key: string): boolean {
-    if (this.#keys.has(key)) return false
-    if (this.#ring.length < this.capacity) {
-      // Grows as keys arrive, so a large window costs memory only once it is used.
-      this.#ring.push(key)
+    const isUuid = parseUuid(key, this.#key, 0)
+    if (isUuid) {
+      if (!this.#uuids.add(this.#key, 0)) return false
     } else {
-      this.#keys.delete(this.#ring[this.#next]!)
-      this.#ring[this.#next] = key
-      this.#next = this.#next + 1 === this.capacity ? 0 : this.#next + 1
+      if (this.#others.has(key)) return false
+      this.#others.add(key)
     }
-    this.#keys.add(key)
+    let slot: number
+    if (this.#length < this.capacity) {
+      // Grows as keys arrive, so a large window costs memory only once it is used.
+      slot = this.#length++
+      if (slot * 4 === this.#ringWords.length) this.#growRing()
+    } else {
+      slot = this.#next
+      this.#next = slot + 1 === this.capacity ? 0 : slot + 1
+      const oldest = this.#ringOthers?.[slot]
+      if (oldest === undefined) this.#uuids.delete(this.#ringWords, slot * 4)
+      else this.#others.delete(oldest)
+    }
+    if (isUuid) {
+      const from = this.#key
+      const to = this.#ringWords
+      const at = slot * 4
+      to[at] = from[0]!
+      to[at + 1] = from[1]!
+      to[at + 2] = from[2]!
+      to[at + 3] = from[3]!
+      const others = this.#ringOthers
+      if (others !== undefined && slot < others.length) others[slot] = undefined
+    } else {
+      this.#ringOthers ??= []
+      const others = this.#ringOthers
+      while (others.length < slot) others.push(undefined)
+      others[slot] = key
+    }
     return true
+  }
+
+  #growRing(): void {
+    const grown = new Int32Array(Math.min(Math.max(this.#ringWords.length * 2, 4096), this.capacity * 4))
+    grown.set(this.#ringWords)
+    this.#ringWords = grown
   }
 }
 
