@@ -15,6 +15,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
 import { pipe } from 'rxjs'
+import { waitForLeaders } from '../src/kafka/topics.ts'
 import { createLogger } from '../src/logger.ts'
 import { createProducer, kafkaDeadLetter, type OutgoingMessage } from '../src/sinks/kafka/index.ts'
 import type { Sink } from '../src/sinks/types.ts'
@@ -169,6 +170,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       const admin = new Admin({ clientId: 'sfm-bench-admin', bootstrapBrokers: brokers })
       try {
         await admin.createTopics({ topics: [kafkaTopic, `${kafkaTopic}.dlq`], partitions: 6, replicas: 1 })
+        await waitForLeaders(admin, [kafkaTopic, `${kafkaTopic}.dlq`])
         const kp = createProducer({ brokers, clientId: 'sfm-bench-producer' })
         for (const batch of events(kafkaTopic, o.messages, 2_000)) await kp.send(batch)
         await kp.close()

@@ -47,6 +47,7 @@ import { envInt } from '../src/config.ts'
 import { seededRandom } from '../src/demo/random.ts'
 import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
 import { produceLines } from '../src/kafka/produce.ts'
+import { waitForLeaders } from '../src/kafka/topics.ts'
 import { createLogger, type LogLevel } from '../src/logger.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
 import { createProducer, type OutgoingMessage } from '../src/sinks/kafka/index.ts'
@@ -1009,14 +1010,15 @@ export async function run(args: string[]): Promise<BenchResult> {
 
   progress(BENCH, machineLoad())
   progress(BENCH, `${n} events on ${ctx.events.ids} memory ids; topics ${prefix}* (${options.partitions} partitions)`)
-  await withAdmin(brokers, (admin) =>
-    admin.createTopics({
+  await withAdmin(brokers, async (admin) => {
+    await admin.createTopics({
       topics,
       partitions: options.partitions,
       replicas: 1,
       configs: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }]
     })
-  )
+    await waitForLeaders(admin, topics)
+  })
   try {
     if ([Sides.KV, Sides.ALL, Sides.NAIVE].some(wants)) {
       const report = await produceLines(ctx.events.lines(), {

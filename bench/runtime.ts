@@ -21,6 +21,7 @@ import { cpus, loadavg } from 'node:os'
 import { Consumer } from '@platformatic/kafka'
 import { pipe } from 'rxjs'
 import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
+import { waitForLeaders } from '../src/kafka/topics.ts'
 import { createLogger } from '../src/logger.ts'
 import { createProducer, kafkaDeadLetter, type OutgoingMessage } from '../src/sinks/kafka/index.ts'
 import type { Sink } from '../src/sinks/types.ts'
@@ -386,6 +387,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     admin
       .createTopics({ topics: [topic], partitions: options.partitions, replicas: 1 })
       .then(() => admin.createTopics({ topics: [dlqTopic], partitions: 1, replicas: 1 }))
+      .then(() => waitForLeaders(admin, [topic, dlqTopic]))
   )
   try {
     const producing = performance.now()

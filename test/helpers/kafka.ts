@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { TestContext } from 'node:test'
 import { Admin, Consumer } from '@platformatic/kafka'
+import { waitForLeaders } from '../../src/kafka/topics.ts'
 import { createProducer, type OutgoingMessage } from '../../src/sinks/kafka/producer.ts'
 import { parseBrokers } from '../../src/sources/kafka/options.ts'
 
@@ -31,6 +32,7 @@ export async function createTopics(
       replicas: 1,
       configs: Object.entries(configs).map(([name, value]) => ({ name, value }))
     })
+    await waitForLeaders(admin, names)
   } finally {
     await admin.close()
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, type TestContext, test } from 'node:test'
 import { Admin, ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from '@platformatic/kafka'
-import { FatalError } from '../../src/errors.ts'
+import { ErrorCodes, FatalError, RetriableError } from '../../src/errors.ts'
 import {
   minInsyncReplicasFor,
   reconcileTopics,
@@ -10,7 +10,8 @@ import {
   TopicActions,
   TopicNames,
   type TopicSpec,
-  topicSpecs
+  topicSpecs,
+  waitForLeaders
 } from '../../src/kafka/topics.ts'
 import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
 
@@ -228,5 +229,31 @@ describe('reconcileTopics on a real broker', { skip }, () => {
       (await admin.listTopics()).filter((n) => n.startsWith(`${p}.`)),
       []
     )
+  })
+})
+
+test('waitForLeaders: returns once every partition of new topics has a leader; names a topic that never gets one', {
+  skip
+}, async (t) => {
+  const admin = new Admin({ clientId: 'sfm-test-admin', bootstrapBrokers: brokers()! })
+  const names = [`${prefix()}-a`, `${prefix()}-b`]
+  t.after(async () => {
+    await admin.deleteTopics({ topics: names }).catch(() => {})
+    await admin.close()
+  })
+  await admin.createTopics({ topics: names, partitions: 6, replicas: 1 })
+  await waitForLeaders(admin, names)
+  const metadata = await admin.metadata({ topics: names })
+  for (const name of names) {
+    const partitions = [...(metadata.topics.get(name)?.partitions ?? [])]
+    assert.equal(partitions.length, 6, name)
+    for (const p of partitions) assert.ok(p.leader >= 0, `${name} partition without a leader`)
+  }
+  const missing = `${prefix()}-never-created`
+  await assert.rejects(waitForLeaders(admin, [names[0]!, missing], 300), (error: unknown) => {
+    assert.ok(error instanceof RetriableError)
+    assert.equal(error.code, ErrorCodes.TIMEOUT)
+    assert.match(error.message, new RegExp(`without a leader after 300 ms: ${missing}$`))
+    return true
   })
 })
