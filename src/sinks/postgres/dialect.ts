@@ -21,9 +21,9 @@ import type { TableNames } from './types.ts'
  * parallel arrays (UNNEST) in PostgreSQL's binary array format (binary-array.ts: no array literal to parse, a
  * timestamp is 8 bytes, a uuid 16; the payloads as jsonb[], each element the JSON text prepareEvent serialised
  * once, copied as bytes, never escaped), the event ids are claimed in the processed table, the claimed winners are
- * upserted under the fence, and the statement returns the outcomes the writer cannot know. A data-modifying CTE's RETURNING is
- * visible to the others, and all of them see the snapshot taken before the statement: the stored pair read for the
- * outcome is the state before this batch.
+ * upserted under the fence, and the statement returns the outcomes the writer cannot know. A data-modifying CTE's
+ * RETURNING is visible to the others, and all of them see the snapshot taken before the statement: the stored pair
+ * read for the outcome is the state before this batch.
  *
  * - `claimed`: event ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and waits for
  *   a concurrent inserter of the same id, so two writers cannot both claim an event). In `ClaimModes.INSERT` (below)
