@@ -7,6 +7,7 @@ import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api'
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-node'
 import type { Message } from '@platformatic/kafka'
 import { Admin, Consumer, Producer, stringDeserializer, stringSerializer } from '@platformatic/kafka'
+import { waitForLeaders } from '../../src/kafka/topics.ts'
 import { Metric, Metrics } from '../../src/telemetry/metrics.ts'
 import { extractContext, injectContext } from '../../src/telemetry/propagation.ts'
 import { endSpan, startConsumeSpan, startTracing } from '../../src/telemetry/tracing.ts'
@@ -24,6 +25,7 @@ test('trace context crosses a real Kafka hop in record headers', { skip, timeout
     await admin.close()
   })
   await admin.createTopics({ topics: [topic], partitions: 1, replicas: 1 })
+  await waitForLeaders(admin, [topic])
 
   const exporter = new InMemorySpanExporter()
   const tracing = startTracing({ serviceName: 'telemetry-kafka-test', exporter })
