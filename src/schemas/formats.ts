@@ -1,6 +1,7 @@
 import type { Format, FormatDefinition } from 'ajv'
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import { ErrorCodes, FatalError } from '../errors.ts'
+import { isCanonicalUuid } from '../uuid.ts'
 
 /**
  * `date-time` and `uuid` format checks that give exactly what ajv-formats' "full" formats give for every string,
@@ -88,38 +89,6 @@ function isCommonDateTime(value: string): boolean {
   return day === 29 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
 }
 
-// 1 for the ASCII hex digits of either case (ajv-formats' /[0-9a-f]/i without the u flag matches no others).
-const HEX = new Uint8Array(128)
-for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1
-
-/** `value[from..to)` is all hex digits: a table load per char and no branch (~30% faster than the regexp here). */
-function isHexRun(value: string, from: number, to: number): boolean {
-  let hex = 1
-  let high = 0
-  for (let i = from; i < to; i++) {
-    const c = value.charCodeAt(i)
-    hex &= HEX[c & 0x7f] as number
-    high |= c
-  }
-  return hex === 1 && high < 0x80
-}
-
-/** `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits of either case), without the optional `urn:uuid:`. */
-function isCommonUuid(value: string): boolean {
-  return (
-    value.length === 36 &&
-    value.charCodeAt(8) === HYPHEN &&
-    value.charCodeAt(13) === HYPHEN &&
-    value.charCodeAt(18) === HYPHEN &&
-    value.charCodeAt(23) === HYPHEN &&
-    isHexRun(value, 0, 8) &&
-    isHexRun(value, 9, 13) &&
-    isHexRun(value, 14, 18) &&
-    isHexRun(value, 19, 23) &&
-    isHexRun(value, 24, 36)
-  )
-}
-
 /** ajv-formats' full `date-time` (RFC 3339 with a time zone), exactly. */
 export function isDateTime(value: string): boolean {
   return isCommonDateTime(value) || upstreamDateTime(value)
@@ -127,7 +96,7 @@ export function isDateTime(value: string): boolean {
 
 /** ajv-formats' full `uuid` (RFC 4122 text, optional `urn:uuid:`, either case), exactly. */
 export function isUuid(value: string): boolean {
-  return isCommonUuid(value) || upstreamUuid(value)
+  return isCanonicalUuid(value) || upstreamUuid(value)
 }
 
 /**

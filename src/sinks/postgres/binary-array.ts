@@ -1,3 +1,5 @@
+import { isCanonicalUuid, writeUuidBytes } from '../../uuid.ts'
+
 /**
  * Array parameters in PostgreSQL's binary format, for the batch statement (dialect.ts).
  *
@@ -134,27 +136,6 @@ export function timestamptzArrayBinary(values: readonly (bigint | null)[]): Buff
   })
 }
 
-/** Hex digit values by character code (0x00..0x7f), -1 for anything else. */
-const HEX = new Int8Array(128).fill(-1)
-for (let d = 0; d < 10; d++) HEX[0x30 + d] = d
-for (let d = 0; d < 6; d++) {
-  HEX[0x41 + d] = 10 + d
-  HEX[0x61 + d] = 10 + d
-}
-
-/** The byte written as two hex digits at `value[at..at+2)`, or -1. */
-function hexByte(value: string, at: number): number {
-  const highCode = value.charCodeAt(at)
-  const lowCode = value.charCodeAt(at + 1)
-  if ((highCode | lowCode) > 0x7f) return -1
-  const high = HEX[highCode]!
-  const low = HEX[lowCode]!
-  return (high | low) < 0 ? -1 : (high << 4) | low
-}
-
-/** Where each of the 16 bytes' two hex digits start in the 36-character form (hyphens at 8, 13, 18, 23). */
-const UUID_BYTES = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]
-
 /**
  * uuid[] from `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits in either case), 16 bytes each (uuid_recv); or
  * undefined if any element has another form. uuid_in accepts more forms (braces, no hyphens, hyphens after any
@@ -163,26 +144,7 @@ const UUID_BYTES = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]
  */
 export function uuidArrayBinary(values: readonly (string | null)[]): Buffer | undefined {
   for (const value of values) if (value !== null && value !== undefined && !isCanonicalUuid(value)) return undefined
-  return fixedArray(values, ElementOids.UUID, 16, writeUuid)
-}
-
-function isCanonicalUuid(value: string): boolean {
-  if (
-    value.length !== 36 ||
-    value.charCodeAt(8) !== 0x2d /* - */ ||
-    value.charCodeAt(13) !== 0x2d ||
-    value.charCodeAt(18) !== 0x2d ||
-    value.charCodeAt(23) !== 0x2d
-  ) {
-    return false
-  }
-  for (let b = 0; b < 16; b++) if (hexByte(value, UUID_BYTES[b]!) < 0) return false
-  return true
-}
-
-/** The 16 bytes of a uuid checked by isCanonicalUuid. */
-function writeUuid(buffer: Buffer, offset: number, value: string): void {
-  for (let b = 0; b < 16; b++) buffer[offset + b] = hexByte(value, UUID_BYTES[b]!)
+  return fixedArray(values, ElementOids.UUID, 16, writeUuidBytes)
 }
 
 /**
