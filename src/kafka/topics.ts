@@ -427,29 +427,19 @@ export async function reconcileTopics(
  */
 async function waitUntilApplied(admin: TopicAdmin, specs: readonly TopicSpec[], timeoutMs: number): Promise<void> {
   if (specs.length === 0) return
-  const deadline = Date.now() + timeoutMs
-  let pending: string[] = specs.map((s) => s.name)
-  for (;;) {
+  const names = specs.map((s) => s.name)
+  await waitUntilNone('topic changes not visible', names, timeoutMs, async (pending) => {
     try {
-      const leaderless = await leaderlessTopics(
-        admin,
-        specs.map((s) => s.name)
-      )
+      const leaderless = await leaderlessTopics(admin, names)
       const plan = await planTopics(admin, specs)
-      pending = [
+      return [
         ...new Set([...leaderless, ...plan.filter((c) => c.action !== TopicActions.UP_TO_DATE).map((c) => c.topic)])
       ]
     } catch {
       // A topic created a moment ago may still be unknown to the broker that answers; try again.
+      return pending
     }
-    if (pending.length === 0) return
-    if (Date.now() > deadline) {
-      throw new RetriableError(`topic changes not visible after ${timeoutMs} ms: ${pending.join(', ')}`, {
-        code: ErrorCodes.TIMEOUT
-      })
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  })
 }
 
 /** The topics of `names` the cluster does not show yet, or that have a partition without a leader. */
@@ -468,26 +458,36 @@ export async function waitForLeaders(
   names: readonly string[],
   timeoutMs = 30_000
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let pending = [...names]
-  for (;;) {
+  await waitUntilNone('topics without a leader', names, timeoutMs, async (pending) => {
     try {
-      pending = await leaderlessTopics(admin, names)
+      return await leaderlessTopics(admin, names)
     } catch {
       // One topic still unknown to the broker that answers fails the whole request: ask topic by topic, so that
       // the others count as ready once they are and a timeout names only the missing ones.
       const still: string[] = []
-      for (const name of pending) {
-        const missing = await leaderlessTopics(admin, [name]).catch(() => [name])
-        still.push(...missing)
-      }
-      pending = still
+      for (const name of pending) still.push(...(await leaderlessTopics(admin, [name]).catch(() => [name])))
+      return still
     }
+  })
+}
+
+/**
+ * Asks `pendingNow` (given the previous answer) every 100 ms which of `names` are not ready, until none is; after
+ * `timeoutMs` throws a RetriableError saying `what` and naming the ones still pending.
+ */
+async function waitUntilNone(
+  what: string,
+  names: readonly string[],
+  timeoutMs: number,
+  pendingNow: (previous: readonly string[]) => Promise<readonly string[]>
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let pending: readonly string[] = names
+  for (;;) {
+    pending = await pendingNow(pending)
     if (pending.length === 0) return
     if (Date.now() > deadline) {
-      throw new RetriableError(`topics without a leader after ${timeoutMs} ms: ${pending.join(', ')}`, {
-        code: ErrorCodes.TIMEOUT
-      })
+      throw new RetriableError(`${what} after ${timeoutMs} ms: ${pending.join(', ')}`, { code: ErrorCodes.TIMEOUT })
     }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
