@@ -156,10 +156,6 @@ export class PostgresWriter {
       for (const outcome of outcomes.values()) if (outcome === Outcomes.DUPLICATE) duplicates = true
       this.#clean = duplicates ? 0 : this.#clean + 1
     }
-    if (outcomes.size !== items.length) {
-      const message = `postgres sink: statement returned ${outcomes.size} outcomes for ${items.length} items`
-      throw new RetriableError(message, { code: ErrorCodes.INTERNAL })
-    }
     for (const repeat of repeats) outcomes.set(repeat.index, Outcomes.DUPLICATE)
     return outcomes
   }

@@ -20,6 +20,7 @@ export const defaultDecodeJsonOptions = {
 
 const OPEN_BRACE = 0x7b
 const OPEN_BRACKET = 0x5b
+const OPENING_BRACKETS = [OPEN_BRACE, OPEN_BRACKET] as const
 const CLOSE_BRACE = 0x7d
 const CLOSE_BRACKET = 0x5d
 const QUOTE = 0x22
@@ -57,7 +58,7 @@ export function jsonDepthExceeds(bytes: Uint8Array, limit: number): boolean {
  */
 export function openingBracketsExceed(bytes: Uint8Array, limit: number): boolean {
   let count = 0
-  for (const bracket of [OPEN_BRACE, OPEN_BRACKET]) {
+  for (const bracket of OPENING_BRACKETS) {
     for (let i = bytes.indexOf(bracket); i >= 0; i = bytes.indexOf(bracket, i + 1)) {
       if (++count > limit) return true
     }
