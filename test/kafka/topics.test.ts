@@ -257,3 +257,39 @@ test('waitForLeaders: returns once every partition of new topics has a leader; n
     return true
   })
 })
+
+test('waitForLeaders: waits while the leaders do not serve ListOffsets yet, though the metadata shows them', {
+  skip
+}, async (t) => {
+  const admin = new Admin({ clientId: 'sfm-test-admin', bootstrapBrokers: brokers()! })
+  const names = [`${prefix()}-serving`]
+  t.after(async () => {
+    await admin.deleteTopics({ topics: names }).catch(() => {})
+    await admin.close()
+  })
+  await admin.createTopics({ topics: names, partitions: 3, replicas: 1 })
+  await waitForLeaders(admin, names)
+  // The window between the broker's metadata cache and its replica manager, played by refusing the first probes.
+  let probes = 0
+  let refusing = 3
+  const notServingYet = {
+    metadata: admin.metadata.bind(admin),
+    listOffsets: async (options: Parameters<Admin['listOffsets']>[0]) => {
+      probes++
+      if (refusing > 0) {
+        refusing--
+        throw new Error('NOT_LEADER_OR_FOLLOWER')
+      }
+      return await admin.listOffsets(options)
+    }
+  } as Pick<Admin, 'metadata' | 'listOffsets'>
+  await waitForLeaders(notServingYet, names)
+  assert.equal(probes, 4, 'returned only after a probe was answered')
+
+  refusing = Number.POSITIVE_INFINITY
+  await assert.rejects(waitForLeaders(notServingYet, names, 300), (error: unknown) => {
+    assert.ok(error instanceof RetriableError)
+    assert.match(error.message, new RegExp(`without a leader after 300 ms: ${names[0]}$`))
+    return true
+  })
+})
