@@ -38,6 +38,7 @@
 import { randomUUID } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
 import { Consumer } from '@platformatic/kafka'
@@ -301,6 +302,8 @@ interface Measurement {
   startSeconds: number
   /** CPU time of this process (Node: Kafka client, runtime, pg client) per event in the window, µs. */
   cpuMicrosPerEvent: number
+  /** Of the wall clock, the time this process's garbage collections took per event in the window, µs. */
+  gcMicrosPerEvent: number
   /** CPU time of the PostgreSQL server (all its processes, if on this host; else NaN) per event in the window, µs. */
   serverCpuMicrosPerEvent: number
   /** CPU time of the side's own PostgreSQL backends per event in the window, µs (NaN if not measured). */
@@ -308,6 +311,27 @@ interface Measurement {
   /** The window on the monotonic clock, µs: what a --cpu-prof profile's timestamps use. */
   marks: readonly [bigint, bigint]
   detail: string
+}
+
+/**
+ * Time spent in garbage collection since the first window started, ms: the duration of every `gc` performance
+ * entry (scavenges, mark-compacts, incremental steps). Entries arrive asynchronously, a little after each
+ * collection, so a window may miss its last few milliseconds; they are counted in the next one.
+ */
+const gcTime = {
+  ms: 0,
+  observer: undefined as PerformanceObserver | undefined,
+  start(): void {
+    if (this.observer !== undefined) return
+    this.observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) this.ms += entry.duration
+    })
+    this.observer.observe({ entryTypes: ['gc'] })
+  },
+  stop(): void {
+    this.observer?.disconnect()
+    this.observer = undefined
+  }
 }
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux architecture Node runs on. */
@@ -412,6 +436,8 @@ class Window {
   #marks: [bigint, bigint] = [0n, 0n]
   #seconds = 0
   #cpuSeconds = 0
+  #gcAtStart = 0
+  #gcMs = 0
   #serverSeconds = Number.NaN
 
   constructor(server: ServerCpu | undefined, backends?: Backends) {
@@ -426,6 +452,8 @@ class Window {
   start(at = performance.now()): void {
     this.#started = at
     this.#cpu = process.cpuUsage()
+    gcTime.start()
+    this.#gcAtStart = gcTime.ms
     this.#serverAtStart = this.#server?.seconds() ?? Number.NaN
     this.#backendsAtStart = this.#backends?.snapshot() ?? new Map()
     this.#marks[0] = process.hrtime.bigint() / 1000n
@@ -435,6 +463,7 @@ class Window {
     this.#seconds = (performance.now() - this.#started) / 1000
     const cpu = process.cpuUsage(this.#cpu)
     this.#cpuSeconds = (cpu.user + cpu.system) / 1e6
+    this.#gcMs = gcTime.ms - this.#gcAtStart
     this.#serverSeconds = (this.#server?.seconds() ?? Number.NaN) - this.#serverAtStart
     if (this.#server !== undefined && this.#backends !== undefined) {
       // Backends opened inside the window count from 0.
@@ -454,6 +483,7 @@ class Window {
       perS: count / this.#seconds,
       startSeconds: opened === 0 ? 0 : (this.#started - opened) / 1000,
       cpuMicrosPerEvent: (this.#cpuSeconds * 1e6) / count,
+      gcMicrosPerEvent: (this.#gcMs * 1e3) / count,
       serverCpuMicrosPerEvent: (this.#serverSeconds * 1e6) / count,
       backendCpuMicrosPerEvent: (this.#backendSeconds * 1e6) / count,
       marks: [...this.#marks],
@@ -1052,7 +1082,8 @@ export async function run(args: string[]): Promise<BenchResult> {
         progress(
           BENCH,
           `round ${r + 1}/${options.rounds} ${side.padEnd(5)}: ${m.count} in ${round(m.seconds, 2)} s = ` +
-            `${round(m.perS)}/s, ${round(m.cpuMicrosPerEvent)} µs CPU/event in this process` +
+            `${round(m.perS)}/s, ${round(m.cpuMicrosPerEvent)} µs CPU/event in this process ` +
+            `(GC ${round(m.gcMicrosPerEvent, 1)})` +
             (Number.isNaN(m.serverCpuMicrosPerEvent) ? '' : `, ${round(m.serverCpuMicrosPerEvent, 1)} in PostgreSQL`) +
             (Number.isNaN(m.backendCpuMicrosPerEvent)
               ? ''
@@ -1137,6 +1168,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       rounds: options.rounds
     }
   } finally {
+    gcTime.stop()
     progress(BENCH, `deleting ${topics.length} topics, ${ctx.groups.length} consumer group(s) and schema ${schema}`)
     await withAdmin(brokers, async (admin) => {
       await admin.deleteTopics({ topics })
