@@ -304,6 +304,8 @@ interface Measurement {
   cpuMicrosPerEvent: number
   /** Of the wall clock, the time this process's garbage collections took per event in the window, µs. */
   gcMicrosPerEvent: number
+  /** The host's idle share of its CPU time in the window, % (NaN off Linux). */
+  hostIdlePercent: number
   /** CPU time of the PostgreSQL server (all its processes, if on this host; else NaN) per event in the window, µs. */
   serverCpuMicrosPerEvent: number
   /** CPU time of the side's own PostgreSQL backends per event in the window, µs (NaN if not measured). */
@@ -331,6 +333,21 @@ const gcTime = {
   stop(): void {
     this.observer?.disconnect()
     this.observer = undefined
+  }
+}
+
+/**
+ * The host's CPU time so far from the first line of /proc/stat, in clock ticks: all of it, and the idle part (idle +
+ * iowait); undefined off Linux. A window's idle share says whether its side had the cores: `kv` needs both of this
+ * machine's two, COPY one, so a busy neighbour moves `vs_copy`.
+ */
+function hostTicks(): { total: number; idle: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
+    return { total, idle: (fields[3] ?? 0) + (fields[4] ?? 0) }
+  } catch {
+    return undefined
   }
 }
 
@@ -438,6 +455,8 @@ class Window {
   #cpuSeconds = 0
   #gcAtStart = 0
   #gcMs = 0
+  #hostAtStart: { total: number; idle: number } | undefined
+  #hostIdlePercent = Number.NaN
   #serverSeconds = Number.NaN
 
   constructor(server: ServerCpu | undefined, backends?: Backends) {
@@ -454,6 +473,7 @@ class Window {
     this.#cpu = process.cpuUsage()
     gcTime.start()
     this.#gcAtStart = gcTime.ms
+    this.#hostAtStart = hostTicks()
     this.#serverAtStart = this.#server?.seconds() ?? Number.NaN
     this.#backendsAtStart = this.#backends?.snapshot() ?? new Map()
     this.#marks[0] = process.hrtime.bigint() / 1000n
@@ -464,6 +484,10 @@ class Window {
     const cpu = process.cpuUsage(this.#cpu)
     this.#cpuSeconds = (cpu.user + cpu.system) / 1e6
     this.#gcMs = gcTime.ms - this.#gcAtStart
+    const host = hostTicks()
+    if (host !== undefined && this.#hostAtStart !== undefined && host.total > this.#hostAtStart.total) {
+      this.#hostIdlePercent = (100 * (host.idle - this.#hostAtStart.idle)) / (host.total - this.#hostAtStart.total)
+    }
     this.#serverSeconds = (this.#server?.seconds() ?? Number.NaN) - this.#serverAtStart
     if (this.#server !== undefined && this.#backends !== undefined) {
       // Backends opened inside the window count from 0.
@@ -484,6 +508,7 @@ class Window {
       startSeconds: opened === 0 ? 0 : (this.#started - opened) / 1000,
       cpuMicrosPerEvent: (this.#cpuSeconds * 1e6) / count,
       gcMicrosPerEvent: (this.#gcMs * 1e3) / count,
+      hostIdlePercent: this.#hostIdlePercent,
       serverCpuMicrosPerEvent: (this.#serverSeconds * 1e6) / count,
       backendCpuMicrosPerEvent: (this.#backendSeconds * 1e6) / count,
       marks: [...this.#marks],
@@ -1088,6 +1113,7 @@ export async function run(args: string[]): Promise<BenchResult> {
             (Number.isNaN(m.backendCpuMicrosPerEvent)
               ? ''
               : ` (${round(m.backendCpuMicrosPerEvent, 1)} in its backends)`) +
+            (Number.isNaN(m.hostIdlePercent) ? '' : `; host ${round(m.hostIdlePercent, 1)}% idle`) +
             ` (${m.detail}` +
             `${m.startSeconds > 0 ? `; join ${round(m.startSeconds, 1)} s not counted` : ''})` +
             (process.env.SFM_BENCH_MARKS ? ` [monotonic µs ${m.marks[0]}..${m.marks[1]}]` : '')
