@@ -1,7 +1,7 @@
 import { concatMap, filter, type OperatorFunction, pipe } from 'rxjs'
 import { DropReasons, type Envelope } from '../envelope.ts'
 import { filterMap } from './filter-map.ts'
-import { parseUuid, UuidSet } from './uuid-set.ts'
+import { copyWords, parseUuid, UuidSet } from './uuid-set.ts'
 
 /**
  * A durable memory of processed keys, consulted after the in-memory window misses. `remember` is called only once
@@ -86,13 +86,7 @@ export class RecentKeys {
       else this.#others.delete(oldest)
     }
     if (isUuid) {
-      const from = this.#key
-      const to = this.#ringWords
-      const at = slot * 4
-      to[at] = from[0]!
-      to[at + 1] = from[1]!
-      to[at + 2] = from[2]!
-      to[at + 3] = from[3]!
+      copyWords(this.#key, 0, this.#ringWords, slot * 4)
       const others = this.#ringOthers
       if (others !== undefined && slot < others.length) others[slot] = undefined
     } else {

@@ -1,4 +1,5 @@
 import { getRandomValues } from 'node:crypto'
+import { hasCanonicalUuidShape } from '../../uuid.ts'
 
 /**
  * A set of uuids kept as 128-bit numbers in an open-addressing hash table on typed arrays, for dedupe's window
@@ -14,7 +15,6 @@ import { getRandomValues } from 'node:crypto'
  * 48 bits are a timestamp) or crafted ids must not land in one cluster.
  */
 
-const HYPHEN = 0x2d
 const INVALID = 0x10
 /** Hex digit value of a char code below 128, INVALID for the rest; lowercase only: 'A…' and 'a…' are different keys. */
 const HEX = new Uint8Array(128).fill(INVALID)
@@ -50,9 +50,7 @@ function word8(key: string, a: number, b: number): number {
  * False for anything else (then `into` holds garbage): a word form must map back to exactly one string.
  */
 export function parseUuid(key: string, into: Int32Array, at: number): boolean {
-  if (key.length !== 36) return false
-  if (key.charCodeAt(8) !== HYPHEN || key.charCodeAt(13) !== HYPHEN) return false
-  if (key.charCodeAt(18) !== HYPHEN || key.charCodeAt(23) !== HYPHEN) return false
+  if (!hasCanonicalUuidShape(key)) return false
   notHex[0] = 0
   into[at] = word8(key, 0, 4)
   into[at + 1] = word8(key, 9, 14)
@@ -113,33 +111,27 @@ export class UuidSet {
 
   /** Whether the uuid whose words are at `words[at…at+3]` is in the set. */
   has(words: Int32Array, at: number): boolean {
-    return this.#find(words, at, hashUuid(words, at, this.#seed)) >= 0
+    return this.#probe(words, at, hashUuid(words, at, this.#seed)) >= 0
   }
 
   /** Adds the uuid at `words[at…]`; false (and nothing changes) when it is already there. */
   add(words: Int32Array, at: number): boolean {
     if ((this.#size + 1) * 2 > this.#tags.length && this.#tags.length < this.#maxSlots) this.#grow()
     const hash = hashUuid(words, at, this.#seed)
-    const tag = 0x80 | (hash >>> 25)
-    const tags = this.#tags
-    const own = this.#words
-    const mask = this.#mask
-    let slot = hash & mask
-    for (let t = tags[slot]!; t !== 0; t = tags[slot]!) {
-      if (t === tag && same(own, slot * 4, words, at)) return false
-      slot = (slot + 1) & mask
-    }
+    const found = this.#probe(words, at, hash)
+    if (found >= 0) return false
     // Beyond capacity the load could pass 1/2, and a full table would make probing loop forever.
     if (this.#size === this.capacity) throw new RangeError(`UuidSet is full (${this.capacity})`)
-    tags[slot] = tag
-    copy(words, at, own, slot * 4)
+    const slot = ~found
+    this.#tags[slot] = 0x80 | (hash >>> 25)
+    copyWords(words, at, this.#words, slot * 4)
     this.#size++
     return true
   }
 
   /** Removes the uuid at `words[at…]`; false when it was not there. */
   delete(words: Int32Array, at: number): boolean {
-    let hole = this.#find(words, at, hashUuid(words, at, this.#seed))
+    let hole = this.#probe(words, at, hashUuid(words, at, this.#seed))
     if (hole < 0) return false
     const tags = this.#tags
     const own = this.#words
@@ -149,7 +141,7 @@ export class UuidSet {
       const home = hashUuid(own, next * 4, this.#seed) & mask
       if (((next - home) & mask) >= ((next - hole) & mask)) {
         tags[hole] = tags[next]!
-        copy(own, next * 4, own, hole * 4)
+        copyWords(own, next * 4, own, hole * 4)
         hole = next
       }
     }
@@ -158,16 +150,18 @@ export class UuidSet {
     return true
   }
 
-  #find(words: Int32Array, at: number, hash: number): number {
+  /** The slot holding the uuid at `words[at…]`, or, when it is absent, `~slot` of the empty slot that ends its probe. */
+  #probe(words: Int32Array, at: number, hash: number): number {
     const tag = 0x80 | (hash >>> 25)
     const tags = this.#tags
+    const own = this.#words
     const mask = this.#mask
     let slot = hash & mask
     for (let t = tags[slot]!; t !== 0; t = tags[slot]!) {
-      if (t === tag && same(this.#words, slot * 4, words, at)) return slot
+      if (t === tag && same(own, slot * 4, words, at)) return slot
       slot = (slot + 1) & mask
     }
-    return -1
+    return ~slot
   }
 
   #allocate(slots: number): void {
@@ -189,7 +183,8 @@ function same(a: Int32Array, i: number, b: Int32Array, j: number): boolean {
   return a[i] === b[j] && a[i + 1] === b[j + 1] && a[i + 2] === b[j + 2] && a[i + 3] === b[j + 3]
 }
 
-function copy(from: Int32Array, i: number, to: Int32Array, j: number): void {
+/** Copies the four words of a uuid from `from[i…]` to `to[j…]`. */
+export function copyWords(from: Int32Array, i: number, to: Int32Array, j: number): void {
   to[j] = from[i]!
   to[j + 1] = from[i + 1]!
   to[j + 2] = from[i + 2]!
