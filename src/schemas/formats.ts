@@ -1,5 +1,6 @@
 import type { Format, FormatDefinition } from 'ajv'
 import { fullFormats } from 'ajv-formats/dist/formats.js'
+import { readDateAndTime } from '../date-time.ts'
 import { ErrorCodes, FatalError } from '../errors.ts'
 import { isCanonicalUuid } from '../uuid.ts'
 
@@ -32,23 +33,13 @@ const upstreamUuid = upstreamCheck('uuid', fullFormats.uuid)
 
 const ZERO = 0x30
 const NINE = 0x39
-const HYPHEN = 0x2d
-const COLON = 0x3a
 const DOT = 0x2e
-// Days per month, index 1–12, as ajv-formats counts them (February 29 only in leap years).
-const DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-
-/** The two digits at `at` as a number, or -1 if either is not an ASCII digit (what `\d` means without the u flag). */
-function twoDigits(value: string, at: number): number {
-  const a = value.charCodeAt(at) - ZERO
-  const b = value.charCodeAt(at + 1) - ZERO
-  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
-}
 
 /**
- * `YYYY-MM-DD(T|t)HH:MM:SS[.f{1,9}](Z|z)`, fully checked. ajv-formats reads the seconds with `+"SS.f…"` and
- * requires `< 60`; a fraction of up to 9 digits after at most 59 seconds never rounds to 60 (15 nines do), so
- * longer fractions go to the fall-back, as do leap seconds (second 60), which ajv-formats checks against the offset.
+ * `YYYY-MM-DD(T|t)HH:MM:SS[.f{1,9}](Z|z)`, fully checked (the date and time by src/date-time.ts). ajv-formats reads
+ * the seconds with `+"SS.f…"` and requires `< 60`; a fraction of up to 9 digits after at most 59 seconds never
+ * rounds to 60 (15 nines do), so longer fractions go to the fall-back, as do leap seconds (second 60), which
+ * ajv-formats checks against the offset. Year 0000 is accepted, and is a leap year, as in ajv-formats.
  */
 function isCommonDateTime(value: string): boolean {
   const length = value.length
@@ -56,15 +47,7 @@ function isCommonDateTime(value: string): boolean {
   const last = value.charCodeAt(length - 1)
   if (last !== 0x5a /* Z */ && last !== 0x7a /* z */) return false
   const t = value.charCodeAt(10)
-  if (
-    value.charCodeAt(4) !== HYPHEN ||
-    value.charCodeAt(7) !== HYPHEN ||
-    (t !== 0x54 && t !== 0x74) /* T or t */ ||
-    value.charCodeAt(13) !== COLON ||
-    value.charCodeAt(16) !== COLON
-  ) {
-    return false
-  }
+  if (t !== 0x54 && t !== 0x74 /* T or t */) return false
   if (length > 20) {
     if (value.charCodeAt(19) !== DOT) return false
     for (let i = 20; i < length - 1; i++) {
@@ -72,21 +55,7 @@ function isCommonDateTime(value: string): boolean {
       if (c < ZERO || c > NINE) return false
     }
   }
-  const century = twoDigits(value, 0)
-  const yy = twoDigits(value, 2)
-  const month = twoDigits(value, 5)
-  const day = twoDigits(value, 8)
-  const hour = twoDigits(value, 11)
-  const minute = twoDigits(value, 14)
-  const second = twoDigits(value, 17)
-  // -1 (not digits) fails these too.
-  if (century < 0 || yy < 0 || month < 1 || month > 12 || day < 1) return false
-  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false
-  if (month !== 2) return day <= (DAYS[month] as number)
-  if (day <= 28) return true
-  // ajv-formats' isLeapYear (RFC 3339 appendix C): year 0000 is a leap year too.
-  const year = century * 100 + yy
-  return day === 29 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  return readDateAndTime(value)
 }
 
 /** ajv-formats' full `date-time` (RFC 3339 with a time zone), exactly. */

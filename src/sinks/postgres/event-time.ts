@@ -1,3 +1,5 @@
+import { dateAndTime, daysInMonth, readDateAndTime } from '../../date-time.ts'
+
 /**
  * RFC 3339 timestamps as exact microseconds since the epoch. The fence compares timestamps in JavaScript (to reduce
  * a batch) and in PostgreSQL (ON CONFLICT … WHERE), so both sides must see the same value: we parse once here,
@@ -15,11 +17,6 @@ export interface EventTime {
 // Same shape ajv-formats accepts for `date-time` (separator T, t or whitespace; offset Z, ±HH, ±HHMM or ±HH:MM).
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt\s](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)$/
-const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-
-function isLeapYear(year: number): boolean {
-  return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
-}
 
 /** Parses an RFC 3339 date-time with a time zone, or returns a reason it cannot be stored. */
 export function parseEventTime(value: unknown): EventTime | string {
@@ -53,7 +50,8 @@ function daysFromCivil(year: number, month: number, day: number): number {
 
 /**
  * The form producers send nearly always (`Date#toISOString`: `YYYY-MM-DDTHH:MM:SS[.f…]Z`, upper-case T and Z),
- * read without the regular expression, the Date round trip and BigInt arithmetic, which cost ~1.6 µs per event,
+ * read without the regular expression, the Date round trip and BigInt arithmetic (the date and time by
+ * src/date-time.ts, which validation's `date-time` format reads them with too), which cost ~1.6 µs per event,
  * 5% of the memory topology's CPU (docs/BENCHMARKS.md, memory-kv). Returns undefined for anything else, including
  * leap seconds and year 0, which `parseRfc3339` handles (or refuses) with its own messages; the differential
  * test in test/sinks/postgres/event-time.test.ts holds both paths to the same results.
@@ -61,25 +59,14 @@ function daysFromCivil(year: number, month: number, day: number): number {
 function parseUtcFast(value: string): EventTime | undefined {
   const length = value.length
   if (length < 20 || value.charCodeAt(length - 1) !== 0x5a /* Z */) return undefined
-  if (
-    value.charCodeAt(4) !== 0x2d /* - */ ||
-    value.charCodeAt(7) !== 0x2d ||
-    value.charCodeAt(10) !== 0x54 /* T */ ||
-    value.charCodeAt(13) !== 0x3a /* : */ ||
-    value.charCodeAt(16) !== 0x3a
-  ) {
-    return undefined
-  }
-  const year = digits(value, 0, 4)
-  const month = digits(value, 5, 7)
-  const day = digits(value, 8, 10)
-  const hour = digits(value, 11, 13)
-  const minute = digits(value, 14, 16)
-  const second = digits(value, 17, 19)
-  if (year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59) {
-    return undefined
-  }
-  if (second < 0 || second > 59 || day > (month === 2 && isLeapYear(year) ? 29 : DAYS[month - 1]!)) return undefined
+  if (value.charCodeAt(10) !== 0x54 /* T */ || !readDateAndTime(value)) return undefined
+  const year = dateAndTime[0]!
+  if (year < 1) return undefined
+  const month = dateAndTime[1]!
+  const day = dateAndTime[2]!
+  const hour = dateAndTime[3]!
+  const minute = dateAndTime[4]!
+  const second = dateAndTime[5]!
   let fraction = 0
   let text: string
   if (length === 20) {
@@ -121,8 +108,7 @@ export function parseRfc3339(value: string): EventTime | string {
   const offsetHours = Number(m[10] ?? 0)
   const offsetMinutes = Number(m[11] ?? 0)
   if (month < 1 || month > 12) return 'timestamp month out of range'
-  const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS[month - 1]!
-  if (day < 1 || day > daysInMonth) return 'timestamp day out of range'
+  if (day < 1 || day > daysInMonth(year, month)) return 'timestamp day out of range'
   // 60 is a leap second, as ajv-formats and PostgreSQL accept it; it rolls over to the next minute.
   if (hour > 23 || minute > 59 || second > 60) return 'timestamp time out of range'
   if (offsetHours > 23 || offsetMinutes > 59) return 'timestamp offset out of range'
