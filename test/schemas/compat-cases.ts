@@ -23,6 +23,49 @@ function object(properties: Record<string, unknown>, extra: Record<string, unkno
 }
 
 const a = { type: 'string' }
+
+const DRAFT_07 = 'http://json-schema.org/draft-07/schema#'
+
+/** An address definition with a plain-name fragment: draft-07 `"$id": "#Address"`, 2020-12 `"$anchor": "Address"`. */
+function address(minLength: number, required: string[]) {
+  return {
+    type: 'object',
+    properties: { street: { type: 'string', minLength }, city: { type: 'string' } },
+    required
+  }
+}
+const byPlainName = (definition: object) => ({
+  $schema: DRAFT_07,
+  type: 'object',
+  definitions: { address: { $id: '#Address', ...definition } },
+  properties: { home: { $ref: '#Address' }, work: { $ref: '#Address' } }
+})
+const byAnchor = (definition: object) => ({
+  $schema: DIALECT,
+  type: 'object',
+  $defs: { address: { $anchor: 'Address', ...definition } },
+  properties: { home: { $ref: '#Address' } }
+})
+
+/** A `code` whose pattern depends on `kind`; built from text: a `then` key makes an object literal a thenable. */
+function conditional(thenPattern: boolean, elsePattern: boolean): object {
+  const code = (pattern: string | false) => JSON.stringify(pattern ? { type: 'string', pattern } : { type: 'string' })
+  return JSON.parse(`{
+    "$schema": "${DRAFT_07}",
+    "type": "object",
+    "properties": { "kind": { "type": "string" }, "code": { "type": "string" } },
+    "if": { "properties": { "kind": { "const": "a" } }, "required": ["kind"] },
+    "then": { "properties": { "code": ${code(thenPattern && '^A[0-9]+$')} } },
+    "else": { "properties": { "code": ${code(elsePattern && '^B[0-9]+$')} } }
+  }`) as object
+}
+
+const identified = (keyword: '$id' | 'id') => ({
+  $schema: DRAFT_07,
+  [keyword]: 'https://example.com/schemas/thing.json',
+  type: 'object',
+  properties: { a }
+})
 const memoryEventV1 = JSON.parse(
   readFileSync(new URL('../../schemas/memory.event/v1.json', import.meta.url), 'utf8')
 ) as Record<string, unknown> & { properties: Record<string, Record<string, unknown>>; required: string[] }
@@ -303,6 +346,101 @@ export const compatCases: readonly CompatCase[] = [
     forward: false,
     rule: 'MAX_LENGTH_INCREASED',
     path: '#/properties/s/maxLength'
+  },
+  {
+    name: 'draft-07 plain-name $ref ("$id": "#Address"): minLength 10 → 5 and a required entry removed',
+    old: byPlainName(address(10, ['street', 'city'])),
+    new: byPlainName(address(5, ['street'])),
+    backward: true,
+    forward: false,
+    rule: 'MIN_LENGTH_DECREASED',
+    path: '#/properties/home/properties/street/minLength'
+  },
+  {
+    name: 'draft-07 plain-name $ref ("$id": "#Address"): minLength 5 → 10',
+    old: byPlainName(address(5, ['street'])),
+    new: byPlainName(address(10, ['street'])),
+    backward: false,
+    forward: true,
+    rule: 'MIN_LENGTH_INCREASED',
+    path: '#/properties/work/properties/street/minLength'
+  },
+  {
+    name: 'draft-07 plain-name $ref ("$id": "#Address") inlined at its use sites',
+    old: byPlainName(address(10, ['street', 'city'])),
+    new: {
+      $schema: DRAFT_07,
+      type: 'object',
+      properties: { home: address(10, ['street', 'city']), work: address(10, ['street', 'city']) }
+    },
+    backward: true,
+    forward: true
+  },
+  {
+    name: '2020-12 $anchor $ref: minLength 10 → 5 and a required entry removed',
+    old: byAnchor(address(10, ['street', 'city'])),
+    new: byAnchor(address(5, ['street'])),
+    backward: true,
+    forward: false,
+    rule: 'REQUIRED_PROPERTY_REMOVED',
+    path: '#/properties/home/required'
+  },
+  {
+    name: '2020-12 $anchor $ref inlined at its use site',
+    old: byAnchor(address(10, ['street', 'city'])),
+    new: object({ home: address(10, ['street', 'city']) }),
+    backward: true,
+    forward: true
+  },
+  {
+    name: 'allOf → anyOf over the same subschemas',
+    old: { $schema: DRAFT_07, type: 'number', allOf: [{ maximum: 100 }, { multipleOf: 6 }] },
+    new: { $schema: DRAFT_07, type: 'number', anyOf: [{ maximum: 100 }, { multipleOf: 6 }] },
+    backward: true,
+    forward: false,
+    rule: 'ALL_OF_MEMBER_REMOVED',
+    path: '#/allOf/0'
+  },
+  {
+    name: 'anyOf → allOf over the same subschemas',
+    old: { $schema: DRAFT_07, type: 'number', anyOf: [{ maximum: 100 }, { multipleOf: 6 }] },
+    new: { $schema: DRAFT_07, type: 'number', allOf: [{ maximum: 100 }, { multipleOf: 6 }] },
+    backward: false,
+    forward: true,
+    rule: 'ALL_OF_MEMBER_ADDED',
+    path: '#/allOf/1'
+  },
+  {
+    name: 'if/then/else: the pattern in then dropped',
+    old: conditional(true, true),
+    new: conditional(false, true),
+    backward: true,
+    forward: false,
+    rule: 'PATTERN_REMOVED',
+    path: '#/then/properties/code/pattern'
+  },
+  {
+    name: 'if/then/else: the pattern in else dropped',
+    old: conditional(true, true),
+    new: conditional(true, false),
+    backward: true,
+    forward: false,
+    rule: 'PATTERN_REMOVED',
+    path: '#/else/properties/code/pattern'
+  },
+  {
+    name: 'root $id renamed to draft-04 id',
+    old: identified('$id'),
+    new: identified('id'),
+    backward: true,
+    forward: true
+  },
+  {
+    name: 'root draft-04 id renamed to $id',
+    old: identified('id'),
+    new: identified('$id'),
+    backward: true,
+    forward: true
   },
   {
     name: 'memory.event: op "delete" removed',

@@ -36,7 +36,12 @@ function apiUrls(): { api: 'confluent' | 'apicurio'; url: string }[] {
 const APICURIO_FINDINGS: readonly { name: string; mode: 'BACKWARD' | 'FORWARD'; registry: boolean }[] = [
   { name: 'property with an empty schema added to an open content model', mode: 'BACKWARD', registry: false },
   { name: 'array item type narrowed', mode: 'BACKWARD', registry: true },
-  { name: 'memory.event: upserts also need model_revision (inside else)', mode: 'BACKWARD', registry: true }
+  { name: 'memory.event: upserts also need model_revision (inside else)', mode: 'BACKWARD', registry: true },
+  // Apitomy does not follow a `$ref` to a 2020-12 `$anchor` (it does follow draft-07 `"$id": "#Address"`): it misses
+  // the change behind it, and calls inlining the definition a narrowing. ajv resolves both (compat.test.ts proves the
+  // verdicts with values), so the checker keeps the semantics.
+  { name: '2020-12 $anchor $ref: minLength 10 → 5 and a required entry removed', mode: 'FORWARD', registry: true },
+  { name: '2020-12 $anchor $ref inlined at its use site', mode: 'BACKWARD', registry: false }
 ]
 
 const unique = () => `sfm-test-${process.pid}-${randomBytes(4).toString('hex')}`

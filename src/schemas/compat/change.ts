@@ -21,6 +21,12 @@ export interface SchemaChange {
   readonly forward: boolean
   /** One line for people: what changed, and why it breaks when it does. */
   readonly message: string
+  /**
+   * Set when the checker cannot decide the change: the construct it cannot reason about (`if`, `$dynamicRef`,
+   * `keyword "foo"`, `$ref "…"`). Every direction it could not prove is false (fails closed: a break), and the
+   * message starts with "cannot decide".
+   */
+  readonly undecided?: string
 }
 
 /** The two reading directions a mode is made of. */

@@ -25,6 +25,8 @@ export interface CompatibilityIssue {
   readonly rule: string
   readonly path: string
   readonly message: string
+  /** The construct the checker could not decide (the issue is then a break by default, not a proven one). */
+  readonly undecided?: string
 }
 
 export interface CompatibilityResult {
@@ -73,7 +75,8 @@ function issueOf(
     direction,
     rule: change.type,
     path: change.path,
-    message: change.message
+    message: change.message,
+    ...(change.undecided === undefined ? {} : { undecided: change.undecided })
   }
 }
 

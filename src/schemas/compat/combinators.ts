@@ -1,6 +1,7 @@
-import { add, compare, type Out, probe, type Walk } from './diff.ts'
+import { add, cannotDecide, compare, type Out, probe, type Walk } from './diff.ts'
 import { acceptsEverything, childPath, isSchemaNode, jsonEqual, ruleName, type SchemaNode } from './json.ts'
 import { compareOptional, schemaList } from './objects.ts'
+import { deriveNode } from './refs.ts'
 
 /** allOf, anyOf/oneOf, not and if/then/else. */
 
@@ -11,7 +12,7 @@ const stripped = new WeakMap<object, SchemaNode>()
 function strip(schema: Record<string, unknown>): SchemaNode {
   let result = stripped.get(schema)
   if (result === undefined) {
-    result = Object.fromEntries(Object.entries(schema).filter(([k]) => !COMBINATORS.includes(k)))
+    result = deriveNode(schema, Object.fromEntries(Object.entries(schema).filter(([k]) => !COMBINATORS.includes(k))))
     stripped.set(schema, result)
   }
   return result
@@ -65,8 +66,11 @@ export function compareSum(
   const b = sumOf(n)
   if (a === undefined && b === undefined) return
   if (a === undefined) {
+    // Old values pass the new anyOf when one of the old schema's parts (its own keywords, or an allOf member it
+    // already required) implies a branch: allOf [A, B] → anyOf [A, B] keeps every old value.
+    const parts = [strip(o), ...schemaList(o.allOf)]
+    const backward = b!.branches.some((branch) => parts.some((part) => probe(walk, part, branch).backward))
     const whole = strip(o)
-    const backward = b!.branches.some((branch) => probe(walk, whole, branch).backward)
     const forward = b!.branches.every((branch) => probe(walk, whole, branch).forward)
     add(out, `${ruleName(b!.keyword)}_ADDED`, childPath(path, b!.keyword), backward, forward, `${b!.keyword} added`)
     return
@@ -74,7 +78,9 @@ export function compareSum(
   if (b === undefined) {
     const whole = strip(n)
     const backward = a.branches.every((branch) => probe(walk, branch, whole).backward)
-    const forward = a.branches.some((branch) => probe(walk, branch, whole).forward)
+    // The mirror of the case above: anyOf [A, B] → allOf [A, B] keeps every new value readable by old readers.
+    const parts = [whole, ...schemaList(n.allOf)]
+    const forward = a.branches.some((branch) => parts.some((part) => probe(walk, branch, part).forward))
     add(out, `${ruleName(a.keyword)}_REMOVED`, childPath(path, a.keyword), backward, forward, `${a.keyword} removed`)
     return
   }
@@ -156,8 +162,8 @@ export function compareConditional(
       compareOptional(walk, out, path, 'then', o.then, n.then)
       compareOptional(walk, out, path, 'else', o.else, n.else)
     } else {
-      const message = 'if changed: which of then/else applies to a value may differ, so this cannot be proven safe'
-      add(out, 'CONDITION_CHANGED', where, inert(n), inert(o), message)
+      const why = 'the if schema changed, so which of then/else applies to a value may differ'
+      cannotDecide(out, 'CONDITION_CHANGED', where, 'if', why, inert(n), inert(o))
     }
   } else if (b !== undefined) {
     add(out, 'CONDITIONAL_ADDED', where, inert(n), true, 'if/then/else added: old values may fail the new branch')

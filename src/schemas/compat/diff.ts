@@ -10,10 +10,10 @@ import {
   isSchemaNode,
   jsonEqual,
   KNOWN_KEYWORDS,
-  type SchemaNode,
-  unescapePointer
+  type SchemaNode
 } from './json.ts'
 import { compareObject } from './objects.ts'
+import { resolveRef } from './refs.ts'
 import { compareNumber, compareString } from './scalars.ts'
 import { compareEnum, compareTypes, effectiveTypes, enumValues, share } from './types.ts'
 
@@ -28,16 +28,17 @@ import { compareEnum, compareTypes, effectiveTypes, enumValues, share } from './
  * adding a property to an *open* content model is backward incompatible (old data may carry that name with any value),
  * adding it to a *closed* one is forward incompatible, a *partially open* model (additionalProperties or
  * patternProperties with a schema) compares the property with the schema that covered it before. Where the checker
- * cannot prove anything (an unknown keyword, an unresolvable `$ref`, a changed `if`), it says incompatible.
+ * cannot prove anything (an unknown keyword, an unresolvable `$ref`, a changed `if`, `$dynamicRef`), it says
+ * "cannot decide", naming the construct, and counts it as a break.
  *
- * Limits, on purpose: `$ref` resolves inside the same document only (`#/…` pointers), and a property declared in
- * `properties` is compared on that declaration alone even when a `patternProperties` pattern also matches it.
+ * Limits, on purpose: `$ref` resolves inside the same document only (JSON Pointer and plain-name fragments, see
+ * refs.ts), and a property declared in `properties` is compared on that declaration alone even when a
+ * `patternProperties` pattern also matches it. What it cannot decide it names (`cannotDecide`) and treats as a break.
  */
 
 const MAX_DEPTH = 64
 /** Upper bound on compared schema pairs: combinators make probes multiply, and input may be hostile. */
 const MAX_STEPS = 200_000
-const MAX_REF_HOPS = 32
 
 export interface Walk {
   readonly oldRoot: SchemaNode
@@ -65,58 +66,20 @@ export function add(out: Out, type: string, path: string, backward: boolean, for
   out.push({ type, path, backward, forward, message })
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// $ref
-
-const synthetic = new WeakMap<object, SchemaNode>()
-
-function lookup(root: SchemaNode, ref: string): SchemaNode | undefined {
-  let fragment: string | undefined
-  if (ref.startsWith('#')) fragment = ref.slice(1)
-  else if (isObject(root) && typeof root.$id === 'string') {
-    const base = root.$id.split('#')[0]
-    if (ref.startsWith(`${base}#`)) fragment = ref.slice(base!.length + 1)
-    else if (ref === base) fragment = ''
-  }
-  if (fragment === undefined) return undefined
-  if (fragment === '') return root
-  if (!fragment.startsWith('/')) return undefined
-  let node: unknown = root
-  for (const raw of fragment.slice(1).split('/')) {
-    let token: string
-    try {
-      token = unescapePointer(decodeURIComponent(raw))
-    } catch {
-      return undefined
-    }
-    if (Array.isArray(node)) node = node[Number(token)]
-    else if (isObject(node) && Object.hasOwn(node, token)) node = node[token]
-    else return undefined
-  }
-  return isSchemaNode(node) ? node : undefined
-}
-
-/** Follows `$ref`; a `$ref` with sibling assertions becomes `allOf: [target]` next to them (2020-12 semantics). */
-export function resolve(root: SchemaNode, node: SchemaNode): SchemaNode | undefined {
-  let current = node
-  for (let hop = 0; hop < MAX_REF_HOPS; hop++) {
-    if (!isObject(current) || typeof current.$ref !== 'string') return current
-    const target = lookup(root, current.$ref)
-    if (target === undefined) return undefined
-    const { $ref: _ref, ...rest } = current
-    if (Object.keys(rest).every(isAnnotationKeyword)) {
-      current = target
-      continue
-    }
-    let merged = synthetic.get(current)
-    if (merged === undefined) {
-      const allOf = Array.isArray(rest.allOf) ? [...rest.allOf, target] : [target]
-      merged = { ...rest, allOf }
-      synthetic.set(current, merged)
-    }
-    return merged
-  }
-  return undefined
+/**
+ * A change the checker cannot decide: it names the construct and fails closed, a break in every direction it could
+ * not prove (`backward`/`forward` true only where the change is safe whatever the construct does).
+ */
+export function cannotDecide(
+  out: Out,
+  type: string,
+  path: string,
+  construct: string,
+  why: string,
+  backward = false,
+  forward = false
+): void {
+  out.push({ type, path, backward, forward, message: `cannot decide ${construct}: ${why}`, undecided: construct })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -126,16 +89,24 @@ export function compare(walk: Walk, out: Out, path: string, oldRaw: SchemaNode, 
   if (++walk.budget.steps > MAX_STEPS) {
     throw new FatalError(`schemas too complex to compare (more than ${MAX_STEPS} sub-schema pairs)`)
   }
-  const o = resolve(walk.oldRoot, oldRaw)
-  const n = resolve(walk.newRoot, newRaw)
-  if (o === undefined || n === undefined) {
-    if (!jsonEqual(oldRaw, newRaw)) {
-      add(out, 'REFERENCE_UNRESOLVED', path, false, false, 'a $ref outside this document cannot be compared')
-    }
+  const ro = resolveRef(walk.oldRoot, oldRaw)
+  const rn = resolveRef(walk.newRoot, newRaw)
+  if (!('node' in ro) || !('node' in rn)) {
+    // The same reference to another document on both sides names the same schema (registries pin references);
+    // anything else unresolved is undecidable: a local reference that names nothing, or one side's target unknown.
+    const bothExternal = 'missing' in ro && 'missing' in rn && ro.external && rn.external
+    if (bothExternal && jsonEqual(oldRaw, newRaw)) return
+    const miss = 'missing' in ro ? ro : (rn as { missing: string; external: boolean })
+    const why = miss.external
+      ? 'it names another document, which the checker does not have'
+      : 'it names nothing in this document (no such $defs pointer, $anchor or plain-name $id)'
+    cannotDecide(out, 'REFERENCE_UNRESOLVED', path, `$ref ${JSON.stringify(miss.missing)}`, why)
     return
   }
+  const o = ro.node
+  const n = rn.node
   if (walk.depth >= MAX_DEPTH) {
-    add(out, 'SCHEMA_TOO_DEEP', path, false, false, `nested deeper than ${MAX_DEPTH} levels`)
+    cannotDecide(out, 'SCHEMA_TOO_DEEP', path, 'this sub-schema', `nested deeper than ${MAX_DEPTH} levels`)
     return
   }
   if (typeof o === 'object' && typeof n === 'object') {
@@ -196,6 +167,7 @@ function compareResolved(walk: Walk, out: Out, path: string, o: SchemaNode, n: S
     return
   }
   compareUnknown(out, path, o, n)
+  compareDynamicRefs(walk, out, path, o, n)
   const oTypes = effectiveTypes(walk.oldRoot, o, 0)
   const nTypes = effectiveTypes(walk.newRoot, n, 0)
   if (enumValues(o) === undefined || enumValues(n) === undefined) compareTypes(out, path, oTypes, nTypes)
@@ -215,6 +187,7 @@ function compareResolved(walk: Walk, out: Out, path: string, o: SchemaNode, n: S
 
 const ANNOTATION_RULES: Record<string, string> = {
   $id: 'ID_CHANGED',
+  id: 'ID_CHANGED',
   $schema: 'DIALECT_CHANGED',
   $comment: 'COMMENT_CHANGED',
   title: 'TITLE_CHANGED',
@@ -245,14 +218,27 @@ function compareUnknown(out: Out, path: string, o: Record<string, unknown>, n: R
   for (const keyword of new Set([...Object.keys(o), ...Object.keys(n)])) {
     if (isAnnotationKeyword(keyword) || KNOWN_KEYWORDS.has(keyword)) continue
     if (!jsonEqual(o[keyword], n[keyword])) {
-      add(
-        out,
-        'UNKNOWN_KEYWORD_CHANGED',
-        childPath(path, keyword),
-        false,
-        false,
-        `"${keyword}" changed; the checker does not know this keyword, so it cannot prove the change safe`
-      )
+      const why = 'the checker does not know this keyword, so it cannot prove the change safe'
+      cannotDecide(out, 'UNKNOWN_KEYWORD_CHANGED', childPath(path, keyword), `keyword "${keyword}"`, why)
     }
+  }
+}
+
+/**
+ * `$dynamicRef` (2020-12) and `$recursiveRef` (2019-09) resolve through the dynamic scope at validation time: the
+ * checker does not model it, so any difference in the documents that hold one is undecidable.
+ */
+function compareDynamicRefs(
+  walk: Walk,
+  out: Out,
+  path: string,
+  o: Record<string, unknown>,
+  n: Record<string, unknown>
+): void {
+  for (const keyword of ['$dynamicRef', '$recursiveRef']) {
+    if (o[keyword] === undefined && n[keyword] === undefined) continue
+    if (jsonEqual(o[keyword], n[keyword]) && jsonEqual(walk.oldRoot, walk.newRoot)) continue
+    const why = 'it resolves through the dynamic scope at validation time, which the checker does not model'
+    cannotDecide(out, 'DYNAMIC_REFERENCE', childPath(path, keyword), keyword, why)
   }
 }

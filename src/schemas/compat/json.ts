@@ -50,6 +50,8 @@ export function childPath(path: string, ...segments: (string | number)[]): strin
 export const ANNOTATION_KEYWORDS: ReadonlySet<string> = new Set([
   '$schema',
   '$id',
+  // draft-04's identifier; in later drafts an unknown keyword, which validators ignore. Never an assertion.
+  'id',
   '$anchor',
   '$dynamicAnchor',
   '$comment',
@@ -70,6 +72,9 @@ export const ANNOTATION_KEYWORDS: ReadonlySet<string> = new Set([
 /** Assertion and applicator keywords the diff understands; a change to any other keyword cannot be proven safe. */
 export const KNOWN_KEYWORDS: ReadonlySet<string> = new Set([
   '$ref',
+  // Not modelled: any difference around them is "cannot decide" (diff.ts).
+  '$dynamicRef',
+  '$recursiveRef',
   'type',
   'enum',
   'const',

@@ -1,6 +1,7 @@
-import { add, type Out, resolve } from './diff.ts'
+import { add, type Out } from './diff.ts'
 import { childPath, describeValue, jsonEqual, type SchemaNode } from './json.ts'
 import { schemaList } from './objects.ts'
+import { resolve } from './refs.ts'
 
 /** JSON types, `enum` and `const`: which kinds of values a schema accepts. */
 
