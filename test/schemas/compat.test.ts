@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'node:test'
+import { Ajv } from 'ajv'
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import { checkCompatibility, diffSchemas, formatIssue } from '../../src/schemas/compat/index.ts'
 import { Compatibilities, type Compatibility } from '../../src/schemas.ts'
+import { schemasCli } from '../helpers/schemas-cli.ts'
 import { compatCases } from './compat-cases.ts'
 
 /** What each mode must answer, given a case's backward and forward verdicts (one earlier version). */
@@ -142,4 +148,164 @@ test('hostile input: deep nesting and combinator blow-up stop with an error or a
     assert.match(String(error), /too complex/)
   }
   assert.ok(performance.now() - started < 10_000)
+})
+
+/**
+ * The issue-21 verdicts proven on values with ajv: a witness for each broken direction (accepted by one schema,
+ * rejected by the other), and for each compatible direction no sample value that one accepts and the other rejects.
+ * ajv resolves `"$id": "#Address"` and `$anchor` the way refs.ts does; it refuses draft-04 `id`, so the two id cases
+ * (annotation only) are not run here.
+ */
+const WITNESSES: Record<string, { backward?: unknown; forward?: unknown }> = {
+  'draft-07 plain-name $ref ("$id": "#Address"): minLength 10 → 5 and a required entry removed': {
+    forward: { home: { street: '12345' } }
+  },
+  'draft-07 plain-name $ref ("$id": "#Address"): minLength 5 → 10': { backward: { work: { street: '123456' } } },
+  'draft-07 plain-name $ref ("$id": "#Address") inlined at its use sites': {},
+  '2020-12 $anchor $ref: minLength 10 → 5 and a required entry removed': { forward: { home: { street: '12345' } } },
+  '2020-12 $anchor $ref inlined at its use site': {},
+  'allOf → anyOf over the same subschemas': { forward: 600 },
+  'anyOf → allOf over the same subschemas': { backward: 600 },
+  'if/then/else: the pattern in then dropped': { forward: { kind: 'a', code: 'x' } },
+  'if/then/else: the pattern in else dropped': { forward: { kind: 'b', code: 'x' } }
+}
+const SAMPLES: unknown[] = [
+  null,
+  'text',
+  5,
+  12,
+  96,
+  600,
+  601,
+  {},
+  { home: { street: '1234567890', city: 'c' }, work: { street: '1234567890', city: 'c' } },
+  { home: { street: '12345' } },
+  { home: { street: '1234567890' } },
+  { work: { street: '123' } },
+  { home: 'x' },
+  { kind: 'a', code: 'A1' },
+  { kind: 'b', code: 'B1' },
+  { kind: 'a', code: 'B1' },
+  { kind: 'b', code: 'A1' },
+  { code: 'B2' }
+]
+
+function validator(schema: object): (value: unknown) => boolean {
+  const dialect = (schema as { $schema?: string }).$schema ?? ''
+  const ajv = dialect.includes('2020-12') ? new Ajv2020({ strict: false }) : new Ajv({ strict: false })
+  const validate = ajv.compile(schema)
+  return (value) => validate(value) === true
+}
+
+for (const [name, witness] of Object.entries(WITNESSES)) {
+  test(`compat: ${name}: the verdicts hold on values (ajv)`, () => {
+    const c = compatCases.find((x) => x.name === name)
+    assert.ok(c, `no case named ${name}`)
+    const before = validator(c.old as object)
+    const after = validator(c.new as object)
+    assert.equal(witness.backward === undefined, c.backward, 'a backward break needs a witness, a pass none')
+    assert.equal(witness.forward === undefined, c.forward, 'a forward break needs a witness, a pass none')
+    if (witness.backward !== undefined) assert.ok(before(witness.backward) && !after(witness.backward))
+    if (witness.forward !== undefined) assert.ok(after(witness.forward) && !before(witness.forward))
+    for (const value of SAMPLES) {
+      if (c.backward && before(value)) assert.ok(after(value), `backward: new rejects ${JSON.stringify(value)}`)
+      if (c.forward && after(value)) assert.ok(before(value), `forward: old rejects ${JSON.stringify(value)}`)
+    }
+  })
+}
+
+test('$ref resolves against its schema resource: embedded $id, relative and absolute URIs, $anchor inside', () => {
+  const doc = (maximum: number, anchored: number) => ({
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://example.com/root.json',
+    $defs: {
+      // Same names as inside item.json: resolving `#/$defs/x` against the root would compare these, unchanged.
+      x: { type: 'string' },
+      a: { type: 'string' },
+      item: {
+        $id: 'item.json',
+        $defs: { x: { type: 'integer', maximum }, a: { $anchor: 'A', type: 'integer', maximum: anchored } },
+        properties: { local: { $ref: '#/$defs/x' }, named: { $ref: '#A' } }
+      }
+    },
+    properties: {
+      v: { $ref: 'item.json' },
+      w: { $ref: 'https://example.com/item.json#/$defs/x' }
+    }
+  })
+  assert.deepEqual(
+    diffSchemas(doc(10, 3), doc(5, 3)).map((c) => [c.type, c.path, c.backward, c.forward]),
+    [
+      ['MAXIMUM_DECREASED', '#/properties/v/properties/local/maximum', false, true],
+      ['MAXIMUM_DECREASED', '#/properties/w/maximum', false, true]
+    ]
+  )
+  assert.deepEqual(
+    diffSchemas(doc(10, 3), doc(10, 4)).map((c) => [c.type, c.path]),
+    [['MAXIMUM_INCREASED', '#/properties/v/properties/named/maximum']]
+  )
+})
+
+test('what the checker cannot decide it names as "cannot decide" and counts as a break, never a pass', () => {
+  const undecided = (a: unknown, b: unknown) =>
+    diffSchemas(a, b)
+      .filter((c) => c.undecided !== undefined)
+      .map((c) => [c.type, c.undecided, c.backward, c.forward, c.message.startsWith(`cannot decide ${c.undecided}: `)])
+  // A plain-name $ref naming nothing: unchanged text, but what it names may not be; before refs.ts it passed.
+  const nowhere = { properties: { home: { $ref: '#Nowhere' } }, $defs: { a: { $anchor: 'Address', maxLength: 3 } } }
+  assert.deepEqual(undecided(nowhere, structuredClone(nowhere)), [
+    ['REFERENCE_UNRESOLVED', '$ref "#Nowhere"', false, false, true]
+  ])
+  // The same anchor twice in one resource: ambiguous.
+  const twice = (max: number) => ({
+    properties: { v: { $ref: '#A' } },
+    $defs: { a: { $anchor: 'A', maxLength: max }, b: { $anchor: 'A', maxLength: 3 } }
+  })
+  assert.deepEqual(undecided(twice(3), twice(4)), [['REFERENCE_UNRESOLVED', '$ref "#A"', false, false, true]])
+  // $dynamicRef: dynamic scope is not modelled; any difference in the documents is undecided, none is no change.
+  const dynamic = (max: number) => ({
+    $dynamicAnchor: 'node',
+    type: 'object',
+    properties: { name: { type: 'string', maxLength: max }, kids: { type: 'array', items: { $dynamicRef: '#node' } } }
+  })
+  assert.deepEqual(undecided(dynamic(5), dynamic(10)), [['DYNAMIC_REFERENCE', '$dynamicRef', false, false, true]])
+  assert.deepEqual(diffSchemas(dynamic(5), dynamic(5)), [])
+  assert.deepEqual(undecided({ type: 'string', foo: 1 }, { type: 'string', foo: 2 }), [
+    ['UNKNOWN_KEYWORD_CHANGED', 'keyword "foo"', false, false, true]
+  ])
+  assert.deepEqual(undecided({ $ref: 'https://example.com/a.json' }, { $ref: 'https://example.com/b.json' }), [
+    ['REFERENCE_UNRESOLVED', '$ref "https://example.com/a.json"', false, false, true]
+  ])
+  const condition = undecided(
+    JSON.parse('{"if": {"required": ["a"]}, "then": {"required": ["b"]}}'),
+    JSON.parse('{"if": {"required": ["c"]}, "then": {"required": ["b"]}}')
+  )
+  assert.deepEqual(condition, [['CONDITION_CHANGED', 'if', false, false, true]])
+  // The issue carries the construct, and every mode that checks a direction fails.
+  const result = checkCompatibility('BACKWARD', [{ version: 1, schema: nowhere }], { version: 2, schema: nowhere })
+  assert.equal(result.compatible, false)
+  assert.equal(result.issues[0]?.undecided, '$ref "#Nowhere"')
+  assert.match(
+    formatIssue(result.issues[0]!),
+    /BACKWARD REFERENCE_UNRESOLVED at #\/properties\/home: cannot decide \$ref "#Nowhere"/
+  )
+})
+
+test('check-pair prints "cannot decide" with the construct and exits 1', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sfm-compat-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  await writeFile(join(dir, 'old.json'), JSON.stringify({ type: 'string', foo: 1 }))
+  await writeFile(join(dir, 'new.json'), JSON.stringify({ type: 'string', foo: 2 }))
+  const run = await schemasCli(['check-pair', join(dir, 'old.json'), join(dir, 'new.json'), '--mode', 'FULL'])
+  assert.equal(run.code, 1, run.stderr)
+  assert.match(run.stdout, /^incompatible$/m)
+  assert.match(run.stdout, /^ {2}BACKWARD UNKNOWN_KEYWORD_CHANGED at #\/foo: cannot decide keyword "foo": /m)
+  assert.match(run.stdout, /^ {2}FORWARD UNKNOWN_KEYWORD_CHANGED at #\/foo: cannot decide keyword "foo": /m)
+  const json = await schemasCli(['check-pair', join(dir, 'old.json'), join(dir, 'new.json'), '--json'])
+  assert.equal(json.code, 1)
+  const parsed = JSON.parse(json.stdout) as { issues: { undecided?: string }[] }
+  assert.deepEqual(
+    parsed.issues.map((i) => i.undecided),
+    ['keyword "foo"']
+  )
 })
