@@ -60,6 +60,18 @@ function conditional(thenPattern: boolean, elsePattern: boolean): object {
   }`) as object
 }
 
+/** A tagged union: `kind` tells the branches apart, so no value matches both. */
+function tagged(maxLength: number | undefined): object {
+  const text = maxLength === undefined ? { type: 'string' } : { type: 'string', maxLength }
+  return {
+    $schema: DRAFT_07,
+    oneOf: [
+      { type: 'object', properties: { kind: { const: 'a' }, n: { type: 'integer' } }, required: ['kind'] },
+      { type: 'object', properties: { kind: { const: 'b' }, s: text }, required: ['kind'] }
+    ]
+  }
+}
+
 const identified = (keyword: '$id' | 'id') => ({
   $schema: DRAFT_07,
   [keyword]: 'https://example.com/schemas/thing.json',
@@ -439,6 +451,48 @@ export const compatCases: readonly CompatCase[] = [
     name: 'root draft-04 id renamed to $id',
     old: identified('id'),
     new: identified('$id'),
+    backward: true,
+    forward: true
+  },
+  {
+    name: 'oneOf added over overlapping branches (integer, number)',
+    old: { $schema: DRAFT_07, type: 'integer' },
+    new: { $schema: DRAFT_07, oneOf: [{ type: 'integer' }, { type: 'number' }] },
+    backward: false,
+    forward: false,
+    rule: 'ONE_OF_OVERLAP',
+    path: '#/oneOf'
+  },
+  {
+    name: 'oneOf branch widened into its neighbour (maxLength 3 → 6 next to minLength 5)',
+    old: { $schema: DRAFT_07, type: 'string', oneOf: [{ maxLength: 3 }, { minLength: 5 }] },
+    new: { $schema: DRAFT_07, type: 'string', oneOf: [{ maxLength: 6 }, { minLength: 5 }] },
+    backward: false,
+    forward: false,
+    rule: 'ONE_OF_OVERLAP',
+    path: '#/oneOf'
+  },
+  {
+    name: 'oneOf branch of another type added',
+    old: { $schema: DRAFT_07, oneOf: [{ type: 'string' }, { type: 'integer' }] },
+    new: { $schema: DRAFT_07, oneOf: [{ type: 'string' }, { type: 'integer' }, { type: 'null' }] },
+    backward: true,
+    forward: false,
+    rule: 'ONE_OF_BRANCH_ADDED'
+  },
+  {
+    name: 'tagged oneOf: one branch widened (maxLength removed)',
+    old: tagged(3),
+    new: tagged(undefined),
+    backward: true,
+    forward: false,
+    rule: 'MAX_LENGTH_REMOVED',
+    path: '#/oneOf/1/properties/s/maxLength'
+  },
+  {
+    name: 'anyOf → oneOf over branches of different types',
+    old: { $schema: DRAFT_07, anyOf: [{ type: 'string' }, { type: 'integer' }] },
+    new: { $schema: DRAFT_07, oneOf: [{ type: 'string' }, { type: 'integer' }] },
     backward: true,
     forward: true
   },

@@ -167,7 +167,15 @@ const WITNESSES: Record<string, { backward?: unknown; forward?: unknown }> = {
   'allOf → anyOf over the same subschemas': { forward: 600 },
   'anyOf → allOf over the same subschemas': { backward: 600 },
   'if/then/else: the pattern in then dropped': { forward: { kind: 'a', code: 'x' } },
-  'if/then/else: the pattern in else dropped': { forward: { kind: 'b', code: 'x' } }
+  'if/then/else: the pattern in else dropped': { forward: { kind: 'b', code: 'x' } },
+  'oneOf added over overlapping branches (integer, number)': { backward: 5, forward: 1.5 },
+  'oneOf branch widened into its neighbour (maxLength 3 → 6 next to minLength 5)': {
+    backward: 'abcde',
+    forward: 'abcd'
+  },
+  'oneOf branch of another type added': { forward: null },
+  'tagged oneOf: one branch widened (maxLength removed)': { forward: { kind: 'b', s: 'abcdef' } },
+  'anyOf → oneOf over branches of different types': {}
 }
 const SAMPLES: unknown[] = [
   null,
@@ -187,7 +195,17 @@ const SAMPLES: unknown[] = [
   { kind: 'b', code: 'B1' },
   { kind: 'a', code: 'B1' },
   { kind: 'b', code: 'A1' },
-  { code: 'B2' }
+  { code: 'B2' },
+  1.5,
+  'abc',
+  'abcd',
+  'abcde',
+  'abcdefg',
+  { kind: 'a', n: 1 },
+  { kind: 'b', s: 'ab' },
+  { kind: 'b', s: 'abcdef' },
+  { kind: 'c' },
+  true
 ]
 
 function validator(schema: object): (value: unknown) => boolean {
@@ -281,6 +299,9 @@ test('what the checker cannot decide it names as "cannot decide" and counts as a
     JSON.parse('{"if": {"required": ["c"]}, "then": {"required": ["b"]}}')
   )
   assert.deepEqual(condition, [['CONDITION_CHANGED', 'if', false, false, true]])
+  // oneOf branches that never overlap (maxLength 3, minLength 4) but cannot be proven apart: a false alarm, not a pass.
+  const lengths = (min: number) => ({ type: 'string', oneOf: [{ maxLength: 3 }, { minLength: min }] })
+  assert.deepEqual(undecided(lengths(5), lengths(4)), [['ONE_OF_OVERLAP', 'oneOf', false, true, true]])
   // The issue carries the construct, and every mode that checks a direction fails.
   const result = checkCompatibility('BACKWARD', [{ version: 1, schema: nowhere }], { version: 2, schema: nowhere })
   assert.equal(result.compatible, false)
@@ -288,6 +309,17 @@ test('what the checker cannot decide it names as "cannot decide" and counts as a
   assert.match(
     formatIssue(result.issues[0]!),
     /BACKWARD REFERENCE_UNRESOLVED at #\/properties\/home: cannot decide \$ref "#Nowhere"/
+  )
+})
+
+test('anyOf next to oneOf in one schema: both are compared', () => {
+  const both = (max: number) => ({
+    anyOf: [{ type: 'string' }, { type: 'integer' }],
+    oneOf: [{ type: 'string', maxLength: max }, { type: 'integer' }]
+  })
+  assert.deepEqual(
+    diffSchemas(both(3), both(2)).map((c) => [c.type, c.path, c.backward, c.forward]),
+    [['MAX_LENGTH_DECREASED', '#/oneOf/0/maxLength', false, true]]
   )
 })
 

@@ -1,7 +1,8 @@
-import { add, cannotDecide, compare, type Out, probe, type Walk } from './diff.ts'
-import { acceptsEverything, childPath, isSchemaNode, jsonEqual, ruleName, type SchemaNode } from './json.ts'
+import { add, cannotDecide, compare, isAnnotationChange, type Out, probe, type Walk } from './diff.ts'
+import { acceptsEverything, childPath, isObject, isSchemaNode, jsonEqual, ruleName, type SchemaNode } from './json.ts'
 import { compareOptional, schemaList } from './objects.ts'
-import { deriveNode } from './refs.ts'
+import { deriveNode, resolve } from './refs.ts'
+import { effectiveTypes, enumValues, intersectTypes } from './types.ts'
 
 /** allOf, anyOf/oneOf, not and if/then/else. */
 
@@ -49,10 +50,51 @@ export function compareAllOf(
   })
 }
 
-function sumOf(schema: Record<string, unknown>): { keyword: 'anyOf' | 'oneOf'; branches: SchemaNode[] } | undefined {
-  if (Array.isArray(schema.anyOf)) return { keyword: 'anyOf', branches: schemaList(schema.anyOf) }
-  if (Array.isArray(schema.oneOf)) return { keyword: 'oneOf', branches: schemaList(schema.oneOf) }
+type SumKeyword = 'anyOf' | 'oneOf'
+
+function sumOf(
+  schema: Record<string, unknown>,
+  only?: SumKeyword
+): { keyword: SumKeyword; branches: SchemaNode[] } | undefined {
+  for (const keyword of ['anyOf', 'oneOf'] as const) {
+    if ((only === undefined || only === keyword) && Array.isArray(schema[keyword])) {
+      return { keyword, branches: schemaList(schema[keyword]) }
+    }
+  }
   return undefined
+}
+
+/** The values two schemas accept as one JSON value each: no value matches both (proven, or false). */
+function disjoint(root: SchemaNode, x: SchemaNode, y: SchemaNode): boolean {
+  const rx = resolve(root, x)
+  const ry = resolve(root, y)
+  if (rx === undefined || ry === undefined) return false
+  if (rx === false || ry === false) return true
+  if (rx === true || ry === true) return false
+  const shared = intersectTypes(effectiveTypes(root, rx, 0), effectiveTypes(root, ry, 0))
+  if (shared.size === 0) return true
+  const valuesDisjoint = (a: SchemaNode | undefined, b: SchemaNode | undefined) => {
+    const ea = isObject(a) ? enumValues(a) : undefined
+    const eb = isObject(b) ? enumValues(b) : undefined
+    return ea !== undefined && eb !== undefined && !ea.some((v) => eb.some((w) => jsonEqual(v, w)))
+  }
+  if (valuesDisjoint(rx, ry)) return true
+  // A discriminator: objects only, a property both restrict to different values, and one of them requires it.
+  if (shared.size !== 1 || !shared.has('object')) return false
+  const px = isObject(rx.properties) ? rx.properties : {}
+  const py = isObject(ry.properties) ? ry.properties : {}
+  const required = (s: Record<string, unknown>, key: string) => Array.isArray(s.required) && s.required.includes(key)
+  return Object.keys(px).some((key) => {
+    if (!Object.hasOwn(py, key) || !(required(rx, key) || required(ry, key))) return false
+    const vx = isSchemaNode(px[key]) ? resolve(root, px[key]) : undefined
+    const vy = isSchemaNode(py[key]) ? resolve(root, py[key]) : undefined
+    return valuesDisjoint(vx, vy)
+  })
+}
+
+/** No value matches two branches, so `oneOf` accepts what `anyOf` over them does. */
+function exclusive(root: SchemaNode, branches: readonly SchemaNode[]): boolean {
+  return branches.every((x, i) => branches.slice(i + 1).every((y) => disjoint(root, x, y)))
 }
 
 export function compareSum(
@@ -62,8 +104,54 @@ export function compareSum(
   o: Record<string, unknown>,
   n: Record<string, unknown>
 ): void {
-  const a = sumOf(o)
-  const b = sumOf(n)
+  const both = (s: Record<string, unknown>) => Array.isArray(s.anyOf) && Array.isArray(s.oneOf)
+  if (!both(o) && !both(n)) {
+    compareSumOf(walk, out, path, o, n)
+    return
+  }
+  // anyOf and oneOf side by side are two conjuncts: compare each with its own kind.
+  compareSumOf(walk, out, path, o, n, 'anyOf')
+  compareSumOf(walk, out, path, o, n, 'oneOf')
+}
+
+/**
+ * anyOf/oneOf, reasoning as if every branch list were anyOf, then guarding oneOf: a value that matches two branches
+ * fails it, so the anyOf reasoning holds for a oneOf only when its branches are provably disjoint (types, enum/const,
+ * or a discriminating property). Otherwise the direction that relies on it cannot be decided.
+ */
+function compareSumOf(
+  walk: Walk,
+  out: Out,
+  path: string,
+  o: Record<string, unknown>,
+  n: Record<string, unknown>,
+  only?: SumKeyword
+): void {
+  const a = sumOf(o, only)
+  const b = sumOf(n, only)
+  const local: Out = []
+  compareBranches(walk, local, path, o, n, a, b)
+  out.push(...local)
+  const changed = local.filter((c) => !isAnnotationChange(c))
+  const why = (side: string) =>
+    `the ${side} oneOf's branches are not provably disjoint, so a value may match two of them and fail it`
+  if (b?.keyword === 'oneOf' && changed.some((c) => c.backward) && !exclusive(walk.newRoot, b.branches)) {
+    cannotDecide(out, 'ONE_OF_OVERLAP', childPath(path, 'oneOf'), 'oneOf', `${why('new')} (old data)`, false, true)
+  }
+  if (a?.keyword === 'oneOf' && changed.some((c) => c.forward) && !exclusive(walk.oldRoot, a.branches)) {
+    cannotDecide(out, 'ONE_OF_OVERLAP', childPath(path, 'oneOf'), 'oneOf', `${why('old')} (new data)`, true, false)
+  }
+}
+
+function compareBranches(
+  walk: Walk,
+  out: Out,
+  path: string,
+  o: Record<string, unknown>,
+  n: Record<string, unknown>,
+  a: ReturnType<typeof sumOf>,
+  b: ReturnType<typeof sumOf>
+): void {
   if (a === undefined && b === undefined) return
   if (a === undefined) {
     // Old values pass the new anyOf when one of the old schema's parts (its own keywords, or an allOf member it
@@ -86,13 +174,14 @@ export function compareSum(
   }
   const where = (i: number) => childPath(path, b.keyword, i)
   if (a.keyword !== b.keyword) {
-    // A value matching several branches passes anyOf but fails oneOf; with one branch both mean the same.
-    const single = a.branches.length === 1 && b.branches.length === 1
+    // A value matching several branches passes anyOf but fails oneOf; with disjoint branches both mean the same.
     if (b.keyword === 'anyOf') {
-      add(out, 'COMBINED_CRITERION_EXTENDED', childPath(path, 'anyOf'), true, single, 'oneOf became anyOf')
+      const same = exclusive(walk.oldRoot, a.branches)
+      add(out, 'COMBINED_CRITERION_EXTENDED', childPath(path, 'anyOf'), true, same, 'oneOf became anyOf')
     } else {
       const message = 'anyOf became oneOf: values matching more than one branch are now rejected'
-      add(out, 'COMBINED_CRITERION_NARROWED', childPath(path, 'oneOf'), single, true, message)
+      const same = exclusive(walk.newRoot, b.branches)
+      add(out, 'COMBINED_CRITERION_NARROWED', childPath(path, 'oneOf'), same, true, message)
     }
   }
   if (sameMembers(a.branches, b.branches)) return

@@ -199,6 +199,11 @@ const ANNOTATION_RULES: Record<string, string> = {
   writeOnly: 'WRITE_ONLY_CHANGED'
 }
 
+/** A change to an annotation only (`DESCRIPTION_CHANGED`, …): it changes no verdict. */
+export function isAnnotationChange(change: SchemaChange): boolean {
+  return Object.values(ANNOTATION_RULES).includes(change.type)
+}
+
 function compareAnnotations(out: Out, path: string, o: Record<string, unknown>, n: Record<string, unknown>): void {
   for (const [keyword, rule] of Object.entries(ANNOTATION_RULES)) {
     if (!jsonEqual(o[keyword], n[keyword])) {

@@ -23,7 +23,7 @@ function typeSubset(a: TypeSet, b: TypeSet): boolean {
   return true
 }
 
-function intersectTypes(a: TypeSet, b: TypeSet): Set<JsonType> {
+export function intersectTypes(a: TypeSet, b: TypeSet): Set<JsonType> {
   const result = new Set<JsonType>()
   for (const t of a) {
     if (b.has(t)) result.add(t)
