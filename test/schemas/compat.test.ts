@@ -302,6 +302,17 @@ test('what the checker cannot decide it names as "cannot decide" and counts as a
   // oneOf branches that never overlap (maxLength 3, minLength 4) but cannot be proven apart: a false alarm, not a pass.
   const lengths = (min: number) => ({ type: 'string', oneOf: [{ maxLength: 3 }, { minLength: min }] })
   assert.deepEqual(undecided(lengths(5), lengths(4)), [['ONE_OF_OVERLAP', 'oneOf', false, true, true]])
+  // unevaluatedProperties next to a changed allOf: {"b": 1} passed the old schema and fails the new one (ajv).
+  const evaluated = (names: string[]) => ({
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    allOf: [{ properties: Object.fromEntries(names.map((name) => [name, {}])) }],
+    unevaluatedProperties: false
+  })
+  assert.deepEqual(undecided(evaluated(['a', 'b']), evaluated(['a'])), [
+    ['UNEVALUATED_PROPERTIES_CONTEXT_CHANGED', 'unevaluatedProperties', false, false, true]
+  ])
+  assert.ok(validator(evaluated(['a', 'b']))({ b: 1 }) && !validator(evaluated(['a']))({ b: 1 }))
+  assert.deepEqual(diffSchemas(evaluated(['a']), { ...evaluated(['a']), description: 'same' }).length, 1)
   // The issue carries the construct, and every mode that checks a direction fails.
   const result = checkCompatibility('BACKWARD', [{ version: 1, schema: nowhere }], { version: 2, schema: nowhere })
   assert.equal(result.compatible, false)

@@ -10,6 +10,7 @@ import {
   isSchemaNode,
   jsonEqual,
   KNOWN_KEYWORDS,
+  ruleName,
   type SchemaNode
 } from './json.ts'
 import { compareObject } from './objects.ts'
@@ -168,6 +169,7 @@ function compareResolved(walk: Walk, out: Out, path: string, o: SchemaNode, n: S
   }
   compareUnknown(out, path, o, n)
   compareDynamicRefs(walk, out, path, o, n)
+  compareUnevaluated(walk, out, path, o, n)
   const oTypes = effectiveTypes(walk.oldRoot, o, 0)
   const nTypes = effectiveTypes(walk.newRoot, n, 0)
   if (enumValues(o) === undefined || enumValues(n) === undefined) compareTypes(out, path, oTypes, nTypes)
@@ -226,6 +228,48 @@ function compareUnknown(out: Out, path: string, o: Record<string, unknown>, n: R
       const why = 'the checker does not know this keyword, so it cannot prove the change safe'
       cannotDecide(out, 'UNKNOWN_KEYWORD_CHANGED', childPath(path, keyword), `keyword "${keyword}"`, why)
     }
+  }
+}
+
+/** Keywords whose subschemas evaluate properties or items of the same instance (what `unevaluated*` looks at). */
+const IN_PLACE = ['allOf', 'anyOf', 'oneOf', 'not', 'if', 'then', 'else', 'dependentSchemas', '$ref', '$dynamicRef']
+const EVALUATES_PROPERTIES = ['properties', 'patternProperties', 'additionalProperties']
+const EVALUATES_ITEMS = ['prefixItems', 'items', 'additionalItems', 'contains']
+
+function containsRef(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(containsRef)
+  if (!isObject(value)) return false
+  return Object.entries(value).some(([k, v]) => (k === '$ref' && typeof v === 'string') || containsRef(v))
+}
+
+/**
+ * `unevaluatedProperties`/`unevaluatedItems` depend on what the in-place subschemas (allOf, anyOf, if, $ref, …)
+ * evaluated: an allOf member that stops declaring a property makes it unevaluated. Without in-place subschemas the
+ * content model rules decide it (objects.ts, like `additionalProperties`); with them, any change to what evaluates
+ * properties (or items) cannot be decided.
+ */
+function compareUnevaluated(
+  walk: Walk,
+  out: Out,
+  path: string,
+  o: Record<string, unknown>,
+  n: Record<string, unknown>
+): void {
+  for (const [keyword, own] of [
+    ['unevaluatedProperties', EVALUATES_PROPERTIES],
+    ['unevaluatedItems', EVALUATES_ITEMS]
+  ] as const) {
+    const present = (s: Record<string, unknown>) =>
+      isSchemaNode(s[keyword]) && !acceptsEverything(s[keyword] as SchemaNode)
+    if (!present(o) && !present(n)) continue
+    if (!IN_PLACE.some((k) => o[k] !== undefined || n[k] !== undefined)) continue
+    const around = [...IN_PLACE, ...own]
+    const changed = around.find((k) => !jsonEqual(o[k], n[k]))
+    const viaRef =
+      changed === undefined && around.some((k) => containsRef(o[k])) && !jsonEqual(walk.oldRoot, walk.newRoot)
+    if (changed === undefined && !viaRef) continue
+    const why = `it depends on what the subschemas next to it evaluate, and ${changed ?? 'what a $ref there names'} changed`
+    cannotDecide(out, `${ruleName(keyword)}_CONTEXT_CHANGED`, childPath(path, keyword), keyword, why)
   }
 }
 
