@@ -264,6 +264,16 @@ test('$ref resolves against its schema resource: embedded $id, relative and abso
   )
 })
 
+test('a $ref node shared by the old and the new schema resolves in each document', () => {
+  // One object in both documents (callers build schemas with spreads); its $ref names a different definition in each.
+  const name = { $ref: '#/$defs/name', minLength: 1 }
+  const doc = (maxLength: number) => ({ properties: { s: name }, $defs: { name: { type: 'string', maxLength } } })
+  assert.deepEqual(
+    diffSchemas(doc(10), doc(5)).map((c) => [c.type, c.path]),
+    [['MAX_LENGTH_DECREASED', '#/properties/s/allOf/0/maxLength']]
+  )
+})
+
 test('what the checker cannot decide it names as "cannot decide" and counts as a break, never a pass', () => {
   const undecided = (a: unknown, b: unknown) =>
     diffSchemas(a, b)

@@ -21,6 +21,11 @@ interface DocumentIndex {
   readonly resources: Map<string, SchemaNode>
   /** Plain-name fragments by `resource-uri#name`; `null` when the name is defined twice (ambiguous). */
   readonly anchors: Map<string, SchemaNode | null>
+  /**
+   * `$ref` with siblings → `{ …siblings, allOf: [target] }`, made once per node. Per document: callers may share a
+   * node between the old and the new schema, where its `$ref` names different targets.
+   */
+  readonly merged: WeakMap<object, SchemaNode>
 }
 
 const indexes = new WeakMap<object, DocumentIndex>()
@@ -70,7 +75,14 @@ function indexOf(root: SchemaNode): DocumentIndex {
   const idKey = idKeyword(root)
   const rootId = isObject(root) && typeof root[idKey] === 'string' ? parseUri(root[idKey], DOCUMENT_BASE) : undefined
   const rootUri = rootId === undefined ? DOCUMENT_BASE : withoutFragment(rootId)
-  const index: DocumentIndex = { root, rootUri, baseOf: new WeakMap(), resources: new Map(), anchors: new Map() }
+  const index: DocumentIndex = {
+    root,
+    rootUri,
+    baseOf: new WeakMap(),
+    resources: new Map(),
+    anchors: new Map(),
+    merged: new WeakMap()
+  }
   const anchor = (uri: string, node: SchemaNode) => {
     index.anchors.set(uri, index.anchors.has(uri) ? null : node)
   }
@@ -101,11 +113,11 @@ function indexOf(root: SchemaNode): DocumentIndex {
       }
       index.baseOf.set(value, here)
     }
+    // The values of a name → schema map are schemas; inside a schema, `enum`/`const` and annotations (`default`,
+    // `examples`, `x-…`) hold data, where an `$id` identifies nothing.
     for (const [keyword, child] of Object.entries(value)) {
-      if (!isSchema)
-        visit(child, here, true, depth + 1) // a name → schema map
+      if (!isSchema) visit(child, here, true, depth + 1)
       else if (MAPS.has(keyword)) visit(child, here, false, depth + 1)
-      // Data (`enum`, `const`, `default`, `examples`) and annotations hold values: an `$id` in them identifies nothing.
       else if (!DATA.has(keyword) && !isAnnotationKeyword(keyword)) visit(child, here, true, depth + 1)
     }
   }
@@ -158,8 +170,6 @@ export function lookup(root: SchemaNode, from: object, ref: string): Lookup {
   return isSchemaNode(node) ? { found: node } : { missing: ref, external: false }
 }
 
-const synthetic = new WeakMap<object, SchemaNode>()
-
 export type Resolution = { readonly node: SchemaNode } | { readonly missing: string; readonly external: boolean }
 
 /**
@@ -177,11 +187,12 @@ export function resolveRef(root: SchemaNode, node: SchemaNode): Resolution {
       current = target.found
       continue
     }
-    let merged = synthetic.get(current)
+    const cache = indexOf(root).merged
+    let merged = cache.get(current)
     if (merged === undefined) {
       const allOf = Array.isArray(rest.allOf) ? [...rest.allOf, target.found] : [target.found]
       merged = deriveNode(current, { ...rest, allOf })
-      synthetic.set(current, merged)
+      cache.set(current, merged)
     }
     return { node: merged }
   }
