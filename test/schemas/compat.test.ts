@@ -275,6 +275,7 @@ test('a $ref node shared by the old and the new schema resolves in each document
 })
 
 test('what the checker cannot decide it names as "cannot decide" and counts as a break, never a pass', () => {
+  const a = { type: 'string' }
   const undecided = (a: unknown, b: unknown) =>
     diffSchemas(a, b)
       .filter((c) => c.undecided !== undefined)
@@ -323,6 +324,10 @@ test('what the checker cannot decide it names as "cannot decide" and counts as a
   ])
   assert.ok(validator(evaluated(['a', 'b']))({ b: 1 }) && !validator(evaluated(['a']))({ b: 1 }))
   assert.deepEqual(diffSchemas(evaluated(['a']), { ...evaluated(['a']), description: 'same' }).length, 1)
+  // Found inside a sub-comparison (a removed property whose schema has a dangling $ref): the change names it too.
+  assert.deepEqual(undecided({ properties: { a, b: { $ref: '#Nowhere' } } }, { properties: { a } }), [
+    ['PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL', '$ref "#Nowhere"', false, false, true]
+  ])
   // The issue carries the construct, and every mode that checks a direction fails.
   const result = checkCompatibility('BACKWARD', [{ version: 1, schema: nowhere }], { version: 2, schema: nowhere })
   assert.equal(result.compatible, false)

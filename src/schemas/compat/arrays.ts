@@ -1,4 +1,4 @@
-import { add, compare, type Out, probe, type Walk } from './diff.ts'
+import { add, addVerdict, compare, type Out, probe, type Walk } from './diff.ts'
 import { childPath, isSchemaNode } from './json.ts'
 import { compareOptional, compareRest, restOf, schemaList } from './objects.ts'
 import { compareCount } from './scalars.ts'
@@ -33,10 +33,10 @@ export function compareArray(
     if (before !== undefined && after !== undefined) compare(walk, out, where, before, after)
     else if (after !== undefined) {
       const r = probe(walk, restOf(a.rest), after)
-      add(out, 'TUPLE_ITEM_ADDED', where, r.backward, r.forward, `tuple position ${i} added`)
+      addVerdict(out, 'TUPLE_ITEM_ADDED', where, r, `tuple position ${i} added`)
     } else if (before !== undefined) {
       const r = probe(walk, before, restOf(b.rest))
-      add(out, 'TUPLE_ITEM_REMOVED', where, r.backward, r.forward, `tuple position ${i} removed`)
+      addVerdict(out, 'TUPLE_ITEM_REMOVED', where, r, `tuple position ${i} removed`)
     }
   }
   const restName = b.prefix.length > 0 || a.prefix.length > 0 ? 'ADDITIONAL_ITEMS' : 'ITEMS'

@@ -1,4 +1,4 @@
-import { add, cannotDecide, compare, isAnnotationChange, type Out, probe, type Walk } from './diff.ts'
+import { add, addVerdict, cannotDecide, compare, isAnnotationChange, type Out, probe, type Walk } from './diff.ts'
 import { acceptsEverything, childPath, isObject, isSchemaNode, jsonEqual, ruleName, type SchemaNode } from './json.ts'
 import { compareOptional, schemaList } from './objects.ts'
 import { deriveNode, resolve } from './refs.ts'
@@ -225,7 +225,7 @@ export function compareNot(
   if (a !== undefined && b !== undefined) {
     // not A ⊆ not B exactly when B ⊆ A: compare the inner schemas the other way round.
     const r = probe(walk, b, a, true)
-    if (!r.backward || !r.forward) add(out, 'NOT_SCHEMA_CHANGED', where, r.backward, r.forward, 'not schema changed')
+    if (!r.backward || !r.forward) addVerdict(out, 'NOT_SCHEMA_CHANGED', where, r, 'not schema changed')
   } else if (b !== undefined) {
     add(out, 'NOT_ADDED', where, b === false, true, 'not added: old values matching it are rejected')
   } else {

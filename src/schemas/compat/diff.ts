@@ -130,19 +130,31 @@ export function compare(walk: Walk, out: Out, path: string, oldRaw: SchemaNode, 
   compareResolved(walk, out, path, o, n)
 }
 
+/** Two verdicts folded from a sub-comparison; `undecided` when every change that breaks one is undecided. */
+export interface Verdict {
+  readonly backward: boolean
+  readonly forward: boolean
+  readonly undecided?: string
+}
+
 /** Runs a sub-comparison and folds it into two verdicts. `swapped` compares a new-side node with an old-side one. */
-export function probe(
-  walk: Walk,
-  a: SchemaNode,
-  b: SchemaNode,
-  swapped = false
-): { backward: boolean; forward: boolean } {
+export function probe(walk: Walk, a: SchemaNode, b: SchemaNode, swapped = false): Verdict {
   const sub: Walk = swapped
     ? { oldRoot: walk.newRoot, newRoot: walk.oldRoot, active: new Map(), budget: walk.budget, depth: walk.depth }
     : walk
   const changes: Out = []
   compare(sub, changes, '#', a, b)
-  return { backward: changes.every((c) => c.backward), forward: changes.every((c) => c.forward) }
+  const backward = changes.every((c) => c.backward)
+  const forward = changes.every((c) => c.forward)
+  const blamed = changes.filter((c) => (!backward && !c.backward) || (!forward && !c.forward))
+  const undecided = blamed.every((c) => c.undecided !== undefined) ? blamed[0]?.undecided : undefined
+  return undecided === undefined ? { backward, forward } : { backward, forward, undecided }
+}
+
+/** A change whose verdicts come from a probe: it says "cannot decide" when the probe could not. */
+export function addVerdict(out: Out, type: string, path: string, verdict: Verdict, message: string): void {
+  if (verdict.undecided === undefined) add(out, type, path, verdict.backward, verdict.forward, message)
+  else cannotDecide(out, type, path, verdict.undecided, message, verdict.backward, verdict.forward)
 }
 
 function compareResolved(walk: Walk, out: Out, path: string, o: SchemaNode, n: SchemaNode): void {

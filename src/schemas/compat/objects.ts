@@ -1,4 +1,4 @@
-import { add, compare, type Out, probe, type Walk } from './diff.ts'
+import { add, addVerdict, compare, type Out, probe, type Walk } from './diff.ts'
 import { acceptsEverything, childPath, isObject, isSchemaNode, ruleName, type SchemaNode } from './json.ts'
 import { compareCount } from './scalars.ts'
 
@@ -68,14 +68,14 @@ export function compareObject(
       const reasons = [`property "${name}" added to ${MODEL_WORDS[cover.model]}`]
       if (!r.backward) reasons.push(`old data may carry "${name}" with values the new definition rejects`)
       if (!r.forward) reasons.push(`old readers reject some values of "${name}" that new data may carry`)
-      add(out, `PROPERTY_ADDED_TO_${cover.model}_CONTENT_MODEL`, where, r.backward, r.forward, reasons.join(': '))
+      addVerdict(out, `PROPERTY_ADDED_TO_${cover.model}_CONTENT_MODEL`, where, r, reasons.join(': '))
     } else if (before !== undefined) {
       const cover = undeclared(n, name)
       const r = probe(walk, before, cover.schema)
       const reasons = [`property "${name}" removed from ${MODEL_WORDS[cover.model]}`]
       if (!r.backward) reasons.push(`old data carrying "${name}" is rejected`)
       if (!r.forward) reasons.push(`old readers still check "${name}" and reject values new data may carry`)
-      add(out, `PROPERTY_REMOVED_FROM_${cover.model}_CONTENT_MODEL`, where, r.backward, r.forward, reasons.join(': '))
+      addVerdict(out, `PROPERTY_REMOVED_FROM_${cover.model}_CONTENT_MODEL`, where, r, reasons.join(': '))
     }
   }
 
@@ -112,10 +112,10 @@ export function compareObject(
     if (before !== undefined && after !== undefined) compare(walk, out, where, before, after)
     else if (after !== undefined) {
       const r = probe(walk, restOf(o.additionalProperties), after)
-      add(out, 'PATTERN_PROPERTY_ADDED', where, r.backward, r.forward, `patternProperties ${pattern} added`)
+      addVerdict(out, 'PATTERN_PROPERTY_ADDED', where, r, `patternProperties ${pattern} added`)
     } else if (before !== undefined) {
       const r = probe(walk, before, restOf(n.additionalProperties))
-      add(out, 'PATTERN_PROPERTY_REMOVED', where, r.backward, r.forward, `patternProperties ${pattern} removed`)
+      addVerdict(out, 'PATTERN_PROPERTY_REMOVED', where, r, `patternProperties ${pattern} removed`)
     }
   }
   compareCount(out, path, 'minProperties', 'min', o, n)
@@ -189,7 +189,7 @@ export function compareOptional(
   const r = probe(walk, before ?? true, after ?? true)
   if (r.backward && r.forward) return
   const rule = `${rulePrefix}_${before === undefined ? 'ADDED' : 'REMOVED'}`
-  add(out, rule, where, r.backward, r.forward, `${keyword} ${before === undefined ? 'added' : 'removed'}`)
+  addVerdict(out, rule, where, r, `${keyword} ${before === undefined ? 'added' : 'removed'}`)
 }
 
 function compareDependencies(
