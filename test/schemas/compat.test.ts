@@ -310,6 +310,13 @@ test('what the checker cannot decide it names as "cannot decide" and counts as a
     JSON.parse('{"if": {"required": ["c"]}, "then": {"required": ["b"]}}')
   )
   assert.deepEqual(condition, [['CONDITION_CHANGED', 'if', false, false, true]])
+  // then/else that accept everything: the if decides nothing, so changing it is decided (no effect).
+  assert.deepEqual(
+    diffSchemas(JSON.parse('{"if": {"required": ["a"]}, "then": {}}'), JSON.parse('{"if": {"required": ["c"]}}')).map(
+      (c) => [c.type, c.backward, c.forward, c.undecided]
+    ),
+    [['CONDITION_CHANGED', true, true, undefined]]
+  )
   // oneOf branches that never overlap (maxLength 3, minLength 4) but cannot be proven apart: a false alarm, not a pass.
   const lengths = (min: number) => ({ type: 'string', oneOf: [{ maxLength: 3 }, { minLength: min }] })
   assert.deepEqual(undecided(lengths(5), lengths(4)), [['ONE_OF_OVERLAP', 'oneOf', false, true, true]])

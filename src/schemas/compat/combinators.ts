@@ -250,6 +250,8 @@ export function compareConditional(
     if (jsonEqual(a, b)) {
       compareOptional(walk, out, path, 'then', o.then, n.then)
       compareOptional(walk, out, path, 'else', o.else, n.else)
+    } else if (inert(o) && inert(n)) {
+      add(out, 'CONDITION_CHANGED', where, true, true, 'if changed; then/else accept every value, so it has no effect')
     } else {
       const why = 'the if schema changed, so which of then/else applies to a value may differ'
       cannotDecide(out, 'CONDITION_CHANGED', where, 'if', why, inert(n), inert(o))
