@@ -49,7 +49,8 @@ export class WireRegistry {
       retries: resolved.retries,
       retryDelay: 200,
       ...(resolved.authorization ? { headers: { authorization: resolved.authorization } } : {}),
-      jsonAjvOptions: { allowUnionTypes: true, formats: { ...fullFormats, ...fastFormatDefinitions } }
+      // First error only, as validate(): @platformatic/kafka defaults to allErrors, one object per failing item.
+      jsonAjvOptions: { allErrors: false, allowUnionTypes: true, formats: { ...fullFormats, ...fastFormatDefinitions } }
     })
   }
 
