@@ -11,12 +11,10 @@ ARG NODE_IMAGE=node:24-slim
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=dev: no test, lint or type-check tooling in the image.
-# --ignore-scripts: no production dependency needs an install script, and the one of the `node` package (the
-# project pins Node 24 for developers whose system node is older) would download a second Node binary. Its bin
-# shim is removed as well, so `npm run …` uses the image's own Node 24 rather than a dangling link.
+# --omit=dev: no test, lint or type-check tooling in the image, and no `node` package (the pinned Node 24 runtime
+# for developers, a development dependency): `npm run …` uses the image's own Node 24.
+# --ignore-scripts: no production dependency needs an install script.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
-  && rm -rf node_modules/node node_modules/.bin/node \
   && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime

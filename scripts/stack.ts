@@ -7,10 +7,12 @@
 import { parseArgs } from 'node:util'
 import { endQuietlyWhenStdoutCloses } from '../src/cli/io.ts'
 import { errorMessage, SfmError } from '../src/errors.ts'
+import { redact } from '../src/logger.ts'
 import { defaultStateDir, portFromEnv } from './stack/config.ts'
 import { connectStatus, downConnect, jdbcFromDatabaseUrl, upConnect } from './stack/connect.ts'
 import { formatEnv } from './stack/env-file.ts'
 import { ensurePgvector, pgvectorTarget } from './stack/pgvector.ts'
+import { passwordFile } from './stack/postgres.ts'
 import { downRegistry, registryStatus, registryUrls, upRegistry } from './stack/registry.ts'
 import { requirePostgresBin } from './stack/requirements.ts'
 import { down, runningEnv, status, up } from './stack/stack.ts'
@@ -38,7 +40,7 @@ Options:
 
 Variables printed (stdout, one NAME=value a line):
   KAFKA_BROKERS=127.0.0.1:<port>
-  DATABASE_URL=postgres://postgres@127.0.0.1:<port>/sfm
+  DATABASE_URL=postgres://postgres:<password>@127.0.0.1:<port>/sfm   (the generated password: <state dir>/pg-password)
   SCHEMA_REGISTRY_URL=http://127.0.0.1:<port>/apis/ccompat/v7     (when the registry runs: Confluent API)
   APICURIO_REGISTRY_URL=http://127.0.0.1:<port>/apis/registry/v3   (the same registry, Apicurio's native API)
   CONNECT_URL=http://127.0.0.1:<port>                              (when Kafka Connect runs: its REST API)
@@ -169,7 +171,11 @@ async function main(argv: string[]): Promise<number> {
         const installed = vector.installed ?? 'not installed (`npm run stack -- pgvector` builds it)'
         process.stdout.write(`pgvector: ${installed} in PostgreSQL ${vector.major}\n`)
       }
-      if (current.env !== undefined) process.stdout.write(formatEnv(current.env))
+      // The password stays out of status (a screen, a paste); `env` prints the usable URL.
+      if (current.env !== undefined) {
+        const url = `postgres://${redact(current.env.DATABASE_URL)} (password in ${passwordFile(stateDir)}; \`env\` prints the URL)`
+        process.stdout.write(`KAFKA_BROKERS=${current.env.KAFKA_BROKERS}\nDATABASE_URL=${url}\n`)
+      }
       if (registry.port !== undefined) process.stdout.write(formatRegistryEnv(registry.port))
       if (connect.url !== undefined) process.stdout.write(`CONNECT_URL=${connect.url}\n`)
       return current.kafka.running && current.postgres.running ? 0 : 3

@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process'
 import { glob, rm } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { errorMessage, SfmError } from '../src/errors.ts'
+import { redact } from '../src/logger.ts'
 import { defaultStateDir, REPO_ROOT } from './stack/config.ts'
 import { jdbcFromDatabaseUrl, upConnect } from './stack/connect.ts'
 import { isAlive } from './stack/proc.ts'
@@ -120,24 +121,13 @@ async function main(): Promise<number> {
   // Outage tests (test/helpers/stack-control.ts) stop and start the stack's own PostgreSQL: tell them where it lives.
   env.SFM_STACK_DIR = ownStack ?? defaultStateDir()
   log(
-    `KAFKA_BROKERS=${env.KAFKA_BROKERS} DATABASE_URL=${redactPassword(env.DATABASE_URL ?? '')} SCHEMA_REGISTRY_URL=${env.SCHEMA_REGISTRY_URL ?? '(none)'}`
+    `KAFKA_BROKERS=${env.KAFKA_BROKERS} DATABASE_URL=${redact(env.DATABASE_URL ?? '')} SCHEMA_REGISTRY_URL=${env.SCHEMA_REGISTRY_URL ? redact(env.SCHEMA_REGISTRY_URL) : '(none)'}`
   )
 
   try {
     return await runNodeTest(testArgs, env)
   } finally {
     if (ownStack !== undefined) await stopTestStack(ownStack)
-  }
-}
-
-/** A DATABASE_URL the caller set may carry a password: never print it. */
-function redactPassword(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return '(unparsable URL)'
   }
 }
 

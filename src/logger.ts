@@ -26,13 +26,65 @@ export function createLogger(name: string, level: LogLevel = (process.env.LOG_LE
   }
 }
 
-/** Hides the password of a URL-style connection string. */
+const UNPARSABLE = '(unparsable URL)'
+const PG_PROTOCOLS = new Set(['postgres:', 'postgresql:', 'socket:'])
+const DEFAULT_PORTS: Readonly<Record<string, string>> = {
+  'postgres:': '5432',
+  'postgresql:': '5432',
+  'socket:': '5432',
+  'http:': '80',
+  'https:': '443'
+}
+
+/**
+ * A connection string or URL as logs and errors may show it: host, port and database (for other URLs, the path)
+ * and nothing else. The user, the password and the query never appear, since pg takes a password from `user:pass@`,
+ * from `?password=` and from other query parameters, and HTTP services take keys in the query. Every place that
+ * shows an address calls this; what cannot be parsed is shown as `(unparsable URL)`, never as given.
+ *
+ *   postgres://u:secret@db:6543/x         → db:6543/x
+ *   postgres://u@db/x?password=secret     → db:5432/x
+ *   socket://u:secret@/run/pg?db=x        → /run/pg:5432/x
+ *   http://key@qdrant:6333/?api-key=k     → http://qdrant:6333/
+ */
 export function redact(connectionString: string): string {
+  const text = String(connectionString)
+  // pg's own forms (pg-connection-string): a socket directory followed by an optional database name.
+  if (text.startsWith('/')) {
+    const [host, database] = text.split(' ')
+    return `${host}:5432/${database ?? ''}`
+  }
+  // pg reads URLs with spaces and bare `%` after encoding them, and an empty host (`u@/db?host=…`) with a stand-in.
+  const encoded = /\s|%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(text) ? encodeURI(text).replace(/%25(\d\d)/g, '%$1') : text
+  const url = parseUrl(encoded) ?? parseUrl(encoded.replace('@/', '@___/'))
+  // Only `scheme://…` (or pg's `socket:/dir`): in an opaque URL such as `postgres:secret` the path is no address.
+  if (
+    !url ||
+    !(/^[a-z][a-z0-9+.-]*:\/\//i.test(encoded) || (url.protocol === 'socket:' && url.pathname.startsWith('/')))
+  ) {
+    return UNPARSABLE
+  }
+  const protocol = url.protocol
+  const port = url.port || DEFAULT_PORTS[protocol] || ''
+  if (!PG_PROTOCOLS.has(protocol)) return `${protocol}//${url.hostname}${port ? `:${port}` : ''}${url.pathname}`
+  const query = url.searchParams
+  if (protocol === 'socket:') return `${safeDecode(url.pathname)}:${port}/${query.get('db') ?? ''}`
+  const host = query.get('host') || (url.hostname === '___' ? '' : safeDecode(url.hostname))
+  return `${host}:${query.get('port') || port}/${safeDecode(url.pathname.slice(1))}`
+}
+
+function parseUrl(text: string): URL | undefined {
   try {
-    const url = new URL(connectionString)
-    if (url.password) url.password = '***'
-    return url.toString()
+    return new URL(text)
   } catch {
-    return connectionString.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@')
+    return undefined
+  }
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
   }
 }

@@ -29,7 +29,7 @@ export const stackDefaults = {
   stopTimeoutMs: 30_000,
   lockTimeoutMs: 180_000,
   databaseName: 'sfm',
-  /** The superuser initdb creates; with trust auth on 127.0.0.1 no password is needed. */
+  /** The superuser initdb creates; its password is generated into `<state dir>/pg-password` (scripts/stack/postgres.ts). */
   databaseUser: 'postgres',
   host: '127.0.0.1'
 } as const

@@ -1,4 +1,4 @@
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 /** What a stack exports to its users: the only two variables tests and the CLI read. */
@@ -25,7 +25,7 @@ export function envFilePath(stateDir: string): string {
 
 /**
  * `NAME=value` lines with no quoting: usable by `node --env-file`, `set -a; . stack.env` and docker `--env-file`
- * alike. Values never hold spaces or quotes (loopback host, numeric ports, fixed database name).
+ * alike. Values never hold spaces or quotes (loopback host, numeric ports, fixed database name, a base64url password).
  */
 export async function writeEnvFile(stateDir: string, file: StackEnvFile): Promise<void> {
   const lines = [
@@ -37,7 +37,9 @@ export async function writeEnvFile(stateDir: string, file: StackEnvFile): Promis
     `PG_PORT=${file.ports.pgPort}`
   ]
   const path = envFilePath(stateDir)
-  await writeFile(`${path}.tmp`, `${lines.join('\n')}\n`)
+  // DATABASE_URL holds the stack's password: only its owner may read the file (a fresh name, never followed).
+  await rm(`${path}.tmp`, { force: true })
+  await writeFile(`${path}.tmp`, `${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' })
   await rename(`${path}.tmp`, path)
 }
 

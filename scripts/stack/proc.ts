@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process'
+import { type ChildProcessByStdio, spawn } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { access, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import type { Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCodes, errorMessage, FatalError, RetriableError } from '../../src/errors.ts'
 
@@ -18,6 +19,8 @@ export interface RunResult {
 export interface RunOptions {
   cwd?: string
   env?: NodeJS.ProcessEnv
+  /** Written to the command's stdin (then closed); stdin is empty otherwise. */
+  input?: string
 }
 
 /** Runs a command to completion and captures its output; rejects only when it cannot be started. */
@@ -26,8 +29,12 @@ export function run(command: string, args: readonly string[], options: RunOption
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']
+    }) as ChildProcessByStdio<Writable | null, Readable, Readable>
+    if (options.input !== undefined) {
+      child.stdin?.on('error', () => {}) // a command that exits without reading it
+      child.stdin?.end(options.input)
+    }
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

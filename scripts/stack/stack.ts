@@ -17,7 +17,16 @@ import {
 } from './kafka.ts'
 import { withStateLock } from './lock.ts'
 import { pgvectorMissingMessage, pgvectorTarget } from './pgvector.ts'
-import { databaseUrl, purgePg, runningPostgres, startPostgres, stopPostgres, waitForPostgres } from './postgres.ts'
+import {
+  databaseUrl,
+  passwordFile,
+  purgePg,
+  readPassword,
+  runningPostgres,
+  startPostgres,
+  stopPostgres,
+  waitForPostgres
+} from './postgres.ts'
 import { freePort, isPortFree } from './proc.ts'
 import { requireJava, requirePostgresBin } from './requirements.ts'
 
@@ -111,6 +120,11 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
       // PostgreSQL starts while the JVM boots: pg_ctl -w returns in about a second.
       if (pgRunning !== undefined) {
         log(`postgres: already running (pid ${pgRunning.pid}) on ${stackDefaults.host}:${pgPort}`)
+        if ((await readPassword(stateDir)) === undefined) {
+          log(
+            'postgres: it was started by an earlier version and trusts local connections: `down` and `up` set a password'
+          )
+        }
         warnIfMoved('PG_PORT', options.pgPort, pgPort, log)
       } else {
         started.postgres = true
@@ -120,12 +134,12 @@ export async function up(options: UpOptions = {}): Promise<UpResult> {
       // Both waits run to their end (not Promise.all): a wait still polling after a rollback keeps the process alive.
       const waits = await Promise.allSettled([
         waitForKafka(stateDir, kafka.port, pid, stackDefaults.readyTimeoutMs),
-        waitForPostgres(pgPort, stackDefaults.readyTimeoutMs)
+        waitForPostgres(stateDir, pgPort, stackDefaults.readyTimeoutMs)
       ])
       for (const wait of waits) if (wait.status === 'rejected') throw wait.reason
       const env: StackEnv = {
         KAFKA_BROKERS: `${stackDefaults.host}:${kafka.port}`,
-        DATABASE_URL: databaseUrl(pgPort)
+        DATABASE_URL: databaseUrl(pgPort, (await readPassword(stateDir)) ?? '')
       }
       const ports: StackPorts = { kafkaPort: kafka.port, kafkaControllerPort: kafka.controllerPort, pgPort }
       await writeEnvFile(stateDir, { env, ports })
@@ -205,6 +219,7 @@ async function downUnlocked(stateDir: string, purge: boolean, log: Log): Promise
     await rm(kafkaPaths(stateDir).root, { recursive: true, force: true })
     await purgePg(stateDir)
     await rm(envFilePath(stateDir), { force: true })
+    await rm(passwordFile(stateDir), { force: true })
   }
 }
 

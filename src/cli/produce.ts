@@ -54,7 +54,8 @@ function parse(argv: string[]): { help: true } | { help: false; options: Produce
   if (!values.topic) throw new UsageError('--topic is required')
   if (!values.file) throw new UsageError('--file is required (a path, or - for stdin)')
   if (values['key-field'] === '') throw new UsageError('--key-field must not be empty')
-  const headers: Record<string, string> = {}
+  // Null prototype, so that a header named `__proto__` is a header like any other.
+  const headers: Record<string, string> = Object.create(null)
   for (const header of values.header ?? []) {
     const eq = header.indexOf('=')
     if (eq < 1) throw new UsageError(`--header: expected K=V, got "${header}"`)

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { describeError, FatalError } from '../errors.ts'
+import { redact } from '../logger.ts'
 import { checkCompatibility, checkSchemasDir, diffSchemas, formatIssue } from '../schemas/compat/index.ts'
 import { createRegistryClient, type RegistryApi, registerSubjects, testSubjects } from '../schemas/registry/index.ts'
 import { type Compatibility, isCompatibility, loadSubjectHistory } from '../schemas.ts'
@@ -231,7 +232,7 @@ async function registryCommand(
     ...(parsed.api === undefined ? {} : { api: parsed.api }),
     ...(authorization ? { headers: { authorization } } : {})
   })
-  io.err(`schemas: ${client.api} API at ${client.url}`)
+  io.err(`schemas: ${client.api} API at ${redact(client.url)}`)
   const report =
     command === 'register' ? await registerSubjects(client, dirOptions) : await testSubjects(client, dirOptions)
   for (const line of report.lines) io.out(line)

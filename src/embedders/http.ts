@@ -1,4 +1,5 @@
 import { ErrorCodes, errorMessage, FatalError, PoisonError, RetriableError } from '../errors.ts'
+import { redact } from '../logger.ts'
 import type { Embedder } from './types.ts'
 
 export interface HttpEmbedderOptions {
@@ -59,7 +60,7 @@ export class HttpEmbedder implements Embedder {
     try {
       url = new URL(o.url)
     } catch {
-      throw new FatalError(`http embedder: url is not a URL: ${JSON.stringify(o.url)}`)
+      throw new FatalError(`http embedder: url is not a URL: ${redact(String(o.url))}`)
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new FatalError(`http embedder: url must be http or https, got ${url.protocol}`)

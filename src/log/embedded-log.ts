@@ -102,7 +102,9 @@ const toBuffer = (v: unknown): Buffer | undefined => {
  */
 export function encodeHeaders(headers: ReadonlyMap<string, Buffer> | undefined): string | null {
   if (!headers || headers.size === 0) return null
-  const out: Record<string, string | { base64: string }> = {}
+  // Null prototype: on a plain object a header named `__proto__` would set the prototype (or be ignored) instead
+  // of becoming a key, and vanish from the stored JSON.
+  const out: Record<string, string | { base64: string }> = Object.create(null)
   for (const [k, v] of headers) out[k] = isUtf8(v) ? v.toString('utf8') : { base64: v.toString('base64') }
   return JSON.stringify(out)
 }

@@ -139,4 +139,9 @@ test('configuration from the environment', async (t) => {
   assert.equal((await http.embed(['a']))[0]!.length, 16)
   assert.equal((http as HttpEmbedder).endpoint, `${url}/embeddings`)
   assert.throws(() => new HttpEmbedder({ url: 'ftp://x', model: 'm', dimensions: 4 }), /http or https/)
+  // A URL that does not parse is not echoed: it may hold a key.
+  assert.throws(
+    () => new HttpEmbedder({ url: 'http://key:sk-9f2 e@[bad/v1', model: 'm', dimensions: 4 }),
+    (error: Error) => /url is not a URL: \(unparsable URL\)$/.test(error.message) && !error.message.includes('sk-9f2')
+  )
 })

@@ -25,7 +25,7 @@ export async function postgresControl(): Promise<PostgresControl | string> {
     },
     async start() {
       await startPostgres({ stateDir, bin, port, log })
-      await waitForPostgres(port, 60_000)
+      await waitForPostgres(stateDir, port, 60_000)
     }
   }
 }

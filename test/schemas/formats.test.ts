@@ -317,7 +317,8 @@ test('isUuid equals ajv-formats for generated strings (property)', () => {
 })
 
 test("validate()'s ajv uses the fast formats and still answers as ajv-formats does, formatMinimum included", () => {
-  const reference = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true })
+  // validate()'s options: the first error only.
+  const reference = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true })
   addFormats(reference)
   const schema = {
     type: 'object',

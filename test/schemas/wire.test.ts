@@ -130,7 +130,11 @@ describe('Confluent wire format with a real registry', { skip }, () => {
     const result = await sink.write(batch, { topology: 't', branch: 'b', signal: new AbortController().signal })
     assert.equal(result?.failures?.length, 1)
     assert.equal(result?.failures?.[0]?.index, 1)
-    assert.match(String(result?.failures?.[0]?.error), /does not match schema id \d+: .*event_id/)
+    // The first error only (validation stops there): here a missing required property.
+    assert.match(
+      String(result?.failures?.[0]?.error),
+      /does not match schema id \d+: \/: must have required property '\w+'$/
+    )
     const failure = result?.failures?.[0]?.error as { kind?: string } | undefined
     assert.equal(failure?.kind, 'poison')
     assert.equal((await readTopic(topic, 2)).length, 2)

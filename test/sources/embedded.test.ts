@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { pipe } from 'rxjs'
 import { committedOffsets } from '../../src/log/groups.ts'
@@ -86,6 +88,76 @@ describe('embedded log source in topologies', () => {
       log.partitions('in').map((p) => p.end),
       'every offset committed'
     )
+  })
+
+  test('headers named __proto__, constructor and toString survive produce, the embedded log, the sink and the DLQ', async (t) => {
+    const dir = tempDataDir(t)
+    const log = openLog(t, dir)
+    for (const name of ['pin', 'pout', 'pdlq']) log.createTopic({ name, partitions: 1 })
+    // In through the produce CLI (text values), and one poison record appended with a binary `__proto__` (stored
+    // as {"base64": …}, which on a plain object would have become its prototype).
+    const file = join(dir, 'lines.jsonl')
+    writeFileSync(file, '{"seq":0}\n{"seq":1}\n')
+    const produce = spawnNode(
+      ['src/cli/produce.ts', '--topic', 'pin', '--file', file, '--data-dir', dir].concat([
+        '--header',
+        '__proto__=p',
+        '--header',
+        'constructor=c',
+        '--header',
+        'toString=s'
+      ]),
+      embeddedEnv(dir)
+    )
+    assert.equal((await produce.exited).code, 0, produce.stderr())
+    const binary = Buffer.from([0xff, 0x00, 0x7b])
+    log.append([
+      {
+        topic: 'pin',
+        key: Buffer.from('bad'),
+        value: Buffer.from('{not json'),
+        headers: new Map([
+          ['__proto__', binary],
+          ['constructor', Buffer.from('c')]
+        ])
+      }
+    ])
+    const options = { target: 'embedded', dataDir: dir } as const
+    const topology = defineTopology<unknown>({
+      name: 'proto-headers',
+      source: logSource({ topics: ['pin'], groupId: 'proto', ...options }),
+      pipeline: pipe(decodeJson()),
+      branches: {
+        out: branch(
+          // The default record carries no headers: this one passes the source's on.
+          kafkaSink({
+            topic: 'pout',
+            record: (e) => ({ value: JSON.stringify(e.value), headers: e.headers }),
+            ...options
+          }),
+          { batch: { maxCount: 10, maxWaitMs: 10 } }
+        )
+      },
+      deadLetter: kafkaDeadLetter({ topic: 'pdlq', ...options }),
+      settings: { commitIntervalMs: 50, drainTimeoutMs: 5_000 }
+    })
+    const summary = await new Runtime(topology, { untilIdleMs: 300 }).run()
+    assert.equal(summary.deadLettered, 1)
+
+    const stored = readAll(log, 'pin')
+    assert.equal(stored.length, 3)
+    const out = readAll(log, 'pout')
+    assert.equal(out.length, 2)
+    for (const r of [...stored.slice(0, 2), ...out]) {
+      assert.equal(r.headers.get('__proto__')?.toString(), 'p')
+      assert.equal(r.headers.get('constructor')?.toString(), 'c')
+      assert.equal(r.headers.get('toString')?.toString(), 's')
+    }
+    const [letter] = readAll(log, 'pdlq')
+    assert.deepEqual(letter?.headers.get('__proto__'), binary)
+    assert.equal(letter?.headers.get('constructor')?.toString(), 'c')
+    assert.equal(letter?.headers.get(DeadLetterHeaders.STAGE)?.toString(), 'decode')
+    assert.equal(letter?.headerError, undefined)
   })
 
   test(`runner kill -9 mid-stream ${CYCLES}×, restart with --until-idle: every message delivered, all committed`, {

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { from, lastValueFrom, Subject, toArray } from 'rxjs'
 import { PoisonError } from '../../src/errors.ts'
+import { loadSchema } from '../../src/schemas.ts'
 import type { Envelope } from '../../src/streams/envelope.ts'
 import { batch } from '../../src/streams/operators/batch.ts'
 import { decodeJson, jsonDepthExceeds } from '../../src/streams/operators/decode-json.ts'
 import { dedupe } from '../../src/streams/operators/dedupe.ts'
 import { keep } from '../../src/streams/operators/keep.ts'
-import { validate } from '../../src/streams/operators/validate.ts'
+import { compileSchema, validate } from '../../src/streams/operators/validate.ts'
 import { envelopeOf, RecordingHost } from '../helpers/envelopes.ts'
 
 describe('decodeJson', () => {
@@ -67,6 +68,34 @@ describe('validate', () => {
     assert.match((host.dead[0]!.error as Error).message, /\/id: must NOT have fewer than 1 characters/)
     assert.match((host.dead[1]!.error as Error).message, /\/at: must match format "date-time"/)
     assert.match((host.dead[2]!.error as Error).message, /must have required property 'id'/)
+  })
+
+  test('stops at the first error: a 1 MiB memory event of 350,000 invalid embedding items gives one error', async () => {
+    const { schema } = await loadSchema('memory.event', 1)
+    const event = {
+      event_id: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      id: 'm1',
+      namespace: 'n',
+      type: 't',
+      timestamp: '2026-12-07T10:00:00Z',
+      payload: { text: 'x' },
+      embedding: Array.from({ length: 350_000 }, () => 'x')
+    }
+    assert.ok(JSON.stringify(event).length > 1_000_000)
+    const check = compileSchema(schema)
+    assert.equal(check(event), false)
+    assert.equal(check.errors?.length, 1)
+    assert.equal(check.errors?.[0]?.instancePath, '/embedding/0')
+    // Two invalid fields: still one error, the first in the schema's order.
+    assert.equal(check({ ...event, embedding: [1], id: '', namespace: '' }), false)
+    assert.equal(check.errors?.length, 1)
+
+    const host = new RecordingHost()
+    const envelope = envelopeOf(host, '{}').withValue<unknown>(event)
+    const out = await lastValueFrom(from([envelope]).pipe(validate(schema), toArray()))
+    assert.equal(out.length, 0)
+    assert.equal(host.dead.length, 1)
+    assert.equal((host.dead[0]!.error as Error).message, 'schema validation failed: /embedding/0: must be number')
   })
 })
 

@@ -1,4 +1,5 @@
 import { ErrorCodes, FatalError, RetriableError } from '../../errors.ts'
+import { redact } from '../../logger.ts'
 
 /** A registry answer that is not 2xx, with the parsed body when it was JSON. */
 export class RegistryHttpError extends FatalError {
@@ -81,20 +82,6 @@ function describeFetchError(error: unknown): string {
     return error.message
   }
   return String(error)
-}
-
-/** URLs may carry user:password; never print them. */
-export function redact(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.username !== '' || parsed.password !== '') {
-      parsed.username = '***'
-      parsed.password = ''
-    }
-    return parsed.toString()
-  } catch {
-    return '(invalid URL)'
-  }
 }
 
 function snippet(body: unknown): string {

@@ -1,4 +1,5 @@
 import { FatalError } from '../../errors.ts'
+import { redact } from '../../logger.ts'
 import { apicurioRegistry } from './apicurio.ts'
 import { type RegistryApi, RegistryApis, type RegistryClient } from './client.ts'
 import { confluentRegistry } from './confluent.ts'
@@ -28,7 +29,7 @@ export async function createRegistryClient(options: RegistryOptions): Promise<Re
   try {
     parsed = new URL(options.url)
   } catch {
-    throw new FatalError(`schema registry URL is not a URL: ${JSON.stringify(options.url)}`)
+    throw new FatalError(`schema registry URL is not a URL: ${redact(String(options.url))}`)
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new FatalError(`schema registry URL must be http(s), got ${parsed.protocol}`)

@@ -2,6 +2,7 @@ import { ConfluentSchemaRegistry } from '@platformatic/kafka'
 import type { ValidateFunction } from 'ajv'
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import { ErrorCodes, FatalError, PoisonError, RetriableError } from '../../errors.ts'
+import { redact } from '../../logger.ts'
 import { isObject } from '../compat/json.ts'
 import { fastFormatDefinitions } from '../formats.ts'
 import { confluentRegistry } from '../registry/confluent.ts'
@@ -37,7 +38,7 @@ export class WireRegistry {
   constructor(options: WireRegistryOptions) {
     const resolved = { ...defaultWireRegistryOptions, ...options }
     if (typeof resolved.url !== 'string' || !/^https?:\/\//.test(resolved.url)) {
-      throw new FatalError(`registry url must be an http(s) URL, got ${JSON.stringify(resolved.url)}`, {
+      throw new FatalError(`registry url must be an http(s) URL, got ${redact(String(resolved.url))}`, {
         code: ErrorCodes.CONFIG
       })
     }
@@ -49,7 +50,8 @@ export class WireRegistry {
       retries: resolved.retries,
       retryDelay: 200,
       ...(resolved.authorization ? { headers: { authorization: resolved.authorization } } : {}),
-      jsonAjvOptions: { allowUnionTypes: true, formats: { ...fullFormats, ...fastFormatDefinitions } }
+      // First error only, as validate(): @platformatic/kafka defaults to allErrors, one object per failing item.
+      jsonAjvOptions: { allErrors: false, allowUnionTypes: true, formats: { ...fullFormats, ...fastFormatDefinitions } }
     })
   }
 
@@ -82,7 +84,9 @@ export class WireRegistry {
           cause: error
         })
       }
-      throw new RetriableError(`schema registry ${this.url}: cannot fetch schema id ${schemaId}`, { cause: error })
+      throw new RetriableError(`schema registry ${redact(this.url)}: cannot fetch schema id ${schemaId}`, {
+        cause: error
+      })
     }
     const loaded = this.cached(schemaId)
     if (!loaded) {
@@ -103,7 +107,7 @@ export class WireRegistry {
       const found = await confluentRegistry(this.url, http).lookup(subject, 0, JSON.stringify(schema))
       if (found.state !== 'same' || found.id === undefined) {
         throw new FatalError(
-          `schema ${(schema as { $id?: string }).$id ?? ''} is not registered under subject ${subject} at ${this.url}: run \`npm run schemas -- register\``,
+          `schema ${(schema as { $id?: string }).$id ?? ''} is not registered under subject ${subject} at ${redact(this.url)}: run \`npm run schemas -- register\``,
           { code: ErrorCodes.CONFIG }
         )
       }
@@ -121,7 +125,7 @@ export class WireRegistry {
     } catch (error) {
       if (isNotFound(error)) {
         throw new FatalError(
-          `subject ${subject} is not registered at ${this.url}: run \`npm run schemas -- register\``,
+          `subject ${subject} is not registered at ${redact(this.url)}: run \`npm run schemas -- register\``,
           {
             code: ErrorCodes.CONFIG
           }

@@ -157,7 +157,7 @@ export class QdrantStore implements VectorStore {
     try {
       url = new URL(o.url)
     } catch {
-      throw new FatalError(`qdrant store: url is not a URL: ${JSON.stringify(redact(String(o.url)))}`)
+      throw new FatalError(`qdrant store: url is not a URL: ${redact(String(o.url))}`)
     }
     if (!/^[A-Za-z0-9_.-]{1,255}$/.test(o.collection)) {
       throw new FatalError(

@@ -12,12 +12,17 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 let shared: Ajv2020 | undefined
 const compiled = new WeakMap<object, ValidateFunction>()
 
-/** One ajv instance per process (JSON Schema 2020-12 with formats); each schema object is compiled once. */
+/**
+ * One ajv instance per process (JSON Schema 2020-12 with formats); each schema object is compiled once. It stops at
+ * the first error (`allErrors: false`): the values are untrusted, and with every error reported a 1 MiB event of
+ * ~350,000 invalid array items built one error object per item. A dead letter names that first reason; the schema
+ * tooling (`npm run schemas`, src/schemas/compat/check.ts) keeps ajv's `allErrors` for its own reports.
+ */
 export function compileSchema<T>(schema: object): ValidateFunction<T> {
   let validateFn = compiled.get(schema)
   if (!validateFn) {
     if (!shared) {
-      shared = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true })
+      shared = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true })
       addFormats(shared)
       // Same answers as ajv-formats' full `date-time` and `uuid`, without their regular expressions on the common
       // shapes: those two cost ~5% of the memory topology's CPU (~1–1.5 µs per event). See src/schemas/formats.ts.
