@@ -10,17 +10,19 @@
  * SFM_EMBEDDING_URL (src/embedders/index.ts), and must be the one the vector indexer expects (same dimensions).
  */
 import { pipe } from 'rxjs'
-import { envInt, topicName } from '../src/config.ts'
-import { embedRequestsSink } from '../src/embedders/embed-sink.ts'
-import { embedderFromEnv } from '../src/embedders/index.ts'
-import type { EmbeddingRequest } from '../src/embedders/messages.ts'
-import { loadSchema } from '../src/schemas.ts'
-import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
-import { kafkaSource } from '../src/sources/kafka/index.ts'
-import { decodeJson } from '../src/streams/operators/decode-json.ts'
-import { dedupe } from '../src/streams/operators/dedupe.ts'
-import { validate } from '../src/streams/operators/validate.ts'
-import { branch, defineTopology } from '../src/streams/topology.ts'
+import {
+  branch,
+  decodeJson,
+  dedupe,
+  defineTopology,
+  envInt,
+  kafkaDeadLetter,
+  kafkaSource,
+  loadSchema,
+  topicName,
+  validate
+} from 'somafractal-streams'
+import { type EmbeddingRequest, embedderFromEnv, embedRequestsSink } from 'somafractal-streams/memory'
 
 export async function embedderTopology() {
   const request = await loadSchema('embedding.request', 1)

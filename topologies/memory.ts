@@ -21,23 +21,36 @@
  * plain memory.audit v1 record; see src/memory/audit-format.ts).
  */
 import { pipe } from 'rxjs'
-import { envInt, topicName } from '../src/config.ts'
-import { embedderFromEnv } from '../src/embedders/index.ts'
-import { kafkaEmbeddingRequests } from '../src/embedders/requests.ts'
-import { ErrorCodes, FatalError } from '../src/errors.ts'
-import { createLogger } from '../src/logger.ts'
-import { auditFormatFromEnv, describeAuditFormat } from '../src/memory/audit-format.ts'
-import type { MemoryEvent } from '../src/memory/event.ts'
-import { kvStoreDescription, materializeMemories } from '../src/memory/materialize.ts'
-import { loadSchema } from '../src/schemas.ts'
-import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
-import { vectorSink, vectorStoreFromEnv } from '../src/sinks/vector/index.ts'
-import { logSource } from '../src/sources/log.ts'
-import { type BatchFlushMode, BatchFlushModes, type BatchOptions } from '../src/streams/operators/batch.ts'
-import { decodeJson } from '../src/streams/operators/decode-json.ts'
-import { dedupe } from '../src/streams/operators/dedupe.ts'
-import { validate } from '../src/streams/operators/validate.ts'
-import { type Branch, branch, defineTopology } from '../src/streams/topology.ts'
+import {
+  type BatchFlushMode,
+  BatchFlushModes,
+  type BatchOptions,
+  type Branch,
+  branch,
+  createLogger,
+  decodeJson,
+  dedupe,
+  defineTopology,
+  ErrorCodes,
+  envInt,
+  FatalError,
+  kafkaDeadLetter,
+  loadSchema,
+  logSource,
+  topicName,
+  validate
+} from 'somafractal-streams'
+import {
+  auditFormatFromEnv,
+  describeAuditFormat,
+  embedderFromEnv,
+  kafkaEmbeddingRequests,
+  kvStoreDescription,
+  type MemoryEvent,
+  materializeMemories,
+  vectorSink,
+  vectorStoreFromEnv
+} from 'somafractal-streams/memory'
 
 /** The vector branch, unless SFM_VECTORS=off: inline embedding, or embedding requests in remote mode. */
 export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promise<Branch<MemoryEvent> | undefined> {

@@ -45,15 +45,24 @@
  * (sfm-reindex), SFM_REINDEX_BATCH (512).
  * Progress (offsets done / total, records/s, what became of them) is logged every 5 s, and a summary at the end.
  */
-import { envInt, topicName } from '../src/config.ts'
-import { embedderFromEnv } from '../src/embedders/index.ts'
-import { decodeLatest, type LatestRecord } from '../src/memory/latest.ts'
-import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
-import { ReindexProgress, reindexSink, vectorStoreFromEnv } from '../src/sinks/vector/index.ts'
-import { parseBoolean } from '../src/sources/kafka/options.ts'
-import { logSource } from '../src/sources/log.ts'
-import { rewindGroup } from '../src/sources/rewind.ts'
-import { branch, defineTopology } from '../src/streams/topology.ts'
+import {
+  branch,
+  defineTopology,
+  envInt,
+  kafkaDeadLetter,
+  logSource,
+  parseBoolean,
+  rewindGroup,
+  topicName
+} from 'somafractal-streams'
+import {
+  decodeLatest,
+  embedderFromEnv,
+  type LatestRecord,
+  ReindexProgress,
+  reindexSink,
+  vectorStoreFromEnv
+} from 'somafractal-streams/memory'
 
 export async function reindexTopology() {
   const latest = topicName('memory.latest')

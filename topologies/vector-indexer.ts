@@ -10,16 +10,23 @@
  * so remote mode across processes needs Qdrant or a server PostgreSQL with pgvector).
  */
 import { pipe } from 'rxjs'
-import { envInt, topicName } from '../src/config.ts'
-import { embedderFromEnv } from '../src/embedders/index.ts'
-import type { EmbeddingResponse } from '../src/embedders/messages.ts'
-import { loadSchema } from '../src/schemas.ts'
-import { kafkaDeadLetter } from '../src/sinks/kafka/index.ts'
-import { indexResponsesSink, vectorStoreFromEnv } from '../src/sinks/vector/index.ts'
-import { kafkaSource } from '../src/sources/kafka/index.ts'
-import { decodeJson } from '../src/streams/operators/decode-json.ts'
-import { validate } from '../src/streams/operators/validate.ts'
-import { branch, defineTopology } from '../src/streams/topology.ts'
+import {
+  branch,
+  decodeJson,
+  defineTopology,
+  envInt,
+  kafkaDeadLetter,
+  kafkaSource,
+  loadSchema,
+  topicName,
+  validate
+} from 'somafractal-streams'
+import {
+  type EmbeddingResponse,
+  embedderFromEnv,
+  indexResponsesSink,
+  vectorStoreFromEnv
+} from 'somafractal-streams/memory'
 
 export async function vectorIndexerTopology() {
   const response = await loadSchema('embedding.response', 1)

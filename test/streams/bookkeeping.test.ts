@@ -6,7 +6,7 @@ import type { CommitRequest } from '../../src/sources/types.ts'
 import { CommitCoordinator } from '../../src/streams/commit-coordinator.ts'
 import { InFlightWindow } from '../../src/streams/in-flight-window.ts'
 import { OffsetTracker } from '../../src/streams/offset-tracker.ts'
-import { retry } from '../../src/streams/operators/retry.ts'
+import { retryStep } from '../../src/streams/operators/retry-step.ts'
 import { envelopeOf, RecordingHost } from '../helpers/envelopes.ts'
 
 describe('OffsetTracker', () => {
@@ -121,7 +121,7 @@ describe('InFlightWindow', () => {
   })
 })
 
-describe('retry operator', () => {
+describe('retryStep operator', () => {
   const fast = { initialDelayMs: 1, maxDelayMs: 2, multiplier: 2 }
 
   test('retries retriable errors, dead-letters poison, keeps order within a partition', async () => {
@@ -131,7 +131,7 @@ describe('retry operator', () => {
     const order: string[] = []
     const out = await lastValueFrom(
       from(envelopes).pipe(
-        retry(
+        retryStep(
           async (e) => {
             const n = (attempts.get(e.value) ?? 0) + 1
             attempts.set(e.value, n)
@@ -160,7 +160,7 @@ describe('retry operator', () => {
     await assert.rejects(
       lastValueFrom(
         from([envelopeOf(host, 'x')]).pipe(
-          retry(async () => {
+          retryStep(async () => {
             throw new FatalError('bad API key')
           }, fast)
         )

@@ -4,7 +4,7 @@ import { AbandonedError, type BackoffOptions, defaultBackoff, retrying } from '.
 import type { Envelope } from '../envelope.ts'
 import { KeyedSerialQueue } from '../keyed-serial-queue.ts'
 
-export interface RetryOptions extends Partial<BackoffOptions> {
+export interface RetryStepOptions extends Partial<BackoffOptions> {
   /** Messages of different partitions processed at once; a partition is always processed in order. */
   concurrency?: number
   /** Stage name in dead letters. */
@@ -17,10 +17,11 @@ export interface RetryOptions extends Partial<BackoffOptions> {
  * Applies an async step to each message with backoff for retriable errors (see `kindOf`): a database or service
  * call that may be briefly unavailable. Poison errors dead-letter the message; fatal errors fail the topology.
  * Retrying holds the partition, and the in-flight window turns that into backpressure on the source.
+ * (Named `retryStep`, not `retry`, so it does not shadow RxJS's `retry` in a topology that imports both.)
  */
-export function retry<A, B>(
+export function retryStep<A, B>(
   step: (envelope: Envelope<A>) => Promise<B>,
-  options: RetryOptions = {}
+  options: RetryStepOptions = {}
 ): OperatorFunction<Envelope<A>, Envelope<B>> {
   const { concurrency = 16, stage = 'retry', signal, ...backoff } = options
   const policy = { ...defaultBackoff, ...backoff }

@@ -1,0 +1,19 @@
+/**
+ * The memory domain of somafractal-streams (`import { … } from 'somafractal-streams/memory'`): memory events, the
+ * memories table and its companions (memory.latest, memory.audit), the vector index and the embedders. Built on the
+ * framework API of `somafractal-streams` (src/index.ts).
+ */
+
+export {
+  type EmbedRequestsSinkOptions,
+  embedRequestsSink
+} from '../embedders/embed-sink.ts'
+export * from '../embedders/index.ts'
+export * from '../embedders/messages.ts'
+export { type KafkaEmbeddingRequestsOptions, kafkaEmbeddingRequests } from '../embedders/requests.ts'
+export * from '../sinks/postgres/index.ts'
+export * from '../sinks/vector/index.ts'
+export * from './audit-format.ts'
+export * from './event.ts'
+export * from './latest.ts'
+export { kvStoreDescription, type MaterializeOptions, materializeMemories } from './materialize.ts'
