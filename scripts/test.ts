@@ -9,9 +9,13 @@
  *
  * Give flags with their value in one argument (`--test-name-pattern=foo`): any argument not starting with `-` is
  * taken as a test file, and without one every `test/**\/*.test.ts` runs.
+ *
+ * `npm run test:unit` (`--unit`): only the unit files (see `isUnitTest`), with no stack started and the service
+ * variables unset, files in parallel.
  */
 import { spawn } from 'node:child_process'
-import { glob, rm } from 'node:fs/promises'
+import { glob, readFile, rm } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join, relative } from 'node:path'
 import { errorMessage, SfmError } from '../src/errors.ts'
 import { redact } from '../src/logger.ts'
@@ -33,6 +37,44 @@ async function defaultTestFiles(): Promise<string[]> {
   return files.sort()
 }
 
+/**
+ * What makes a test file not a unit test, read from its own text: it uses a service (reads a variable that points at
+ * Kafka, PostgreSQL, the registry or Kafka Connect, or calls a test helper that hands one out), or it starts a
+ * process (a runner, a CLI, a producer: the kill -9 loops and end-to-end runs). Everything else runs in-process
+ * against nothing but the file system (the embedded log, PGlite, local HTTP stand-ins) and is a unit test.
+ */
+const NOT_UNIT = [
+  /\bprocess\.env\.(KAFKA_BROKERS|DATABASE_URL|SCHEMA_REGISTRY_URL|CONNECT_URL)\b/,
+  /\b(brokers|databaseUrl|testSchema|serverPgvectorSkip|connectUrl|connectControl)\(/,
+  /\b(spawn|spawnSync|spawnNode|startRunner|execFile|execFileSync|fork|schemasCli)\(/
+]
+
+export function isUnitTest(text: string): boolean {
+  return !NOT_UNIT.some((pattern) => pattern.test(text))
+}
+
+async function unitTestFiles(): Promise<string[]> {
+  const files: string[] = []
+  for (const file of await defaultTestFiles()) {
+    if (isUnitTest(await readFile(join(REPO_ROOT, file), 'utf8'))) files.push(file)
+  }
+  return files
+}
+
+/** The variables that would point a test at a service; a unit run unsets them. */
+const SERVICE_VARIABLES = ['KAFKA_BROKERS', 'DATABASE_URL', 'SCHEMA_REGISTRY_URL', 'CONNECT_URL'] as const
+
+async function runUnitTests(args: string[]): Promise<number> {
+  const hasFiles = args.some((arg) => !arg.startsWith('-'))
+  const files = hasFiles ? [] : await unitTestFiles()
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const name of SERVICE_VARIABLES) delete env[name]
+  // No developer stack either (src/config.ts useLocalStack would read its stack.env).
+  env.SFM_STACK_DIR = join(REPO_ROOT, '.sfm-stack-none')
+  log(`${hasFiles ? 'the given' : files.length} unit test files, no services`)
+  return runNodeTest([...args, ...files], env, availableParallelism())
+}
+
 /** Stacks left by test runs that were killed (their wrapper pid is gone): stop and delete them. */
 async function sweepStaleTestStacks(root: string): Promise<void> {
   for (const { dir, pid } of await testStackDirs(root)) {
@@ -52,14 +94,14 @@ async function startTestStack(stateDir: string): Promise<StackEnv> {
   return result.env
 }
 
-function runNodeTest(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+function runNodeTest(args: string[], env: NodeJS.ProcessEnv, concurrency = 1): Promise<number> {
   return new Promise((resolve, reject) => {
     // A default per-test time-out, so one hung test fails with its name instead of hanging the whole run.
     const timeout = args.some((arg) => arg.startsWith('--test-timeout')) ? [] : [`--test-timeout=${TEST_TIMEOUT_MS}`]
     // No --test-force-exit: it ends a file's process before its results reach the runner, so the rest of that
     // file's tests (and any failure among them) silently vanish from the report. A file that leaves a handle open
     // hangs instead, and .ci/run's timeout names the step.
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...timeout, ...args], {
+    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...timeout, ...args], {
       cwd: REPO_ROOT,
       env,
       stdio: 'inherit'
@@ -82,6 +124,7 @@ function signalNumber(signal: NodeJS.Signals): number {
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2)
+  if (args.includes('--unit')) return runUnitTests(args.filter((arg) => arg !== '--unit'))
   const hasFiles = args.some((arg) => !arg.startsWith('-'))
   const testArgs = hasFiles ? args : [...args, ...(await defaultTestFiles())]
 
