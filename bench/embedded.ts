@@ -54,13 +54,13 @@ import {
   timestamptzArrayBinary,
   uuidArrayBinary
 } from '../src/sinks/postgres/binary-array.ts'
-import { compareFence } from '../src/sinks/postgres/fence.ts'
 import { quoteQualified } from '../src/sinks/postgres/identifiers.ts'
 import { fold, migrate, tableNames } from '../src/sinks/postgres/index.ts'
 import { pglitePool } from '../src/sinks/postgres/pglite-pool.ts'
 import { prepareEvent } from '../src/sinks/postgres/prepare.ts'
 import type { PreparedEvent } from '../src/sinks/postgres/types.ts'
 import type { VectorSink } from '../src/sinks/vector/sink.ts'
+import { compareFence } from '../src/streams/fence.ts'
 import { Runtime } from '../src/streams/runtime.ts'
 import { memoryTopology } from '../topologies/memory.ts'
 import { parseBenchArgs } from './lib/args.ts'

@@ -37,3 +37,10 @@ export interface EmbeddingResponse {
 
 export const EMBEDDING_REQUEST_SUBJECT = 'embedding.request'
 export const EMBEDDING_RESPONSE_SUBJECT = 'embedding.response'
+
+/** Remote mode: embedding requests are published instead of embedding in the branch. */
+export interface EmbeddingRequestPublisher {
+  /** Resolves once the requests are durable on the broker. */
+  publish(requests: readonly EmbeddingRequest[], signal?: AbortSignal): Promise<void>
+  close?(): Promise<void>
+}

@@ -1,6 +1,5 @@
 import { type CreateProducerOptions, createProducer, type SfmProducer } from '../sinks/kafka/producer.ts'
-import type { EmbeddingRequestPublisher } from '../sinks/vector/sink.ts'
-import type { EmbeddingRequest } from './messages.ts'
+import type { EmbeddingRequest, EmbeddingRequestPublisher } from './messages.ts'
 
 export interface KafkaEmbeddingRequestsOptions extends CreateProducerOptions {
   /** The `embedding.requests` topic (with its prefix). */

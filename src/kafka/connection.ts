@@ -4,6 +4,20 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls'
 import type { SASLOptions } from '@platformatic/kafka'
 import { ErrorCodes, FatalError } from '../errors.ts'
 
+/** Parses `a:1,b:2` into broker addresses, refusing anything that is not `host:port`. */
+export function parseBrokers(value: string | undefined, variable = 'KAFKA_BROKERS'): string[] {
+  const brokers = (value ?? '')
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0)
+  for (const broker of brokers) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(broker)) {
+      throw new FatalError(`${variable}: "${broker}" is not host:port`, { code: ErrorCodes.CONFIG })
+    }
+  }
+  return brokers
+}
+
 /**
  * How every Kafka client of the framework (the source's consumer, the producers behind sinks and the DLQ, the
  * admins of `npm run topics` and `npm run produce`) authenticates and encrypts: the `tls` and `sasl` options of

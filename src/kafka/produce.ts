@@ -3,8 +3,13 @@ import { Admin } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../errors.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createProducer, type OutgoingMessage, type SfmProducer } from '../sinks/kafka/producer.ts'
-import { parseBrokers } from '../sources/kafka/options.ts'
-import { explainKafkaError, type KafkaConnectionOptions, kafkaConnectionOptions, probeKafka } from './connection.ts'
+import {
+  explainKafkaError,
+  type KafkaConnectionOptions,
+  kafkaConnectionOptions,
+  parseBrokers,
+  probeKafka
+} from './connection.ts'
 
 /**
  * Loads JSON Lines into a topic with the framework's idempotent acks=all producer: one record per line, the line's

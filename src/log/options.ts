@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path'
 import { ErrorCodes, FatalError } from '../errors.ts'
-import { parseBrokers } from '../sources/kafka/options.ts'
+import { parseBrokers } from '../kafka/connection.ts'
 
 /** The folder that holds every embedded store (log, PGlite), unless `SFM_DATA_DIR` says otherwise. */
 export const DEFAULT_DATA_DIR = './.sfm-data'

@@ -1,5 +1,5 @@
 import { ErrorCodes, FatalError } from '../errors.ts'
-import type { HeaderValue, OutgoingMessage, SfmProducer } from '../sinks/kafka/producer.ts'
+import type { HeaderValue, OutgoingMessage, SfmProducer } from '../kafka/messages.ts'
 import { reportSent } from '../telemetry/channels.ts'
 import { type AppendRecord, type EmbeddedLog, embeddedLogExists, openEmbeddedLog } from './embedded-log.ts'
 import { embeddedLogPath } from './options.ts'

@@ -1,17 +1,12 @@
 import { Admin } from '@platformatic/kafka'
 import { ErrorCodes, FatalError, RetriableError } from '../errors.ts'
-import { kafkaConnectionOptions } from '../kafka/connection.ts'
+import { kafkaConnectionOptions, parseBrokers } from '../kafka/connection.ts'
 import { openEmbeddedLog } from '../log/embedded-log.ts'
 import { commitOffsets, joinGroup, leaveGroup } from '../log/groups.ts'
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../log/options.ts'
-import { parseBrokers } from './kafka/options.ts'
-import type { TopicPartition } from './types.ts'
+import type { PartitionSpan } from './types.ts'
 
-/** One partition's records at rewind time: offsets `[start, end)`, what a pass from the start reads. */
-export interface PartitionSpan extends TopicPartition {
-  readonly start: bigint
-  readonly end: bigint
-}
+export type { PartitionSpan }
 
 export interface RewindOptions {
   groupId: string

@@ -5,6 +5,12 @@ export interface TopicPartition {
   readonly partition: number
 }
 
+/** One partition's records at rewind time: offsets `[start, end)`, what a pass from the start reads. */
+export interface PartitionSpan extends TopicPartition {
+  readonly start: bigint
+  readonly end: bigint
+}
+
 /** One message as a source hands it over: raw bytes plus where it came from. */
 export interface SourceMessage {
   readonly key: Buffer | undefined

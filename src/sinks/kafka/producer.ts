@@ -1,21 +1,17 @@
 import { compatibilityPartitioner, type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError } from '../../errors.ts'
-import { explainKafkaError, type KafkaConnectionOptions, kafkaConnectionOptions } from '../../kafka/connection.ts'
+import {
+  explainKafkaError,
+  type KafkaConnectionOptions,
+  kafkaConnectionOptions,
+  parseBrokers
+} from '../../kafka/connection.ts'
+import type { HeaderValue, OutgoingMessage, SfmProducer } from '../../kafka/messages.ts'
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
 import { createEmbeddedProducer } from '../../log/producer.ts'
-import { parseBrokers } from '../../sources/kafka/options.ts'
 import { reportSent } from '../../telemetry/channels.ts'
 
-export type HeaderValue = Buffer | string
-
-/** One record to produce. A `null` value is a tombstone (deletes the key from a compacted topic). */
-export interface OutgoingMessage {
-  readonly topic: string
-  readonly key?: Buffer | string
-  readonly value: Buffer | string | null
-  readonly headers?: ReadonlyMap<string, HeaderValue> | Readonly<Record<string, HeaderValue>>
-  readonly partition?: number
-}
+export type { HeaderValue, OutgoingMessage, SfmProducer }
 
 export interface CreateProducerOptions {
   /** Default: `KAFKA_BROKERS`. */
@@ -32,12 +28,6 @@ export interface CreateProducerOptions {
   clientId?: string
   /** Called after each acknowledged send, per topic, with the request's latency. */
   onSent?: (topic: string, count: number, seconds: number) => void
-}
-
-export interface SfmProducer {
-  /** Sends and resolves once all replicas in sync have the records (acks=all, idempotent: no duplicates on retry). */
-  send(messages: readonly OutgoingMessage[]): Promise<void>
-  close(): Promise<void>
 }
 
 /**

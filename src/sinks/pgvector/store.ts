@@ -1,4 +1,5 @@
 import { ErrorCodes, FatalError, SfmError } from '../../errors.ts'
+import type { FencePair } from '../../streams/fence.ts'
 import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
 import {
   boolArrayBinary,
@@ -8,7 +9,6 @@ import {
   timestamptzArrayBinary
 } from '../postgres/binary-array.ts'
 import { toSinkError } from '../postgres/errors.ts'
-import type { FencePair } from '../postgres/fence.ts'
 import { derivedName, displayName, parseTableName, quoteIdent, quoteQualified } from '../postgres/identifiers.ts'
 import type {
   SearchHit,

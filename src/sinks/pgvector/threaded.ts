@@ -1,8 +1,8 @@
 import { acquireFolderLock, type FolderLock } from '../../pglite/folder-lock.ts'
 import { displayFolder, pgliteVectorFolder } from '../../pglite/shared.ts'
+import type { FencePair } from '../../streams/fence.ts'
 import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
 import { WorkerRpc } from '../../workers/rpc.ts'
-import type { FencePair } from '../postgres/fence.ts'
 import type {
   SearchHit,
   SearchOptions,

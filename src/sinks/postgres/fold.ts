@@ -1,5 +1,5 @@
 import type { MemoryEvent } from '../../memory/event.ts'
-import { compareFence } from './fence.ts'
+import { compareFence } from '../../streams/fence.ts'
 import { prepareEvent } from './prepare.ts'
 import type { MemoryRow, PreparedEvent } from './types.ts'
 

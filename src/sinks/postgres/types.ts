@@ -1,18 +1,10 @@
 import type { Pool } from 'pg'
+import type { FencePair, Outcome } from '../../streams/fence.ts'
 import type { WriteResult } from '../types.ts'
-import type { FencePair } from './fence.ts'
 import type { QualifiedName } from './identifiers.ts'
 
-/** What writing one event did to the `memories` table. */
-export const Outcomes = {
-  /** The event won the fence and is now the stored state of its memory. */
-  APPLIED: 'applied',
-  /** Stale: the stored (or a newer in-batch) `(version, timestamp)` is greater. Nothing changed. */
-  FENCED: 'fenced',
-  /** Already processed (same `event_id`), or the same `(version, timestamp)` as the stored state. Nothing changed. */
-  DUPLICATE: 'duplicate'
-} as const
-export type Outcome = (typeof Outcomes)[keyof typeof Outcomes]
+/** What writing one event did to the `memories` table (the fence rule's outcomes, src/streams/fence.ts). */
+export { type Outcome, Outcomes } from '../../streams/fence.ts'
 
 export interface OutcomeCounts {
   applied: number

@@ -2,8 +2,8 @@ import { QdrantClient, type Schemas } from '@qdrant/js-client-rest'
 import PQueue from 'p-queue'
 import { ErrorCodes, FatalError, SfmError } from '../../errors.ts'
 import { redact } from '../../logger.ts'
+import type { FencePair } from '../../streams/fence.ts'
 import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
-import type { FencePair } from '../postgres/fence.ts'
 import type {
   SearchHit,
   SearchOptions,

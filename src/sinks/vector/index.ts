@@ -9,7 +9,6 @@ export {
 } from './reindex-progress.ts'
 export { DEFAULT_DATA_DIR, VectorStoreKinds, vectorStoreFromEnv } from './select.ts'
 export {
-  type EmbeddingRequestPublisher,
   type VectorSink,
   type VectorSinkCounts,
   type VectorSinkOptions,

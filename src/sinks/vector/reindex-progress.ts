@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from '../../logger.ts'
-import type { PartitionSpan } from '../../sources/rewind.ts'
+import type { PartitionSpan } from '../../sources/types.ts'
 import type { Origin } from '../../streams/envelope.ts'
 
 /** What a reindex did with the records it read, one count per record. */

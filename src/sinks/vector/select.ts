@@ -1,5 +1,6 @@
 import { envInt } from '../../config.ts'
 import { ErrorCodes, FatalError } from '../../errors.ts'
+import { DEFAULT_DATA_DIR } from '../../log/options.ts'
 import { createLogger, type Logger } from '../../logger.ts'
 import { pgDatabase } from '../pgvector/database.ts'
 import {
@@ -15,8 +16,8 @@ import type { VectorStore } from './types.ts'
 
 export const VectorStoreKinds = { QDRANT: 'qdrant', PGVECTOR: 'pgvector', PGLITE: 'pglite' } as const
 
-/** Default data directory of the embedded stores. */
-export const DEFAULT_DATA_DIR = './.sfm-data'
+/** Default data directory of the embedded stores: the embedded log's (src/log/options.ts). */
+export { DEFAULT_DATA_DIR }
 
 /**
  * The vector store the environment asks for, in this order:

@@ -1,24 +1,16 @@
 import { embedIsolating } from '../../embedders/embed-isolating.ts'
-import type { EmbeddingRequest } from '../../embedders/messages.ts'
+import type { EmbeddingRequest, EmbeddingRequestPublisher } from '../../embedders/messages.ts'
 import type { Embedder } from '../../embedders/types.ts'
 import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../logger.ts'
 import type { MemoryEvent } from '../../memory/event.ts'
 import type { Envelope } from '../../streams/envelope.ts'
+import { compareFence, reduceBatch } from '../../streams/fence.ts'
 import { type VectorWriteMessage, vectorWriteChannel } from '../../telemetry/channels.ts'
-import { reduceBatch } from '../postgres/buffer.ts'
-import { compareFence } from '../postgres/fence.ts'
 import type { PreparedEvent } from '../postgres/types.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
 import { prepareVectorEvent, type VectorCandidate, vectorRecord } from './prepare.ts'
 import type { VectorDelete, VectorRecord, VectorStore } from './types.ts'
-
-/** Remote mode: embedding requests are published instead of embedding in the branch. */
-export interface EmbeddingRequestPublisher {
-  /** Resolves once the requests are durable on the broker. */
-  publish(requests: readonly EmbeddingRequest[], signal?: AbortSignal): Promise<void>
-  close?(): Promise<void>
-}
 
 export interface VectorSinkOptions {
   /** Embeds inline; in remote mode only its `dimensions` and `revision` are used. */

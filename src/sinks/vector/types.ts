@@ -1,4 +1,4 @@
-import type { FencePair } from '../postgres/fence.ts'
+import type { FencePair } from '../../streams/fence.ts'
 
 /** The latest upsert of a memory, embedded: one point of the vector index. */
 export interface VectorRecord extends FencePair {

@@ -1,6 +1,9 @@
 import { ErrorCodes, FatalError } from '../../errors.ts'
-import { kafkaConnectionOptions } from '../../kafka/connection.ts'
+import { kafkaConnectionOptions, parseBrokers } from '../../kafka/connection.ts'
 import type { KafkaSourceOptions } from './types.ts'
+
+/** Moved to src/kafka/connection.ts (every Kafka client reads KAFKA_BROKERS); re-exported for existing imports. */
+export { parseBrokers }
 
 export const defaultKafkaSourceOptions = {
   clientId: 'sfm-streams',
@@ -17,20 +20,6 @@ export const defaultKafkaSourceOptions = {
 
 export type ResolvedKafkaSourceOptions = Required<Omit<KafkaSourceOptions, 'registry'>> &
   Pick<KafkaSourceOptions, 'registry'>
-
-/** Parses `a:1,b:2` into broker addresses, refusing anything that is not `host:port`. */
-export function parseBrokers(value: string | undefined, variable = 'KAFKA_BROKERS'): string[] {
-  const brokers = (value ?? '')
-    .split(',')
-    .map((b) => b.trim())
-    .filter((b) => b.length > 0)
-  for (const broker of brokers) {
-    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(broker)) {
-      throw new FatalError(`${variable}: "${broker}" is not host:port`, { code: ErrorCodes.CONFIG })
-    }
-  }
-  return brokers
-}
 
 export function parseBoolean(value: string | undefined, variable: string, fallback: boolean): boolean {
   if (value === undefined || value === '') return fallback
