@@ -15,7 +15,13 @@ export interface OutgoingMessage {
 }
 
 export interface SfmProducer {
-  /** Sends and resolves once all replicas in sync have the records (acks=all, idempotent: no duplicates on retry). */
+  /**
+   * Sends and resolves once all replicas in sync have the records (acks=all, idempotent: no duplicates on retry).
+   * Records too large for their topic are not retried: the others are sent, then RecordsTooLargeError (poison)
+   * lists them by index.
+   */
   send(messages: readonly OutgoingMessage[]): Promise<void>
+  /** The largest record batch the topic takes, in bytes (`max.message.bytes`); unset when there is no such limit. */
+  recordLimit?(topic: string): Promise<number>
   close(): Promise<void>
 }

@@ -1,5 +1,12 @@
-import { compatibilityPartitioner, type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
-import { describeError, ErrorCodes, FatalError } from '../../errors.ts'
+import {
+  Admin,
+  ConfigResourceTypes,
+  compatibilityPartitioner,
+  type MessageToProduce,
+  ProduceAcks,
+  Producer
+} from '@platformatic/kafka'
+import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../../errors.ts'
 import {
   explainKafkaError,
   type KafkaConnectionOptions,
@@ -10,6 +17,18 @@ import type { HeaderValue, OutgoingMessage, SfmProducer } from '../../kafka/mess
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
 import { createEmbeddedProducer } from '../../log/producer.ts'
 import { reportSent } from '../../telemetry/channels.ts'
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  describeProtocolError,
+  isTooLarge,
+  planRequests,
+  RECORD_BATCH_OVERHEAD,
+  RecordsTooLargeError,
+  type RejectedRecord,
+  recordBytesBound,
+  TopicRecordLimits,
+  tooLargeRecord
+} from './record-limit.ts'
 
 export type { HeaderValue, OutgoingMessage, SfmProducer }
 
@@ -44,7 +63,71 @@ function explainSendError(error: unknown, messages: readonly OutgoingMessage[], 
       cause: error
     })
   }
+  // The library's own message ("Producing messages failed.") says nothing: name the broker's answer.
+  const kafka = describeProtocolError(error)
+  if (kafka)
+    return new SfmError(kindOf(error), ErrorCodes.UNAVAILABLE, `producing to ${topics}: ${kafka}`, { cause: error })
   return error
+}
+
+type Produced = MessageToProduce<Buffer, Buffer, Buffer, Buffer>
+
+/** Each topic's `max.message.bytes` (the effective value: the topic's own, else the broker's default). */
+async function readRecordLimits(
+  topics: readonly string[],
+  brokers: string[],
+  connection: KafkaConnectionOptions,
+  clientId: string | undefined
+): Promise<Map<string, number>> {
+  const admin = new Admin({
+    ...connection,
+    clientId: `${clientId ?? 'sfm-streams-producer'}-limits`,
+    bootstrapBrokers: brokers,
+    retries: 1
+  })
+  try {
+    const described = await admin.describeConfigs({
+      resources: topics.map((t) => ({
+        resourceType: ConfigResourceTypes.TOPIC,
+        resourceName: t,
+        configurationKeys: ['max.message.bytes']
+      }))
+    })
+    const limits = new Map<string, number>()
+    for (const resource of described) {
+      const value = resource.configs.find((c) => c.name === 'max.message.bytes')?.value
+      if (value) limits.set(resource.resourceName, Number(value))
+    }
+    return limits
+  } finally {
+    await admin.close().catch(() => {})
+  }
+}
+
+/**
+ * Per message, the target partition as the library will pick it (Kafka's partitioner on the key, modulo the topic's
+ * partitions). A topic with unkeyed records (spread round-robin) or unknown partitions counts as one group.
+ */
+async function partitionGroups(
+  producer: Producer<Buffer, Buffer, Buffer, Buffer>,
+  topics: readonly string[],
+  out: readonly Produced[]
+): Promise<(index: number) => string> {
+  let counts = new Map<string, number>()
+  try {
+    const metadata = await producer.metadata({ topics: [...topics] })
+    counts = new Map([...metadata.topics].map(([name, t]) => [name, t.partitionsCount]))
+  } catch {
+    // Grouped by topic below: more requests than needed, never too large ones.
+  }
+  const wholeTopic = new Set(topics.filter((t) => !counts.has(t)))
+  for (const o of out) if (o.partition === undefined && o.key === undefined) wholeTopic.add(o.topic)
+  return (index) => {
+    const o = out[index]!
+    if (wholeTopic.has(o.topic)) return o.topic
+    const partition = o.partition ?? compatibilityPartitioner(o, o.key) % counts.get(o.topic)!
+    return `${o.topic}\u0000${partition}`
+  }
 }
 
 const toBuffer = (v: HeaderValue): Buffer => (typeof v === 'string' ? Buffer.from(v) : v)
@@ -90,30 +173,130 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
     retries: 5,
     retryDelay: 200
   })
+  const limits = new TopicRecordLimits((topics) => readRecordLimits(topics, brokers, connection, options.clientId))
+
+  /** One produce request; a refusal other than "too large" is explained and thrown. */
+  const request = async (messages: readonly OutgoingMessage[], out: readonly Produced[]) => {
+    await producer.send({ messages: out as Produced[] }).catch((error: unknown) => {
+      throw isTooLarge(error) ? error : explainSendError(error, messages, brokers)
+    })
+  }
+
+  /**
+   * Sends `indices` in one request; if the broker says it is too large, splits it in halves until the records that
+   * are too large stand alone, which are rejected.
+   */
+  const sendSplitting = async (
+    messages: readonly OutgoingMessage[],
+    out: readonly Produced[],
+    sizes: Int32Array,
+    indices: readonly number[],
+    rejected: RejectedRecord[]
+  ): Promise<void> => {
+    try {
+      await request(
+        indices.map((i) => messages[i]!),
+        indices.map((i) => out[i]!)
+      )
+    } catch (error) {
+      if (!isTooLarge(error)) throw error
+      if (indices.length === 1) {
+        const index = indices[0]!
+        const topic = messages[index]!.topic
+        rejected.push(tooLargeRecord(index, topic, sizes[index]!, await limits.get(topic), error))
+        return
+      }
+      const half = indices.length >>> 1
+      await sendSplitting(messages, out, sizes, indices.slice(0, half), rejected)
+      await sendSplitting(messages, out, sizes, indices.slice(half), rejected)
+    }
+  }
+
+  /** The slow path: requests planned per target partition under each topic's limit, sent one after the other. */
+  const sendPlanned = async (
+    messages: readonly OutgoingMessage[],
+    out: readonly Produced[],
+    sizes: Int32Array
+  ): Promise<RejectedRecord[]> => {
+    const topics = [...new Set(messages.map((m) => m.topic))]
+    await limits.load(topics)
+    const groups = await partitionGroups(producer, topics, out)
+    const budgets = new Map(
+      topics.map((t) => [t, (limits.cached(t) ?? DEFAULT_MAX_MESSAGE_BYTES) - RECORD_BATCH_OVERHEAD])
+    )
+    const rejected: RejectedRecord[] = []
+    const plan = planRequests(sizes, groups, (i) => budgets.get(messages[i]!.topic)!)
+    for (const indices of plan) await sendSplitting(messages, out, sizes, indices, rejected)
+    return rejected
+  }
+
   return {
     async send(messages) {
       if (messages.length === 0) return
       const started = performance.now()
-      await producer
-        .send({
-          messages: messages.map((m) => {
-            const out: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: m.topic }
-            if (m.key !== undefined) out.key = toBuffer(m.key)
-            if (m.value !== null) out.value = toBuffer(m.value)
-            if (m.partition !== undefined) out.partition = m.partition
-            if (m.headers) {
-              const headers = new Map<Buffer, Buffer>()
-              const entries = m.headers instanceof Map ? m.headers.entries() : Object.entries(m.headers)
-              for (const [k, v] of entries) headers.set(Buffer.from(k), toBuffer(v))
-              out.headers = headers
-            }
-            return out
-          })
-        })
-        .catch((error: unknown) => {
-          throw explainSendError(error, messages, brokers)
-        })
-      reportSent(messages, started, options.onSent)
+      const out = new Array<Produced>(messages.length)
+      const sizes = new Int32Array(messages.length)
+      // Bytes per topic: a topic's records may all land in one partition, so under the limit per topic is the fast
+      // path (one request, as before); over it, requests are planned per partition.
+      const perTopic = new Map<string, number>()
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!
+        const o: Produced = { topic: m.topic }
+        let keyBytes = 0
+        let valueBytes = 0
+        if (m.key !== undefined) {
+          o.key = toBuffer(m.key)
+          keyBytes = o.key.length
+        }
+        if (m.value !== null) {
+          o.value = toBuffer(m.value)
+          valueBytes = o.value.length
+        }
+        if (m.partition !== undefined) o.partition = m.partition
+        let headers: Map<Buffer, Buffer> | undefined
+        if (m.headers) {
+          headers = new Map<Buffer, Buffer>()
+          const entries = m.headers instanceof Map ? m.headers.entries() : Object.entries(m.headers)
+          for (const [k, v] of entries) headers.set(Buffer.from(k), toBuffer(v))
+          o.headers = headers
+        }
+        out[i] = o
+        const size = recordBytesBound(keyBytes, valueBytes, headers)
+        sizes[i] = size
+        perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + size)
+      }
+      let fits = true
+      for (const [topic, bytes] of perTopic) {
+        const limit = limits.cached(topic) ?? (await limits.get(topic))
+        if (bytes + RECORD_BATCH_OVERHEAD > limit) fits = false
+      }
+      let rejected: RejectedRecord[] = []
+      if (fits) {
+        try {
+          await request(messages, out)
+        } catch (error) {
+          if (!isTooLarge(error)) throw error
+          // The limit was lowered since it was read, or the estimate missed: read it again and plan.
+          for (const topic of perTopic.keys()) limits.forget(topic)
+          rejected = await sendPlanned(messages, out, sizes)
+        }
+      } else {
+        rejected = await sendPlanned(messages, out, sizes)
+      }
+      if (rejected.length === 0) {
+        reportSent(messages, started, options.onSent)
+        return
+      }
+      const skip = new Set(rejected.map((r) => r.index))
+      reportSent(
+        messages.filter((_, i) => !skip.has(i)),
+        started,
+        options.onSent
+      )
+      throw new RecordsTooLargeError(rejected)
+    },
+    recordLimit(topic) {
+      return limits.get(topic)
     },
     async close() {
       await producer.close()

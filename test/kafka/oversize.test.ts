@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { Admin, ConfigResourceTypes } from '@platformatic/kafka'
+import { ErrorKinds, kindOf } from '../../src/errors.ts'
+import { createProducer, type OutgoingMessage } from '../../src/sinks/kafka/producer.ts'
+import {
+  planRequests,
+  RecordsTooLargeError,
+  recordBytesBound,
+  TopicRecordLimits
+} from '../../src/sinks/kafka/record-limit.ts'
+import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
+
+const skip = brokers() ? false : NO_KAFKA
+
+describe('planRequests', () => {
+  test('keeps each group under its budget, in order; a record over the budget goes alone', () => {
+    const sizes = [40, 40, 40, 150, 40, 10]
+    const plan = planRequests(
+      sizes,
+      () => 'p0',
+      () => 100
+    )
+    assert.deepEqual(plan, [[0, 1], [2], [3], [4, 5]])
+    assert.deepEqual(plan.flat(), [0, 1, 2, 3, 4, 5])
+  })
+
+  test('counts bytes per group: records of other partitions share a request', () => {
+    const plan = planRequests(
+      [60, 60, 60, 60],
+      (i) => `p${i % 2}`,
+      () => 100
+    )
+    assert.deepEqual(plan, [
+      [0, 1],
+      [2, 3]
+    ])
+  })
+
+  test('recordBytesBound is at least the key, value and header bytes', () => {
+    const headers = new Map([[Buffer.from('h'), Buffer.from('vv')]])
+    assert.equal(recordBytesBound(3, 5, headers), 36 + 3 + 5 + 10 + 3)
+    assert.equal(recordBytesBound(0, 0, undefined), 36)
+  })
+
+  test('TopicRecordLimits reads once, and falls back to the default for a while when it cannot read', async () => {
+    let reads = 0
+    const ok = new TopicRecordLimits(async (topics) => {
+      reads++
+      return new Map(topics.map((t) => [t, 5000]))
+    })
+    assert.equal(await ok.get('a'), 5000)
+    assert.equal(await ok.get('a'), 5000)
+    assert.equal(reads, 1)
+    ok.forget('a')
+    assert.equal(await ok.get('a'), 5000)
+    assert.equal(reads, 2)
+    const failing = new TopicRecordLimits(async () => {
+      throw new Error('denied')
+    })
+    assert.equal(await failing.get('b'), 1_048_588)
+  })
+})
+
+describe('producer: requests under the topic limit', { skip }, () => {
+  const LIMIT = 64 * 1024
+
+  test('2,000 records of 1.6 KB to one partition (50x the topic limit) are all written, in order', async (t) => {
+    const topic = uniqueName('oversize-split')
+    await createTopics(t, [topic], 3, { 'max.message.bytes': String(LIMIT) })
+    const producer = createProducer({ brokers: brokers()!, clientId: 'sfm-test-oversize' })
+    t.after(() => producer.close())
+    const filler = 'x'.repeat(1600)
+    const messages: OutgoingMessage[] = []
+    for (let i = 0; i < 2000; i++) {
+      messages.push({ topic, key: 'one-key', value: JSON.stringify({ i, filler }), headers: { n: String(i) } })
+    }
+    await producer.send(messages)
+    assert.equal(await producer.recordLimit?.(topic), LIMIT)
+    const read = await readTopic(topic, 2000)
+    assert.equal(read.length, 2000)
+    assert.deepEqual(
+      read.map((m) => (JSON.parse(m.value!) as { i: number }).i),
+      messages.map((_, i) => i)
+    )
+    assert.equal(new Set(read.map((m) => m.partition)).size, 1)
+  })
+
+  test('a record over the limit is rejected alone, as poison naming the Kafka error; the others are written', async (t) => {
+    const topic = uniqueName('oversize-one')
+    await createTopics(t, [topic], 1, { 'max.message.bytes': String(LIMIT) })
+    const producer = createProducer({ brokers: brokers()!, clientId: 'sfm-test-oversize' })
+    t.after(() => producer.close())
+    const messages: OutgoingMessage[] = [
+      { topic, key: 'a', value: 'before' },
+      { topic, key: 'b', value: 'y'.repeat(LIMIT + 10) },
+      { topic, key: 'c', value: 'after' }
+    ]
+    const error = await producer.send(messages).then(
+      () => undefined,
+      (e: unknown) => e
+    )
+    assert.ok(error instanceof RecordsTooLargeError, `expected RecordsTooLargeError, got ${String(error)}`)
+    assert.equal(kindOf(error), ErrorKinds.POISON)
+    assert.deepEqual(
+      error.rejected.map((r) => r.index),
+      [1]
+    )
+    assert.equal(error.rejected[0]!.limit, LIMIT)
+    assert.match(error.rejected[0]!.error.message, /MESSAGE_TOO_LARGE \(Kafka error 10\)/)
+    assert.match(error.rejected[0]!.error.message, /max\.message\.bytes 65536/)
+    const read = await readTopic(topic, 2)
+    assert.deepEqual(
+      read.map((m) => m.value),
+      ['before', 'after']
+    )
+  })
+
+  test('a topic limit lowered after it was read: the refused request is planned again under the new limit', async (t) => {
+    const topic = uniqueName('oversize-lowered')
+    await createTopics(t, [topic], 1, { 'max.message.bytes': String(LIMIT) })
+    const producer = createProducer({ brokers: brokers()!, clientId: 'sfm-test-oversize' })
+    t.after(() => producer.close())
+    await producer.send([{ topic, key: 'k', value: 'first' }])
+    assert.equal(await producer.recordLimit?.(topic), LIMIT)
+    const admin = new Admin({ clientId: 'sfm-test-admin', bootstrapBrokers: brokers()! })
+    try {
+      await admin.incrementalAlterConfigs({
+        resources: [
+          {
+            resourceType: ConfigResourceTypes.TOPIC,
+            resourceName: topic,
+            configs: [{ name: 'max.message.bytes', value: '16384', configOperation: 0 }]
+          }
+        ]
+      })
+    } finally {
+      await admin.close()
+    }
+    // 40 KB: under the limit read first, over the new one.
+    const messages = Array.from({ length: 40 }, (_, i) => ({ topic, key: 'k', value: `${i}:${'w'.repeat(1000)}` }))
+    await producer.send(messages)
+    assert.equal(await producer.recordLimit?.(topic), 16384)
+    const read = await readTopic(topic, 41)
+    assert.equal(read.length, 41)
+    assert.deepEqual(
+      read.slice(1).map((m) => m.value!.split(':')[0]),
+      messages.map((_, i) => String(i))
+    )
+  })
+})
