@@ -6,6 +6,7 @@ import {
   type OutgoingMessage,
   type SfmProducer
 } from '../sinks/kafka/producer.ts'
+import { RecordsTooLargeError } from '../sinks/kafka/record-limit.ts'
 import { toSinkError } from '../sinks/postgres/errors.ts'
 import { quoteQualified } from '../sinks/postgres/identifiers.ts'
 import { type Outcome, Outcomes, type PostgresSink, type PreparedEvent, postgresSink } from '../sinks/postgres/index.ts'
@@ -82,8 +83,10 @@ export function kvStoreDescription(options: Pick<MaterializeOptions, 'connection
  *    cost PostgreSQL a query per batch and Node the parsing of 1 KB rows: docs/BENCHMARKS.md, memory-kv.)
  * 3. One audit record per event goes to `memory.audit` (applied / fenced / duplicate).
  *
- * Steps 2 and 3 are one produce request. If it fails, the whole batch is retried: step 1 then reports the events as
- * duplicates, so the outcome of the first attempt is remembered per delivery for the audit record.
+ * Steps 2 and 3 are one send (split into requests under each topic's record-size limit by the producer). If it fails,
+ * the whole batch is retried: step 1 then reports the events as duplicates, so the outcome of the first attempt is
+ * remembered per delivery for the audit record. A record too large for its topic is not retried: its event is
+ * dead-lettered with the reason and the rest of the batch is done.
  */
 export function materializeMemories(
   options: MaterializeOptions
@@ -166,7 +169,10 @@ export function materializeMemories(
       } satisfies PostgresBatchMessage)
 
       const records: OutgoingMessage[] = []
-      const touched = new Map<string, Envelope<MemoryEvent>>()
+      // Per record, the batch index of the envelope it is for (to dead-letter that one if the record is too large).
+      const owners: number[] = []
+      // Per id, the index of its last envelope in the batch.
+      const touched = new Map<string, number>()
       // Per id, its applied event (at most one: a batch is reduced to one winner per id).
       const applied = new Map<string, PreparedEvent>()
       const processedAt = new Date().toISOString()
@@ -175,7 +181,7 @@ export function materializeMemories(
         if (outcome === undefined) return
         if (!firstOutcome.has(envelope.delivery)) firstOutcome.set(envelope.delivery, outcome)
         const event = envelope.value
-        touched.set(event.id, envelope)
+        touched.set(event.id, index)
         const prepared = result.prepared[index]
         if (outcome === Outcomes.APPLIED && prepared !== undefined && CANONICAL_UUID.test(prepared.eventId)) {
           applied.set(event.id, prepared)
@@ -196,30 +202,49 @@ export function materializeMemories(
           }),
           headers: injectContext(envelope.delivery.context)
         })
+        owners.push(index)
       })
       for (const [id, event] of applied) {
-        const envelope = touched.get(id)
+        const index = touched.get(id)!
         records.push({
           topic: options.latestTopic,
           key: id,
           value: event.deleted ? null : latestFromEvent(event),
-          ...(envelope ? { headers: injectContext(envelope.delivery.context) } : {})
+          headers: injectContext(batch[index]!.delivery.context)
         })
+        owners.push(index)
       }
       const unread = applied.size === touched.size ? [] : [...touched.keys()].filter((id) => !applied.has(id))
       if (unread.length > 0) {
         for (const row of await readRows(pool, postgres, unread)) {
-          const envelope = touched.get(row.id)
+          const index = touched.get(row.id)
+          if (index === undefined) continue
           records.push({
             topic: options.latestTopic,
             key: row.id,
             value: row.deleted_at === null ? latestValue(row) : null,
-            ...(envelope ? { headers: injectContext(envelope.delivery.context) } : {})
+            headers: injectContext(batch[index]!.delivery.context)
           })
+          owners.push(index)
         }
       }
       producer ??= createProducer({ clientId: `sfm-${topology}-materialize`, ...options })
-      await producer.send(records)
+      try {
+        await producer.send(records)
+      } catch (error) {
+        if (!(error instanceof RecordsTooLargeError)) throw error
+        // The other records are written; the events whose record Kafka cannot take go to the DLQ with the reason
+        // (their row is written: the DLQ keeps the event for a replay once the topic's limit allows it).
+        const failures = [...(result.failures ?? [])]
+        const failed = new Set(failures.map((f) => f.index))
+        for (const rejected of error.rejected) {
+          const index = owners[rejected.index]!
+          if (failed.has(index)) continue
+          failed.add(index)
+          failures.push({ index, error: rejected.error })
+        }
+        return { failures }
+      }
       return result.failures && result.failures.length > 0 ? { failures: result.failures } : {}
     },
     async close() {

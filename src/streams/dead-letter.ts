@@ -16,7 +16,12 @@ export const DeadLetterHeaders = {
   SOURCE_OFFSET: 'sfm.dlq.source.offset',
   TOPOLOGY: 'sfm.dlq.topology',
   FAILED_AT: 'sfm.dlq.failed_at',
-  ATTEMPTS: 'sfm.dlq.attempts'
+  ATTEMPTS: 'sfm.dlq.attempts',
+  /**
+   * Set when the letter was too large for the DLQ topic and was stored cut down: says what was cut (e.g. `value
+   * 3145728 bytes cut to 2096128`, `2 original headers dropped`). Its absence means the letter is whole.
+   */
+  TRUNCATED: 'sfm.dlq.truncated'
 } as const
 
 /** Error messages can be long (ajv lists) — keep the header bounded. */

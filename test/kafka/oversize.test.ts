@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Admin, ConfigResourceTypes } from '@platformatic/kafka'
 import { ErrorKinds, kindOf } from '../../src/errors.ts'
+import { kafkaDeadLetter, kafkaSink } from '../../src/sinks/kafka/index.ts'
 import { createProducer, type OutgoingMessage } from '../../src/sinks/kafka/producer.ts'
 import {
   planRequests,
@@ -9,6 +10,8 @@ import {
   recordBytesBound,
   TopicRecordLimits
 } from '../../src/sinks/kafka/record-limit.ts'
+import { DeadLetterHeaders } from '../../src/streams/dead-letter.ts'
+import { envelopeOf, RecordingHost } from '../helpers/envelopes.ts'
 import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
 
 const skip = brokers() ? false : NO_KAFKA
@@ -147,5 +150,70 @@ describe('producer: requests under the topic limit', { skip }, () => {
       read.slice(1).map((m) => m.value!.split(':')[0]),
       messages.map((_, i) => String(i))
     )
+  })
+})
+
+describe('Kafka sink and DLQ with records over the topic limit', { skip }, () => {
+  const LIMIT = 32 * 1024
+  const context = { topology: 't', branch: 'out', signal: new AbortController().signal }
+
+  test('kafkaSink: the envelope whose record is too large fails alone as poison; the batch is written', async (t) => {
+    const topic = uniqueName('oversize-sink')
+    await createTopics(t, [topic], 2, { 'max.message.bytes': String(LIMIT) })
+    const sink = kafkaSink<Buffer>({ topic, brokers: brokers()! })
+    t.after(() => sink.close?.())
+    await sink.open?.(context)
+    const host = new RecordingHost()
+    const batch = Array.from({ length: 60 }, (_, i) =>
+      envelopeOf(host, i === 7 ? 'b'.repeat(LIMIT * 2) : `${i}:${'s'.repeat(1500)}`, { key: `k${i % 5}` })
+    )
+    const result = await sink.write(batch, context)
+    assert.deepEqual(
+      result?.failures?.map((f) => f.index),
+      [7]
+    )
+    assert.equal(kindOf(result!.failures![0]!.error), ErrorKinds.POISON)
+    assert.match(String((result!.failures![0]!.error as Error).message), /MESSAGE_TOO_LARGE/)
+    const read = await readTopic(topic, 59)
+    assert.equal(read.length, 59)
+    assert.ok(read.every((m) => !m.value!.startsWith('b')))
+  })
+
+  test('DLQ: a letter over the limit is stored cut down with sfm.dlq.truncated; the others are whole', async (t) => {
+    const topic = uniqueName('oversize-dlq')
+    await createTopics(t, [topic], 1, { 'max.message.bytes': String(LIMIT) })
+    const dlq = kafkaDeadLetter({ topic, brokers: brokers()! })
+    t.after(() => dlq.close?.())
+    await dlq.open?.()
+    const headers = (extra: Record<string, string> = {}) =>
+      new Map(Object.entries({ 'sfm.dlq.error.message': 'bad', ...extra }).map(([k, v]) => [k, Buffer.from(v)]))
+    const big = Buffer.alloc(LIMIT * 3, 0x61)
+    await dlq.write([
+      { key: Buffer.from('a'), value: Buffer.from('small'), headers: headers() },
+      { key: Buffer.from('b'), value: big, headers: headers({ origin: 'kept' }) },
+      // Original headers alone over the limit: dropped, the sfm.dlq.* context kept.
+      { key: Buffer.from('c'), value: Buffer.from('v'), headers: headers({ huge: 'h'.repeat(LIMIT * 2) }) }
+    ])
+    const read = await readTopic(topic, 3)
+    assert.deepEqual(
+      read.map((m) => m.key),
+      ['a', 'b', 'c']
+    )
+    assert.equal(read[0]!.value, 'small')
+    assert.equal(read[0]!.headers.has(DeadLetterHeaders.TRUNCATED), false)
+    const cut = read[1]!
+    assert.ok(cut.value!.length > LIMIT / 2 && cut.value!.length < LIMIT, `cut to ${cut.value!.length}`)
+    assert.ok(big.toString().startsWith(cut.value!))
+    assert.match(
+      cut.headers.get(DeadLetterHeaders.TRUNCATED)!,
+      new RegExp(`^value ${big.length} bytes cut to ${cut.value!.length}$`)
+    )
+    assert.equal(cut.headers.get('origin'), 'kept')
+    assert.equal(cut.headers.get('sfm.dlq.error.message'), 'bad')
+    const dropped = read[2]!
+    assert.equal(dropped.value, 'v')
+    assert.equal(dropped.headers.has('huge'), false)
+    assert.equal(dropped.headers.get('sfm.dlq.error.message'), 'bad')
+    assert.match(dropped.headers.get(DeadLetterHeaders.TRUNCATED)!, /1 original headers dropped/)
   })
 })

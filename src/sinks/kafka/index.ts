@@ -6,9 +6,11 @@ import { describeSchemaErrors } from '../../streams/operators/validate.ts'
 import { injectContext } from '../../telemetry/propagation.ts'
 import type { ItemFailure, Sink } from '../types.ts'
 import { type CreateProducerOptions, createProducer, type OutgoingMessage, type SfmProducer } from './producer.ts'
+import { RecordsTooLargeError } from './record-limit.ts'
 
 export { kafkaDeadLetter } from './dead-letter.ts'
 export { type CreateProducerOptions, createProducer, type OutgoingMessage, type SfmProducer } from './producer.ts'
+export { RecordsTooLargeError, type RejectedRecord } from './record-limit.ts'
 
 /** What to produce for one envelope: a record, several, or none (nothing to write for it). */
 export type KafkaRecordMapper<T> = (
@@ -85,8 +87,9 @@ function withTraceContext<T>(headers: OutgoingMessage['headers'], envelope: Enve
 }
 
 /**
- * Produces each batch to a topic in one request (idempotent, acks=all); the batch is durable when the request is
- * acknowledged. A batch holds one source partition, and a partition's batches are written in order, so records of
+ * Produces each batch to a topic (idempotent, acks=all) in one request, or in several under the topic's record-size
+ * limit, sent in order; the batch is durable when they are acknowledged. An envelope whose record is too large for
+ * the topic on its own fails alone, as poison (to the DLQ). A batch holds one source partition, and a partition's batches are written in order, so records of
  * one key keep their order — which a compacted topic like `memory.latest` relies on.
  */
 export function kafkaSink<T>(options: KafkaSinkOptions<T>): Sink<T> {
@@ -103,6 +106,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): Sink<T> {
       producer ??= createProducer({ clientId: `sfm-streams-sink-${options.topic}`, ...options })
       if (options.registry) framing ??= await resolveFraming(options.registry)
       const messages: OutgoingMessage[] = []
+      // Per message, the batch index of the envelope it came from.
+      const owners: number[] = []
       const failures: ItemFailure[] = []
       batch.forEach((envelope, index) => {
         const out = record(envelope)
@@ -120,9 +125,26 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): Sink<T> {
           }
           records.push({ ...m, value, topic: options.topic, headers: withTraceContext(m.headers, envelope) })
         }
-        messages.push(...records)
+        for (const r of records) {
+          messages.push(r)
+          owners.push(index)
+        }
       })
-      if (messages.length > 0) await producer.send(messages)
+      if (messages.length > 0) {
+        try {
+          await producer.send(messages)
+        } catch (error) {
+          if (!(error instanceof RecordsTooLargeError)) throw error
+          // Too large for the topic however often it is sent: that envelope is poison, the others are written.
+          const failed = new Set<number>()
+          for (const rejected of error.rejected) {
+            const index = owners[rejected.index]!
+            if (failed.has(index)) continue
+            failed.add(index)
+            failures.push({ index, error: rejected.error })
+          }
+        }
+      }
       return failures.length > 0 ? { failures } : undefined
     },
     async close() {
