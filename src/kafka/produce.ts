@@ -3,6 +3,7 @@ import { Admin } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../errors.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createProducer, type OutgoingMessage, type SfmProducer } from '../sinks/kafka/producer.ts'
+import { RecordsTooLargeError } from '../sinks/kafka/record-limit.ts'
 import {
   explainKafkaError,
   type KafkaConnectionOptions,
@@ -24,7 +25,10 @@ export interface ProduceOptions {
   headers?: Readonly<Record<string, string>>
   /** Lines per send request. */
   batchSize?: number
-  /** A send request is closed once its keys and values reach this many bytes (stays under max.message.bytes). */
+  /**
+   * A send request is closed once its keys and values reach this many bytes. The producer splits it further under
+   * the topic's max.message.bytes; a line too large for the topic on its own is rejected (`onReject`).
+   */
   batchBytes?: number
   /**
    * Send requests awaiting acknowledgement at once (reading and encoding overlap with the broker's work). The
@@ -261,6 +265,8 @@ export async function produceLines(
   let bytes = 0
   let failure: { error: unknown } | undefined
   let batch: OutgoingMessage[] = []
+  // The input line of each message in `batch`, to report one too large for the topic.
+  let batchLines: number[] = []
   let batchBytes = 0
   let lineNumber = 0
 
@@ -272,8 +278,10 @@ export async function produceLines(
   }
   const dispatch = async () => {
     const messages = batch
+    const messageLines = batchLines
     const size = batchBytes
     batch = []
+    batchLines = []
     batchBytes = 0
     if (messages.length === 0) return
     const sendStarted = performance.now()
@@ -284,7 +292,20 @@ export async function produceLines(
         bytes += size
       },
       (error: unknown) => {
-        failure ??= { error }
+        if (!(error instanceof RecordsTooLargeError)) {
+          failure ??= { error }
+          return
+        }
+        // The others were acknowledged: a line too large for the topic is rejected like any bad line.
+        latencies.push(performance.now() - sendStarted)
+        let rejectedBytes = 0
+        for (const r of error.rejected) {
+          const m = messages[r.index]!
+          rejectedBytes += (m.value?.length ?? 0) + (m.key === undefined ? 0 : Buffer.byteLength(m.key))
+          reject(messageLines[r.index]!, r.error.message)
+        }
+        sent += messages.length - error.rejected.length
+        bytes += size - rejectedBytes
       }
     )
     inFlight.add(request)
@@ -320,6 +341,7 @@ export async function produceLines(
       }
       const size = line.length + (checked.key === undefined ? 0 : Buffer.byteLength(checked.key))
       if (batch.length > 0 && batchBytes + size > o.batchBytes) await dispatch()
+      batchLines.push(input.line)
       batch.push({
         topic: o.topic,
         value: line,

@@ -119,6 +119,28 @@ describe('producer: requests under the topic limit', { skip }, () => {
     )
   })
 
+  test('concurrent sends that are split keep the order of one key (the first read of the limit included)', async (t) => {
+    const topic = uniqueName('oversize-concurrent')
+    await createTopics(t, [topic], 2, { 'max.message.bytes': String(16 * 1024) })
+    const producer = createProducer({ brokers: brokers()!, clientId: 'sfm-test-oversize' })
+    t.after(() => producer.close())
+    // Sends alternate between over the limit (split) and small (one request), all issued at once.
+    const sends = Array.from({ length: 8 }, (_, s) =>
+      Array.from({ length: s % 2 === 0 ? 50 : 3 }, (_, i) => ({
+        topic,
+        key: 'k',
+        value: `${s}.${i}:${'v'.repeat(1000)}`
+      }))
+    )
+    await Promise.all(sends.map((messages) => producer.send(messages)))
+    const expected = sends.flat().map((m) => m.value.split(':')[0])
+    const read = await readTopic(topic, expected.length)
+    assert.deepEqual(
+      read.map((m) => m.value!.split(':')[0]),
+      expected
+    )
+  })
+
   test('a topic limit lowered after it was read: the refused request is planned again under the new limit', async (t) => {
     const topic = uniqueName('oversize-lowered')
     await createTopics(t, [topic], 1, { 'max.message.bytes': String(LIMIT) })

@@ -109,4 +109,20 @@ describe('produceLines on a real broker', { skip }, () => {
     assert.deepEqual(report.rejections, [{ line: 5, reason: 'not valid JSON' }])
     assert.equal(report.sends, 2, 'two lines per request')
   })
+  test('a line too large for the topic is rejected with the Kafka error; the lines around it are sent', {
+    timeout: 60_000
+  }, async (t) => {
+    const topic = uniqueName('t.produce-limit')
+    await createTopics(t, [topic], 1, { 'max.message.bytes': String(16 * 1024) })
+    const big = JSON.stringify({ id: 'big', text: 'z'.repeat(20 * 1024) })
+    const report = await produceLines(['{"id":"a"}', big, '{"id":"b"}'], { topic, brokers: brokers()!, keyField: 'id' })
+    assert.equal(report.sent, 2)
+    assert.equal(report.rejected, 1)
+    assert.equal(report.rejections[0]!.line, 2)
+    assert.match(report.rejections[0]!.reason, /MESSAGE_TOO_LARGE \(Kafka error 10\)/)
+    assert.deepEqual(
+      (await readTopic(topic, 2)).map((m) => m.key),
+      ['a', 'b']
+    )
+  })
 })

@@ -230,9 +230,24 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
     return rejected
   }
 
+  // A send split into several requests sends them one after the other: later sends wait, so records of one key
+  // stay in order across concurrent sends.
+  let splitting: Promise<unknown> | undefined
+  const planned = async (messages: readonly OutgoingMessage[], out: readonly Produced[], sizes: Int32Array) => {
+    const sending = sendPlanned(messages, out, sizes)
+    const current = sending.catch(() => {})
+    splitting = current
+    try {
+      return await sending
+    } finally {
+      if (splitting === current) splitting = undefined
+    }
+  }
+
   return {
     async send(messages) {
       if (messages.length === 0) return
+      while (splitting) await splitting
       const started = performance.now()
       const out = new Array<Produced>(messages.length)
       const sizes = new Int32Array(messages.length)
@@ -270,6 +285,8 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
         const limit = limits.cached(topic) ?? (await limits.get(topic))
         if (bytes + RECORD_BATCH_OVERHEAD > limit) fits = false
       }
+      // Reading a limit awaited: a split send may have started meanwhile.
+      while (splitting) await splitting
       let rejected: RejectedRecord[] = []
       if (fits) {
         try {
@@ -278,10 +295,10 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
           if (!isTooLarge(error)) throw error
           // The limit was lowered since it was read, or the estimate missed: read it again and plan.
           for (const topic of perTopic.keys()) limits.forget(topic)
-          rejected = await sendPlanned(messages, out, sizes)
+          rejected = await planned(messages, out, sizes)
         }
       } else {
-        rejected = await sendPlanned(messages, out, sizes)
+        rejected = await planned(messages, out, sizes)
       }
       if (rejected.length === 0) {
         reportSent(messages, started, options.onSent)

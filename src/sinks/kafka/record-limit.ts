@@ -170,6 +170,7 @@ export function tooLargeRecord(
 export class TopicRecordLimits {
   readonly #read: (topics: readonly string[]) => Promise<ReadonlyMap<string, number>>
   readonly #known = new Map<string, { limit: number; until: number }>()
+  readonly #loading = new Map<string, Promise<void>>()
   readonly #retryMs: number
 
   constructor(read: (topics: readonly string[]) => Promise<ReadonlyMap<string, number>>, retryMs = 60_000) {
@@ -184,9 +185,24 @@ export class TopicRecordLimits {
     return entry.limit
   }
 
+  /**
+   * Reads the limits not known yet. Concurrent callers share one read per topic, and resume in the order they
+   * called (sends waiting for the first read keep their order).
+   */
   async load(topics: Iterable<string>): Promise<void> {
     const missing = [...new Set(topics)].filter((t) => this.cached(t) === undefined)
     if (missing.length === 0) return
+    const reading = missing.filter((t) => !this.#loading.has(t))
+    if (reading.length > 0) {
+      const done = this.#readInto(reading).finally(() => {
+        for (const t of reading) this.#loading.delete(t)
+      })
+      for (const t of reading) this.#loading.set(t, done)
+    }
+    for (const t of missing) await this.#loading.get(t)
+  }
+
+  async #readInto(missing: readonly string[]): Promise<void> {
     let read: ReadonlyMap<string, number> = new Map()
     try {
       read = await this.#read(missing)
