@@ -20,6 +20,7 @@ import { reportSent } from '../../telemetry/channels.ts'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   describeProtocolError,
+  headerBytesBound,
   isTooLarge,
   planRequests,
   RECORD_BATCH_OVERHEAD,
@@ -71,6 +72,53 @@ function explainSendError(error: unknown, messages: readonly OutgoingMessage[], 
 }
 
 type Produced = MessageToProduce<Buffer, Buffer, Buffer, Buffer>
+
+/**
+ * The library's messages for `messages` (keys, values and headers as bytes), each one's bytes in a record batch
+ * (upper bound), and the bytes per topic. Exported for the produce-send benchmark.
+ */
+export function prepareMessages(messages: readonly OutgoingMessage[]): {
+  out: Produced[]
+  sizes: Int32Array
+  perTopic: Map<string, number>
+} {
+  const out = new Array<Produced>(messages.length)
+  const sizes = new Int32Array(messages.length)
+  // Bytes per topic: a topic's records may all land in one partition, so under the limit per topic is the fast
+  // path (one request, as before); over it, requests are planned per partition.
+  const perTopic = new Map<string, number>()
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!
+    const o: Produced = { topic: m.topic }
+    let keyBytes = 0
+    let valueBytes = 0
+    if (m.key !== undefined) {
+      o.key = toBuffer(m.key)
+      keyBytes = o.key.length
+    }
+    if (m.value !== null) {
+      o.value = toBuffer(m.value)
+      valueBytes = o.value.length
+    }
+    if (m.partition !== undefined) o.partition = m.partition
+    let size = recordBytesBound(keyBytes, valueBytes, undefined)
+    if (m.headers) {
+      const headers = new Map<Buffer, Buffer>()
+      const entries = m.headers instanceof Map ? m.headers.entries() : Object.entries(m.headers)
+      for (const [k, v] of entries) {
+        const key = Buffer.from(k)
+        const value = toBuffer(v)
+        headers.set(key, value)
+        size += headerBytesBound(key.length, value.length)
+      }
+      o.headers = headers
+    }
+    out[i] = o
+    sizes[i] = size
+    perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + size)
+  }
+  return { out, sizes, perTopic }
+}
 
 /** Each topic's `max.message.bytes` (the effective value: the topic's own, else the broker's default). */
 async function readRecordLimits(
@@ -249,37 +297,7 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
       if (messages.length === 0) return
       while (splitting) await splitting
       const started = performance.now()
-      const out = new Array<Produced>(messages.length)
-      const sizes = new Int32Array(messages.length)
-      // Bytes per topic: a topic's records may all land in one partition, so under the limit per topic is the fast
-      // path (one request, as before); over it, requests are planned per partition.
-      const perTopic = new Map<string, number>()
-      for (let i = 0; i < messages.length; i++) {
-        const m = messages[i]!
-        const o: Produced = { topic: m.topic }
-        let keyBytes = 0
-        let valueBytes = 0
-        if (m.key !== undefined) {
-          o.key = toBuffer(m.key)
-          keyBytes = o.key.length
-        }
-        if (m.value !== null) {
-          o.value = toBuffer(m.value)
-          valueBytes = o.value.length
-        }
-        if (m.partition !== undefined) o.partition = m.partition
-        let headers: Map<Buffer, Buffer> | undefined
-        if (m.headers) {
-          headers = new Map<Buffer, Buffer>()
-          const entries = m.headers instanceof Map ? m.headers.entries() : Object.entries(m.headers)
-          for (const [k, v] of entries) headers.set(Buffer.from(k), toBuffer(v))
-          o.headers = headers
-        }
-        out[i] = o
-        const size = recordBytesBound(keyBytes, valueBytes, headers)
-        sizes[i] = size
-        perTopic.set(m.topic, (perTopic.get(m.topic) ?? 0) + size)
-      }
+      const { out, sizes, perTopic } = prepareMessages(messages)
       let fits = true
       for (const [topic, bytes] of perTopic) {
         const limit = limits.cached(topic) ?? (await limits.get(topic))

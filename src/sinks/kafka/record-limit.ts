@@ -27,9 +27,12 @@ export function recordBytesBound(
 ): number {
   // length 5 + attributes 1 + timestamp delta 10 + offset delta 5 + key length 5 + value length 5 + header count 5
   let n = 36 + keyBytes + valueBytes
-  if (headers) for (const [k, v] of headers) n += 10 + k.length + v.length
+  if (headers) for (const [k, v] of headers) n += headerBytesBound(k.length, v.length)
   return n
 }
+
+/** An upper bound of one header's bytes in a record: its key and value with their varint lengths. */
+export const headerBytesBound = (keyBytes: number, valueBytes: number): number => 10 + keyBytes + valueBytes
 
 /**
  * The requests to make, in order, as lists of message indices: each keeps every group's (topic-partition's) bytes
