@@ -177,7 +177,8 @@ export class Runtime implements DeliveryHost {
             await this.topology.deadLetter.write(items.map((i) => i.letter))
             break
           } catch (error) {
-            if (kindOf(error) === ErrorKinds.FATAL) return this.#fail(error)
+            // A letter the DLQ refuses for good (poison) has nowhere else to go: waiting cannot heal it, so stop.
+            if (kindOf(error) !== ErrorKinds.RETRIABLE) return this.#fail(error)
             const delay = backoffDelay(this.topology.settings.backoff, attempt)
             this.#log.warn(`dead-letter write failed, retrying in ${delay} ms: ${errorMessage(error)}`)
             if (!(await sleep(delay, this.#sinks.signal))) return

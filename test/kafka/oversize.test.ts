@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Admin, ConfigResourceTypes } from '@platformatic/kafka'
-import { ErrorKinds, kindOf } from '../../src/errors.ts'
+import { pipe } from 'rxjs'
+import { ErrorKinds, kindOf, PoisonError } from '../../src/errors.ts'
 import { kafkaDeadLetter, kafkaSink } from '../../src/sinks/kafka/index.ts'
 import { createProducer, type OutgoingMessage } from '../../src/sinks/kafka/producer.ts'
 import {
@@ -10,9 +11,14 @@ import {
   recordBytesBound,
   TopicRecordLimits
 } from '../../src/sinks/kafka/record-limit.ts'
+import { KafkaSource } from '../../src/sources/kafka/index.ts'
 import { DeadLetterHeaders } from '../../src/streams/dead-letter.ts'
+import { decodeJson } from '../../src/streams/operators/decode-json.ts'
+import { Runtime } from '../../src/streams/runtime.ts'
+import { branch, defineTopology } from '../../src/streams/topology.ts'
 import { envelopeOf, RecordingHost } from '../helpers/envelopes.ts'
-import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
+import { brokers, committedOffsets, createTopics, NO_KAFKA, produce, readTopic, uniqueName } from '../helpers/kafka.ts'
+import { RecordingSink } from '../helpers/sinks.ts'
 
 const skip = brokers() ? false : NO_KAFKA
 
@@ -237,5 +243,86 @@ describe('Kafka sink and DLQ with records over the topic limit', { skip }, () =>
     assert.equal(dropped.headers.has('huge'), false)
     assert.equal(dropped.headers.get('sfm.dlq.error.message'), 'bad')
     assert.match(dropped.headers.get(DeadLetterHeaders.TRUNCATED)!, /1 original headers dropped/)
+  })
+  test('runtime: poison whose letters together are many times the DLQ limit, one over it alone, all stored', {
+    timeout: 120_000
+  }, async (t) => {
+    const names = { input: uniqueName('in'), dlq: uniqueName('dlq'), group: uniqueName('group') }
+    await createTopics(t, [names.input], 1, { 'max.message.bytes': String(2 * 1024 * 1024) })
+    await createTopics(t, [names.dlq], 1, { 'max.message.bytes': String(LIMIT) })
+    const good = Array.from({ length: 50 }, (_, i) => ({
+      topic: names.input,
+      key: `g${i}`,
+      value: JSON.stringify({ id: `g${i}` })
+    }))
+    // Not JSON: each one a poison message; 40 of 8 KB (320 KB of letters for one flush) and one of 100 KB.
+    const poison = Array.from({ length: 40 }, (_, i) => ({
+      topic: names.input,
+      key: `p${i}`,
+      value: `!${'p'.repeat(8_000)}`
+    }))
+    const huge = { topic: names.input, key: 'huge', value: `!${'h'.repeat(100_000)}` }
+    await produce([...good.slice(0, 25), ...poison, huge, ...good.slice(25)])
+    const sink = new RecordingSink<unknown>()
+    const topology = defineTopology<unknown>({
+      name: 'oversize',
+      source: new KafkaSource({
+        topics: [names.input],
+        groupId: names.group,
+        sessionTimeout: 6000,
+        heartbeatInterval: 500
+      }),
+      pipeline: pipe(decodeJson()),
+      branches: { records: branch(sink, { batch: { maxCount: 100, maxWaitMs: 20 } }) },
+      deadLetter: kafkaDeadLetter({ topic: names.dlq, brokers: brokers()! }),
+      settings: { commitIntervalMs: 200, drainTimeoutMs: 5_000 }
+    })
+    const summary = await new Runtime(topology, { untilIdleMs: 1500 }).run()
+    assert.equal(summary.reason, 'idle')
+    assert.equal(summary.deadLettered, 41)
+    assert.equal(sink.written.size, 50)
+    const letters = await readTopic(names.dlq, 41)
+    assert.equal(letters.length, 41)
+    const cut = letters.filter((l) => l.headers.has(DeadLetterHeaders.TRUNCATED))
+    assert.deepEqual(
+      cut.map((l) => l.key),
+      ['huge']
+    )
+    assert.match(cut[0]!.headers.get(DeadLetterHeaders.TRUNCATED)!, /^value 100001 bytes cut to \d+$/)
+    assert.equal(cut[0]!.headers.get(DeadLetterHeaders.STAGE), 'decode')
+    for (const l of letters.filter((x) => x.key !== 'huge')) assert.equal(l.value!.length, 8_001)
+    const committed = await committedOffsets(names.group, names.input)
+    assert.equal(committed.get(0), 91n)
+  })
+  test('runtime: a DLQ that refuses a letter for good (poison) stops the runner instead of retrying forever', {
+    timeout: 60_000
+  }, async (t) => {
+    const names = { input: uniqueName('in'), group: uniqueName('group') }
+    await createTopics(t, [names.input], 1)
+    await produce([{ topic: names.input, key: 'p', value: 'not json' }])
+    let writes = 0
+    const topology = defineTopology<unknown>({
+      name: 'dlq-poison',
+      source: new KafkaSource({
+        topics: [names.input],
+        groupId: names.group,
+        sessionTimeout: 6000,
+        heartbeatInterval: 500
+      }),
+      pipeline: pipe(decodeJson()),
+      branches: { records: branch(new RecordingSink<unknown>(), { batch: { maxCount: 10, maxWaitMs: 20 } }) },
+      deadLetter: {
+        description: 'refusing',
+        async write() {
+          writes++
+          throw new PoisonError('letter too large for the DLQ')
+        }
+      },
+      settings: { commitIntervalMs: 200, drainTimeoutMs: 2_000 }
+    })
+    await assert.rejects(new Runtime(topology, { untilIdleMs: 10_000 }).run(), /letter too large for the DLQ/)
+    assert.equal(writes, 1)
+    const committed = await committedOffsets(names.group, names.input)
+    assert.ok((committed.get(0) ?? -1n) < 1n, 'the refused message is not committed')
   })
 })
