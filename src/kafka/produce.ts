@@ -3,7 +3,6 @@ import { Admin } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../errors.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createProducer, type OutgoingMessage, type SfmProducer } from '../sinks/kafka/producer.ts'
-import { RecordsTooLargeError } from '../sinks/kafka/record-limit.ts'
 import {
   explainKafkaError,
   type KafkaConnectionOptions,
@@ -11,6 +10,7 @@ import {
   parseBrokers,
   probeKafka
 } from './connection.ts'
+import { RecordsTooLargeError } from './record-limit.ts'
 
 /**
  * Loads JSON Lines into a topic with the framework's idempotent acks=all producer: one record per line, the line's

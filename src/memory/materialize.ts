@@ -1,4 +1,5 @@
 import type { Pool } from 'pg'
+import { RecordsTooLargeError } from '../kafka/record-limit.ts'
 import { acquirePglite, displayFolder, pgliteFolder, type SharedPglite } from '../pglite/shared.ts'
 import {
   type CreateProducerOptions,
@@ -6,7 +7,6 @@ import {
   type OutgoingMessage,
   type SfmProducer
 } from '../sinks/kafka/producer.ts'
-import { RecordsTooLargeError } from '../sinks/kafka/record-limit.ts'
 import { toSinkError } from '../sinks/postgres/errors.ts'
 import { quoteQualified } from '../sinks/postgres/identifiers.ts'
 import { type Outcome, Outcomes, type PostgresSink, type PreparedEvent, postgresSink } from '../sinks/postgres/index.ts'

@@ -14,9 +14,6 @@ import {
   parseBrokers
 } from '../../kafka/connection.ts'
 import type { HeaderValue, OutgoingMessage, SfmProducer } from '../../kafka/messages.ts'
-import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
-import { createEmbeddedProducer } from '../../log/producer.ts'
-import { reportSent } from '../../telemetry/channels.ts'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   describeProtocolError,
@@ -29,7 +26,10 @@ import {
   recordBytesBound,
   TopicRecordLimits,
   tooLargeRecord
-} from './record-limit.ts'
+} from '../../kafka/record-limit.ts'
+import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
+import { createEmbeddedProducer } from '../../log/producer.ts'
+import { reportSent } from '../../telemetry/channels.ts'
 
 export type { HeaderValue, OutgoingMessage, SfmProducer }
 

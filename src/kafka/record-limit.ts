@@ -1,4 +1,4 @@
-import { ErrorCodes, PoisonError } from '../../errors.ts'
+import { ErrorCodes, PoisonError } from '../errors.ts'
 
 /**
  * A Kafka broker refuses a produce request whose record batch for one partition is larger than the topic's
