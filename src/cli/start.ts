@@ -134,7 +134,11 @@ function formatStatus(stats: RuntimeStats, previous: RuntimeStats | undefined, s
   const rate = previous ? ` (${Math.round((stats.consumed - previous.consumed) / seconds)}/s)` : ''
   const lag = stats.lag === undefined ? '' : ` lag ${stats.lag}`
   const kb = Math.round(stats.inFlightBytes / 1024)
-  return `consumed ${stats.consumed}${rate} done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB)${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}`
+  const held = stats.sourceHeld
+  const source = held
+    ? ` source HELD ${Math.round(held.heldMs / 1000)} s (reconnecting, attempt ${held.attempts}: ${held.reason})`
+    : ''
+  return `consumed ${stats.consumed}${rate} done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB)${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}${source}`
 }
 
 async function main(): Promise<void> {

@@ -29,6 +29,9 @@ export function logSource(options: LogSourceOptions): KafkaSource | EmbeddedLogS
     maxBytesPerPartition: _m,
     heartbeatInterval: _h,
     rebalanceTimeout: _t,
+    reconnectBackoffMs: _rb,
+    reconnectBackoffMaxMs: _rm,
+    topicGoneMs: _tg,
     ...embedded
   } = rest
   return new EmbeddedLogSource(embedded)

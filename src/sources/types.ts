@@ -33,6 +33,13 @@ export interface SourceListener {
   assigned(partitions: readonly TopicPartition[]): void
   /** Consumer lag as the client last measured it: topic → lag per partition index (-1: not assigned here). */
   lag?(lag: ReadonlyMap<string, readonly bigint[]>): void
+  /**
+   * The source lost its broker (a restart, a leader move, a network cut) and holds: `next` waits, nothing is skipped,
+   * and it reconnects after `delayMs`. Called before each wait; `attempt` counts from 1 per outage.
+   */
+  reconnecting?(error: unknown, attempt: number, delayMs: number): void
+  /** The source is reading again after `reconnecting`: held `heldMs` in all, over `attempts` attempts. */
+  reconnected?(heldMs: number, attempts: number): void
 }
 
 /**

@@ -1,6 +1,6 @@
 import { type Context, ROOT_CONTEXT } from '@opentelemetry/api'
 import { identity, merge, type OperatorFunction } from 'rxjs'
-import { ErrorKinds, errorMessage, kindOf } from '../errors.ts'
+import { describeError, ErrorKinds, errorMessage, kindOf } from '../errors.ts'
 import { createLogger, type Logger } from '../logger.ts'
 import type { CommitRequest, SourceMessage, TopicPartition } from '../sources/types.ts'
 import { backoffDelay, sleep } from './backoff.ts'
@@ -46,6 +46,13 @@ export const StopReasons = {
 } as const
 export type StopReason = (typeof StopReasons)[keyof typeof StopReasons]
 
+/** The source lost its broker and is reconnecting: how long so far, how many attempts, and the last error. */
+export interface SourceHold {
+  heldMs: number
+  attempts: number
+  reason: string
+}
+
 export interface RuntimeStats {
   consumed: number
   done: number
@@ -57,6 +64,10 @@ export interface RuntimeStats {
   commits: number
   commitErrors: number
   sinkRetries: number
+  /** Outages the source rode through (each ended with a reconnection). */
+  sourceReconnects: number
+  /** Set while the source holds, reconnecting (nothing is lost or skipped meanwhile). */
+  sourceHeld: SourceHold | undefined
   assigned: readonly TopicPartition[]
 }
 
@@ -89,7 +100,18 @@ export class Runtime implements DeliveryHost {
   #lag: ReadonlyMap<string, readonly bigint[]> | undefined
   #dlqPending: Array<{ delivery: Delivery; letter: DeadLetter }> = []
   #dlqFlushing: Promise<void> | undefined
-  readonly #stats = { consumed: 0, done: 0, deadLettered: 0, dropped: 0, commits: 0, commitErrors: 0, sinkRetries: 0 }
+  /** The source's current outage: since when (performance.now()), attempts so far, last error. */
+  #sourceHeld: { since: number; attempts: number; error: unknown } | undefined
+  readonly #stats = {
+    consumed: 0,
+    done: 0,
+    deadLettered: 0,
+    dropped: 0,
+    commits: 0,
+    commitErrors: 0,
+    sinkRetries: 0,
+    sourceReconnects: 0
+  }
 
   constructor(topology: Topology<unknown>, options: RuntimeOptions = {}) {
     this.topology = topology
@@ -122,11 +144,17 @@ export class Runtime implements DeliveryHost {
         if (v !== undefined && v > 0n) lag += v
       }
     }
+    const held = this.#sourceHeld
     return {
       ...this.#stats,
       inFlight: this.#inFlight(),
       inFlightBytes: this.#window.bytes,
       lag,
+      sourceHeld: held && {
+        heldMs: Math.round(performance.now() - held.since),
+        attempts: held.attempts,
+        reason: errorMessage(held.error)
+      },
       assigned: this.#assigned
     }
   }
@@ -277,6 +305,24 @@ export class Runtime implements DeliveryHost {
       lag: (lag) => {
         this.#lag = lag
         this.#observer.lag?.(lag)
+      },
+      reconnecting: (error, attempt, delayMs) => {
+        const since = this.#sourceHeld?.since ?? performance.now()
+        this.#sourceHeld = { since, attempts: attempt, error }
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.#log.warn(
+            `source: ${attempt === 1 ? 'lost the broker' : `still reconnecting (attempt ${attempt})`}, holding; ` +
+              `next attempt in ${delayMs} ms: ${describeError(error, 3)}`
+          )
+        }
+      },
+      reconnected: (heldMs, attempts) => {
+        this.#sourceHeld = undefined
+        this.#stats.sourceReconnects++
+        this.#log.info(
+          `source: reconnected after ${(heldMs / 1000).toFixed(1)} s (${attempts} attempt${attempts === 1 ? '' : 's'}); ` +
+            'reading on from the committed offsets'
+        )
       }
     })
     this.#coordinator.start(settings.commitIntervalMs)

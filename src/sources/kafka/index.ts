@@ -1,9 +1,11 @@
+import { once } from 'node:events'
 import { finished, type Readable } from 'node:stream'
 import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka'
 import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, FatalError, RetriableError } from '../../errors.ts'
 import { explainKafkaError, probeKafka } from '../../kafka/connection.ts'
 import { decodeRegistered } from '../../schemas/wire/decode.ts'
+import { backoffDelay, sleep } from '../../streams/backoff.ts'
 import type { Envelope, Origin } from '../../streams/envelope.ts'
 import { type DecodeJsonOptions, decodeJson } from '../../streams/operators/decode-json.ts'
 import type { CommitRequest, Source, SourceListener, SourceMessage, TopicPartition } from '../types.ts'
@@ -14,6 +16,7 @@ export { defaultKafkaSourceOptions, parseBrokers, resolveKafkaSourceOptions } fr
 export type { KafkaSourceOptions } from './types.ts'
 
 type RawMessage = Message<Buffer, Buffer, Buffer, Buffer>
+type Stream = MessagesStream<Buffer, Buffer, Buffer, Buffer>
 
 /** Shared by every message without headers (most of them): one Map less per message. Never mutated. */
 const NO_HEADERS: ReadonlyMap<string, Buffer> = new Map()
@@ -24,15 +27,32 @@ const EMPTY = Buffer.alloc(0)
  * A consumer-group source on @platformatic/kafka. Autocommit is off: the library's default commits each fetched
  * batch as it is pushed, before anything is processed. The runtime's commit coordinator commits instead, per
  * partition, only past messages every sink has made durable.
+ *
+ * Broker restarts, leader moves and coordinator changes: the library's messages stream gives up after the client's
+ * `retries` (a fetch, or the metadata round before it, failing 4 times) and is destroyed; the consumer itself stays
+ * usable. The source then holds (`next` waits, the runtime's in-flight work goes on) and reconnects with backoff:
+ * a metadata round trip to the brokers, then a new stream, which rejoins the group and reads on from the committed
+ * offsets (messages still in flight are delivered again; the runtime's offset tracking and the idempotent sinks are
+ * built for that, as after a rebalance). It gives up only on what waiting cannot heal: refused authentication, an
+ * untrusted certificate or denied access (see `explainKafkaError`), or a topic the brokers keep saying is gone.
  */
 export class KafkaSource implements Source {
   readonly kind = 'kafka'
   readonly options: KafkaSourceOptions
   #resolved: ResolvedKafkaSourceOptions | undefined
   #consumer: Consumer<Buffer, Buffer, Buffer, Buffer> | undefined
-  #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined
-  /** The stream ended (undefined: not yet; null: cleanly; else the error it failed with). */
-  #ended: Error | null | undefined
+  /** The stream being read; undefined while reconnecting. */
+  #stream: Stream | undefined
+  /** The source was closed: `next` returns undefined. */
+  #ended = false
+  /** What stopped the source for good (fatal): `next` throws it. */
+  #failure: unknown
+  #listener: SourceListener | undefined
+  /** Aborted by `close`: ends a reconnection under way. */
+  #closing = new AbortController()
+  #reconnecting: Promise<void> | undefined
+  /** When the brokers first answered that a topic does not exist, during the current outage. */
+  #missingSince: number | undefined
   /** `next` calls waiting for the stream (data, end or error); the runtime has at most one. */
   #waiting: Array<() => void> = []
 
@@ -48,6 +68,11 @@ export class KafkaSource implements Source {
   /** The underlying consumer, for lag queries and tests. */
   get consumer(): Consumer<Buffer, Buffer, Buffer, Buffer> | undefined {
     return this.#consumer
+  }
+
+  /** True while the source has lost its stream and is reconnecting. */
+  get reconnecting(): boolean {
+    return this.#reconnecting !== undefined
   }
 
   /**
@@ -68,6 +93,10 @@ export class KafkaSource implements Source {
   async open(listener: SourceListener): Promise<void> {
     const o = resolveKafkaSourceOptions(this.options)
     this.#resolved = o
+    this.#listener = listener
+    this.#closing = new AbortController()
+    this.#ended = false
+    this.#failure = undefined
     const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
       ...o.connection,
       clientId: o.clientId,
@@ -95,6 +124,12 @@ export class KafkaSource implements Source {
         for (const partition of a.partitions) assigned.push({ topic: a.topic, partition })
       listener.assigned(assigned)
     })
+    // The consumer emits 'error' when a rejoin its heartbeat started fails (e.g. the coordinator moved and is not
+    // ready yet); it then stops heartbeating. Unheard, the event would crash the process; heard, it is an outage
+    // like a failed fetch: a new stream rejoins the group.
+    consumer.on('error', (error: unknown) => {
+      if (this.#stream) this.#lost(this.#stream, error)
+    })
     if (listener.lag && o.lagIntervalMs > 0) {
       const report = listener.lag.bind(listener)
       consumer.on('consumer:lag', (offsets) => report(offsets))
@@ -102,21 +137,26 @@ export class KafkaSource implements Source {
       consumer.on('consumer:lag:error', () => {})
       consumer.startLagMonitoring({ topics: o.topics }, o.lagIntervalMs)
     }
-    this.#stream = await consumer
-      .consume({
-        topics: o.topics,
-        mode: 'committed',
-        fallbackMode: o.drainOldEvents ? 'earliest' : 'latest',
-        autocommit: false,
-        highWaterMark: o.highWaterMark,
-        maxBytes: o.maxBytes,
-        maxBytesPerPartition: o.maxBytesPerPartition,
-        maxWaitTime: o.maxWaitTime
-      })
-      .catch((error: unknown) => {
-        throw explainOpenError(error, o)
-      })
-    this.#watch(this.#stream)
+    const stream = await this.#consume().catch((error: unknown) => {
+      throw explainOpenError(error, o)
+    })
+    this.#stream = stream
+    this.#watch(stream)
+  }
+
+  /** A new messages stream from the committed offsets (a first one joins the group, a later one rejoins it). */
+  #consume(): Promise<Stream> {
+    const o = this.#resolved!
+    return this.#consumer!.consume({
+      topics: o.topics,
+      mode: 'committed',
+      fallbackMode: o.drainOldEvents ? 'earliest' : 'latest',
+      autocommit: false,
+      highWaterMark: o.highWaterMark,
+      maxBytes: o.maxBytes,
+      maxBytesPerPartition: o.maxBytesPerPartition,
+      maxWaitTime: o.maxWaitTime
+    })
   }
 
   /**
@@ -125,15 +165,105 @@ export class KafkaSource implements Source {
    * flowing mode when @platformatic/kafka calls `resume()` after a rebalance (flowing with no 'data' listener would
    * drop messages), and its fetch loop only runs while `readableFlowing` is not null (messages-stream.js #fetch).
    */
-  #watch(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>): void {
-    this.#ended = undefined
+  #watch(stream: Stream): void {
     stream.on('readable', () => this.#wake())
-    // Like the async iterator: an error, or a close before the end (ERR_STREAM_PREMATURE_CLOSE), fails `next`.
+    // Like the async iterator: an error, or a close before the end (ERR_STREAM_PREMATURE_CLOSE), ends the stream.
     // (The upcast: its typed async iterator yields messages, which NodeJS.ReadableStream's types reserve for bytes.)
     finished(stream as Readable, { writable: false }, (error) => {
-      this.#ended = error ?? null
+      if (stream !== this.#stream) return
+      if (error) this.#lost(stream, error)
+      else this.#ended = true
       this.#wake()
     })
+  }
+
+  /** The stream failed (or the consumer's group membership did): stop for good if fatal, else reconnect. */
+  #lost(stream: Stream | undefined, error: unknown): void {
+    if (this.#closing.signal.aborted || this.#failure !== undefined || this.#reconnecting) return
+    const fatal = this.#fatalError(error)
+    if (fatal) {
+      this.#failure = fatal
+      this.#wake()
+      return
+    }
+    this.#reconnecting = this.#reconnect(stream, error).finally(() => {
+      this.#reconnecting = undefined
+      this.#wake()
+    })
+  }
+
+  async #reconnect(lost: Stream | undefined, first: unknown): Promise<void> {
+    const o = this.#resolved!
+    const signal = this.#closing.signal
+    const started = performance.now()
+    this.#stream = undefined
+    this.#missingSince = undefined
+    // The lost stream must be closed before a new one: its close untracks the topics, so the new stream rejoins.
+    if (lost) await closeStream(lost)
+    const backoff = {
+      initialDelayMs: o.reconnectBackoffMs,
+      maxDelayMs: o.reconnectBackoffMaxMs,
+      multiplier: 2,
+      maxAttempts: Number.POSITIVE_INFINITY
+    }
+    let error = first
+    for (let attempt = 1; ; attempt++) {
+      const delay = backoffDelay(backoff, attempt)
+      this.#listener?.reconnecting?.(error, attempt, delay)
+      if (!(await sleep(delay, signal))) return
+      try {
+        await this.#checkTopics()
+        const stream = await this.#consume()
+        if (signal.aborted) {
+          await stream.close().catch(() => {})
+          return
+        }
+        this.#stream = stream
+        this.#watch(stream)
+        this.#listener?.reconnected?.(performance.now() - started, attempt)
+        return
+      } catch (caught) {
+        if (signal.aborted) return
+        error = caught
+        const fatal = this.#fatalError(caught)
+        if (fatal) {
+          this.#failure = fatal
+          return
+        }
+      }
+    }
+  }
+
+  /**
+   * One metadata round trip without the client's retries: throws while the brokers cannot be reached, and a
+   * FatalError once they have said for `topicGoneMs` that a topic does not exist (a broker that just started may not
+   * know every topic yet; one that keeps saying so means the topic was deleted).
+   */
+  async #checkTopics(): Promise<void> {
+    const o = this.#resolved!
+    try {
+      await this.#consumer!.metadata({ topics: o.topics, forceUpdate: true, retries: 0 })
+      this.#missingSince = undefined
+    } catch (error) {
+      const missing = unknownTopic(error)
+      if (missing === undefined) throw error
+      const now = performance.now()
+      this.#missingSince ??= now
+      if (now - this.#missingSince >= o.topicGoneMs) {
+        throw new FatalError(
+          `topic ${missing} is gone from ${o.brokers.join(',')} (the brokers have answered that it does not exist ` +
+            `for ${Math.round((now - this.#missingSince) / 1000)} s): recreate it with \`npm run topics -- apply\`, ` +
+            'then start again (the group resumes from its committed offsets)',
+          { code: ErrorCodes.CONFIG, cause: error }
+        )
+      }
+      throw error
+    }
+  }
+
+  #fatalError(error: unknown): FatalError | undefined {
+    if (error instanceof FatalError) return error
+    return explainKafkaError(error, openContext(this.#resolved!))
   }
 
   #wake(): void {
@@ -144,17 +274,14 @@ export class KafkaSource implements Source {
   }
 
   async next(signal: AbortSignal): Promise<SourceMessage | undefined> {
-    const stream = this.#stream
-    if (!stream) return undefined
     for (;;) {
-      if (signal.aborted) return undefined
+      if (signal.aborted || this.#consumer === undefined) return undefined
       const message = this.tryNext()
       if (message !== undefined) return message
-      if (this.#ended !== undefined) {
-        if (this.#ended === null) return undefined
-        throw this.#ended
-      }
-      // Nothing buffered: read() has set needReadable, so the next push emits 'readable'. Race the abort only here.
+      if (this.#failure !== undefined) throw this.#failure
+      if (this.#ended) return undefined
+      // Nothing buffered: read() has set needReadable, so the next push emits 'readable'; a reconnection wakes us
+      // when it ends. Race the abort only here.
       await new Promise<void>((resolve) => {
         const wake = () => {
           signal.removeEventListener('abort', wake)
@@ -188,16 +315,35 @@ export class KafkaSource implements Source {
   }
 
   async close(): Promise<void> {
+    this.#closing.abort()
     const consumer = this.#consumer
     this.#consumer = undefined
+    this.#ended = true
+    this.#wake()
     if (!consumer) return
     consumer.stopLagMonitoring()
     try {
       await this.#stream?.close()
     } finally {
       await consumer.close()
+      await this.#reconnecting
     }
   }
+}
+
+/** Destroys a stream that has not ended yet and waits (a bounded time) for its 'close'. */
+async function closeStream(stream: Stream): Promise<void> {
+  if (stream.closed) return
+  const closed = once(stream, 'close', { signal: AbortSignal.timeout(5_000) }).catch(() => {})
+  if (!stream.destroyed) stream.destroy()
+  await closed
+}
+
+/** The topic a metadata answer says does not exist (@platformatic/kafka: UserError "Unknown topic NAME."). */
+function unknownTopic(error: unknown): string | undefined {
+  const e = error as { code?: unknown; message?: unknown }
+  if (e?.code !== 'PLT_KFK_USER' || typeof e.message !== 'string') return undefined
+  return /^Unknown topic (.+?)\.?$/.exec(e.message)?.[1]
 }
 
 const openContext = (o: ResolvedKafkaSourceOptions) => ({

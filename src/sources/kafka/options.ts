@@ -15,6 +15,9 @@ export const defaultKafkaSourceOptions = {
   sessionTimeout: 10_000,
   heartbeatInterval: 1_000,
   rebalanceTimeout: 30_000,
+  reconnectBackoffMs: 250,
+  reconnectBackoffMaxMs: 5_000,
+  topicGoneMs: 5_000,
   lagIntervalMs: 5_000
 } satisfies Partial<KafkaSourceOptions>
 
@@ -56,13 +59,25 @@ export function resolveKafkaSourceOptions(
     'maxBytesPerPartition',
     'sessionTimeout',
     'heartbeatInterval',
-    'rebalanceTimeout'
+    'rebalanceTimeout',
+    'reconnectBackoffMs',
+    'reconnectBackoffMaxMs'
   ] as const
   for (const key of positive) {
     const value = resolved[key]
     if (!Number.isInteger(value) || value < 1) {
       throw new FatalError(`kafka source: ${key} must be a positive integer, got ${value}`, { code: ErrorCodes.CONFIG })
     }
+  }
+  if (!Number.isInteger(resolved.topicGoneMs) || resolved.topicGoneMs < 0) {
+    throw new FatalError(`kafka source: topicGoneMs must be a whole number ≥ 0, got ${resolved.topicGoneMs}`, {
+      code: ErrorCodes.CONFIG
+    })
+  }
+  if (resolved.reconnectBackoffMaxMs < resolved.reconnectBackoffMs) {
+    throw new FatalError('kafka source: reconnectBackoffMaxMs must be at least reconnectBackoffMs', {
+      code: ErrorCodes.CONFIG
+    })
   }
   if (resolved.heartbeatInterval >= resolved.sessionTimeout) {
     throw new FatalError('kafka source: heartbeatInterval must be below sessionTimeout', { code: ErrorCodes.CONFIG })

@@ -34,6 +34,18 @@ export interface KafkaSourceOptions {
   sessionTimeout?: number
   heartbeatInterval?: number
   rebalanceTimeout?: number
+  /**
+   * After the brokers are lost (the consumer's own retries of a fetch spent), the first wait before reconnecting,
+   * ms; it doubles per failed attempt up to `reconnectBackoffMaxMs`, with jitter. Like Kafka's
+   * `reconnect.backoff.ms` / `reconnect.backoff.max.ms`: the source retries for as long as the outage lasts.
+   */
+  reconnectBackoffMs?: number
+  reconnectBackoffMaxMs?: number
+  /**
+   * While reconnecting, how long the brokers must keep answering that a subscribed topic does not exist before the
+   * source stops with a fatal error (the topic was deleted), ms.
+   */
+  topicGoneMs?: number
   /** How often consumer lag is measured, ms (0: never). */
   lagIntervalMs?: number
   /**
