@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { defaultKafkaSourceOptions, KafkaSource, type KafkaSourceOptions } from '../../src/sources/kafka/index.ts'
+import { Admin } from '@platformatic/kafka'
+import { FatalError } from '../../src/errors.ts'
+import { waitForLeaders } from '../../src/kafka/topics.ts'
+import {
+  defaultKafkaSourceOptions,
+  KafkaSource,
+  type KafkaSourceOptions,
+  resolveKafkaSourceOptions
+} from '../../src/sources/kafka/index.ts'
 import type { SourceMessage } from '../../src/sources/types.ts'
 import { brokers, createTopics, NO_KAFKA, produce, uniqueName } from '../helpers/kafka.ts'
 
@@ -151,5 +159,47 @@ describe('KafkaSource on a real broker', { skip }, () => {
     const pending = source.next(new AbortController().signal)
     await source.close()
     assert.equal(await pending, undefined, 'the stream ended: no message, no error')
+  })
+
+  test('a topic deleted under the source: it holds while it reconnects, then stops with a fatal error naming it', async (t) => {
+    const topic = uniqueName('gone')
+    const admin = new Admin({ clientId: 'sfm-test-admin', bootstrapBrokers: brokers()! })
+    t.after(() => admin.close())
+    await admin.createTopics({ topics: [topic], partitions: 1, replicas: 1 })
+    await waitForLeaders(admin, [topic])
+    await produce([{ topic, key: 'k', value: '{}' }])
+    const reconnecting: number[] = []
+    const source = sourceFor(topic, { topicGoneMs: 1_500, reconnectBackoffMs: 100, reconnectBackoffMaxMs: 400 })
+    t.after(() => source.close())
+    await source.open({ ...listener, reconnecting: (_error, attempt) => reconnecting.push(attempt) })
+    assert.ok(await source.next(AbortSignal.timeout(30_000)), 'the message before the deletion')
+
+    await admin.deleteTopics({ topics: [topic] })
+    const deleted = performance.now()
+    await assert.rejects(source.next(AbortSignal.timeout(60_000)), (error: unknown) => {
+      assert.ok(error instanceof FatalError, `a FatalError, got ${String(error)}`)
+      assert.match(error.message, new RegExp(`topic ${topic} is gone`))
+      assert.match(error.message, /npm run topics -- apply/)
+      return true
+    })
+    assert.ok(performance.now() - deleted >= 1_500, 'not before the brokers said so for topicGoneMs')
+    assert.ok(reconnecting.length > 1, `it held and retried first (attempts: ${reconnecting.join(',')})`)
+  })
+})
+
+describe('resolveKafkaSourceOptions', () => {
+  const base = { topics: ['t'], groupId: 'g', brokers: ['127.0.0.1:9092'] }
+  test('reconnection defaults, and bounds it refuses', () => {
+    const o = resolveKafkaSourceOptions(base, {})
+    assert.equal(o.reconnectBackoffMs, 250)
+    assert.equal(o.reconnectBackoffMaxMs, 5_000)
+    assert.equal(o.topicGoneMs, 5_000)
+    assert.throws(() => resolveKafkaSourceOptions({ ...base, reconnectBackoffMs: 0 }, {}), /reconnectBackoffMs/)
+    assert.throws(
+      () => resolveKafkaSourceOptions({ ...base, reconnectBackoffMs: 2_000, reconnectBackoffMaxMs: 1_000 }, {}),
+      /reconnectBackoffMaxMs must be at least reconnectBackoffMs/
+    )
+    assert.throws(() => resolveKafkaSourceOptions({ ...base, topicGoneMs: -1 }, {}), /topicGoneMs/)
+    assert.equal(resolveKafkaSourceOptions({ ...base, topicGoneMs: 0 }, {}).topicGoneMs, 0)
   })
 })
