@@ -70,11 +70,6 @@ export class KafkaSource implements Source {
     return this.#consumer
   }
 
-  /** True while the source has lost its stream and is reconnecting. */
-  get reconnecting(): boolean {
-    return this.#reconnecting !== undefined
-  }
-
   /**
    * The first pipeline stage for this source's values: Confluent-framed and validated by schema id when `registry`
    * is set, plain JSON otherwise.
