@@ -11,8 +11,12 @@ import { binaryParameters, type Serializer } from '../../pglite/parameters.ts'
  *   ignored: PGlite runs in this process, there is no round trip to save.
  * - `connect()` leases the one session: PGlite runs `work` inside its transaction mutex, so nothing else (the vector
  *   store sharing the instance) interleaves with a checked-out client. The lease is a PGlite transaction; the
- *   client's own BEGIN / COMMIT (migrate.ts) are absorbed by it, ROLLBACK rolls it back, and `release(true)` rolls
- *   back whatever is open. A failed statement aborts the lease's transaction, as it would a pg transaction.
+ *   client's own BEGIN is absorbed by it, COMMIT commits it (and ends the lease), ROLLBACK rolls it back, and
+ *   `release(true)` rolls back whatever is open. A failed statement aborts the lease's transaction, as it would a pg
+ *   transaction.
+ * - `release(false)` commits the lease and, unlike pg's, returns that commit: it resolves once PGlite's COMMIT is done
+ *   and rejects with its error (a deferred constraint, an I/O failure). Commit-after-write depends on it — a batch is
+ *   acknowledged only after its COMMIT (writer.ts awaits it through pool.ts `checkout`).
  * - `on` / `off` ('error') accept listeners: an in-process database has no idle connection to lose.
  * - `end()` does not close the database, which belongs to its SharedPglite (src/pglite/shared.ts).
  */
@@ -76,24 +80,24 @@ const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|ROLLBACK)\s*;?\s*$/i
 
 class PgliteClient {
   readonly #tx: Transaction
-  readonly #release: (rollback: boolean) => void
+  readonly #end: (rollback: boolean) => Promise<void>
   readonly #options: QueryOptions
   #released = false
 
-  constructor(tx: Transaction, options: QueryOptions, release: (rollback: boolean) => void) {
+  constructor(tx: Transaction, options: QueryOptions, end: (rollback: boolean) => Promise<void>) {
     this.#tx = tx
     this.#options = options
-    this.#release = release
+    this.#end = end
   }
 
   async query<R>(config: QueryConfig, values?: unknown[]): Promise<Result<R>> {
     if (this.#released) throw new Error('pglite client used after release')
     const { text, params } = statement(config, values)
     const control = TRANSACTION_CONTROL.exec(text)?.[1]?.toUpperCase()
-    if (control === 'BEGIN' || control === 'COMMIT') return { rows: [], rowCount: 0 }
-    if (control === 'ROLLBACK') {
+    if (control === 'BEGIN') return { rows: [], rowCount: 0 }
+    if (control === 'COMMIT' || control === 'ROLLBACK') {
       this.#released = true
-      this.#release(true)
+      await this.#end(control === 'ROLLBACK')
       return { rows: [], rowCount: 0 }
     }
     return run<R>(this.#tx, text, params, this.#options)
@@ -107,10 +111,15 @@ class PgliteClient {
     return this
   }
 
-  release(broken?: boolean | Error): void {
-    if (this.#released) return
+  /**
+   * Ends the lease: commits (`broken` false or absent) or rolls back, and returns that end — pg's `release` returns
+   * nothing, so pg-typed callers that ignore it lose nothing there, and pool.ts `checkout` awaits it. Released already
+   * (after COMMIT or ROLLBACK): resolves.
+   */
+  release(broken?: boolean | Error): Promise<void> {
+    if (this.#released) return Promise.resolve()
     this.#released = true
-    this.#release(broken !== undefined && broken !== false)
+    return this.#end(broken !== undefined && broken !== false)
   }
 }
 
@@ -125,19 +134,22 @@ export function pglitePool(db: PGlite): Pool {
     connect(): Promise<PgliteClient> {
       return new Promise<PgliteClient>((resolve, reject) => {
         let leased = false
-        db.transaction(
+        // Settles after PGlite's COMMIT (or ROLLBACK): the end of the lease, returned by the client's release.
+        const finished: Promise<void> = db.transaction(
           (tx) =>
             new Promise<void>((done, fail) => {
               leased = true
-              resolve(
-                new PgliteClient(tx, options, (rollback) => {
-                  if (!rollback) return done()
-                  // A transaction already aborted by a failed statement rolls back just the same.
-                  tx.rollback().then(done, fail)
-                })
-              )
+              const end = (rollback: boolean): Promise<void> => {
+                if (!rollback) done()
+                // A transaction already aborted by a failed statement rolls back just the same.
+                else tx.rollback().then(done, fail)
+                return finished
+              }
+              resolve(new PgliteClient(tx, options, end))
             })
-        ).catch((error: unknown) => {
+        )
+        // Before the lease: connect fails. After it: the error is the client's release's to report.
+        finished.catch((error: unknown) => {
           if (!leased) reject(error)
         })
       })

@@ -28,10 +28,14 @@ export function createPool(
   })
 }
 
-/** A checked-out client; `release(true)` closes it instead of returning it to the pool. */
+/**
+ * A checked-out client; `release(true)` closes it instead of returning it to the pool. `release` settles once the
+ * client is back: at once for pg; for the PGlite pool (pglite-pool.ts), whose lease is a transaction, after its COMMIT,
+ * rejecting with the COMMIT's error. A caller that does not await it has the rejection ignored.
+ */
 export interface Checkout {
   readonly client: PoolClient
-  release(broken: boolean): void
+  release(broken: boolean): Promise<void>
 }
 
 const ignore = (): void => {}
@@ -54,11 +58,14 @@ export async function checkout(pool: Pool, what: string): Promise<Checkout> {
   return {
     client,
     release(broken) {
-      if (released) return
+      if (released) return Promise.resolve()
       released = true
       // Kept while a destroyed client finishes closing; it is garbage afterwards anyway.
       if (!broken) client.off('error', ignore)
-      client.release(broken)
+      // pg's release returns nothing; a PGlite lease returns its commit (see Checkout).
+      const ended = (client.release(broken) as unknown as Promise<void> | undefined) ?? Promise.resolve()
+      ended.catch(ignore)
+      return ended
     }
   }
 }

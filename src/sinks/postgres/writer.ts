@@ -172,7 +172,7 @@ export class PostgresWriter {
   ): Promise<Map<number, Outcome> | undefined> {
     const outcomes = new Map<number, Outcome>()
     const out = await raceAbort(checkout(this.#pool, 'postgres sink'), signal, (c) => c.release(false))
-    let broken = false
+    let failed: unknown
     try {
       const query = out.client.query<WriteResultRow>({
         name: statement.name,
@@ -202,12 +202,24 @@ export class PostgresWriter {
         throw new RetriableError(message, internal)
       }
     } catch (error) {
-      if (statement === this.#plainClaim && isUniqueViolation(error)) return undefined
+      failed = error
+    }
+    if (failed !== undefined) {
+      if (statement === this.#plainClaim && isUniqueViolation(failed)) {
+        // The implicit transaction rolled back; the client is still usable.
+        await out.release(false).catch(() => {})
+        return undefined
+      }
       // After an error or an abort the connection may be dead or busy: close it rather than reuse it.
-      broken = true
-      throw error instanceof SfmError ? error : toSinkError(error, 'postgres write failed')
-    } finally {
-      out.release(broken)
+      void out.release(true)
+      throw failed instanceof SfmError ? failed : toSinkError(failed, 'postgres write failed')
+    }
+    // Commit-after-write: on PGlite the batch's transaction commits here, and its outcomes count only once it has.
+    // A failed COMMIT wrote nothing: the batch is retried (or bisected, by the error's kind) like a failed statement.
+    try {
+      await out.release(false)
+    } catch (error) {
+      throw error instanceof SfmError ? error : toSinkError(error, 'postgres commit failed')
     }
     return outcomes
   }

@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
 import type pg from 'pg'
 import { ErrorCodes, kindOf } from '../../../src/errors.ts'
+import { acquirePglite } from '../../../src/pglite/shared.ts'
 import { fold, migrate, postgresSink, tableNames } from '../../../src/sinks/postgres/index.ts'
 import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
 import { generateHistory } from '../../helpers/memory-history.ts'
@@ -95,4 +101,93 @@ test('PGlite: jsonb parameters (sent in binary) arrive as JSON text would: non-A
     pool.query('SELECT $1::jsonb', ['"\\u0000"']),
     (error: { code?: string }) => error.code === '22P05'
   )
+})
+
+/** A trigger that fails every transaction touching `table` at its COMMIT (a deferred constraint trigger). */
+async function failCommitsOf(pool: pg.Pool, table: string, sqlstate: string): Promise<void> {
+  await pool.query(`
+    CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'refused at commit' USING ERRCODE = '${sqlstate}'; END $$;
+    CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT OR UPDATE ON ${table}
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_at_commit();`)
+}
+
+test('PGlite: release returns the COMMIT; a failed COMMIT rejects it, also through the client COMMIT', async (t) => {
+  const { pool } = await pglite(t)
+  await pool.query('CREATE TABLE t (n int)')
+  await failCommitsOf(pool, 't', '40001')
+  const client = await pool.connect()
+  await client.query('INSERT INTO t VALUES ($1)', [1])
+  // The statement itself succeeds: the failure comes only with the COMMIT that release starts.
+  await assert.rejects(
+    client.release() as unknown as Promise<void>,
+    (error: { code?: string }) => error.code === '40001'
+  )
+  const other = await pool.connect()
+  await other.query('BEGIN')
+  await other.query('INSERT INTO t VALUES ($1)', [2])
+  await assert.rejects(other.query('COMMIT'), (error: { code?: string }) => error.code === '40001')
+  other.release()
+  assert.equal((await pool.query('SELECT n FROM t')).rowCount, 0)
+  // A successful lease: its release resolves after the COMMIT, so the row is there as soon as it does.
+  await pool.query('DROP TRIGGER fail_at_commit ON t')
+  const ok = await pool.connect()
+  await ok.query('INSERT INTO t VALUES ($1)', [3])
+  await (ok.release() as unknown as Promise<void>)
+  assert.equal((await pool.query('SELECT n FROM t')).rowCount, 1)
+})
+
+test('PGlite: a batch whose COMMIT fails is not acknowledged: the write fails retriable, nothing is lost', async (t) => {
+  const { pool } = await pglite(t)
+  const sink = postgresSink({ pool, table: 'memories' })
+  t.after(() => sink.close())
+  await sink.write(envelopes([memoryEvent({ id: 'before', version: 1 })]))
+  await failCommitsOf(pool, 'memories', '40001')
+  const batch = Array.from({ length: 20 }, (_, i) => memoryEvent({ id: `c${i}`, version: 1 }))
+  await assert.rejects(sink.write(envelopes(batch)), (error: unknown) => {
+    assert.equal(kindOf(error), 'retriable')
+    assert.match((error as Error).message, /commit failed: refused at commit/)
+    return true
+  })
+  assert.deepEqual([...(await readMemories(pool, 'public.memories')).keys()], ['before'])
+  // The retry, once the cause is gone, writes the batch.
+  await pool.query('DROP TRIGGER fail_at_commit ON memories')
+  const retried = await sink.write(envelopes(batch))
+  assert.equal(retried.counts.applied, 20)
+  assert.equal((await readMemories(pool, 'public.memories')).size, 21)
+})
+
+test('PGlite: kill -9 the moment a batch is acknowledged loses nothing of it (a real process, then reopen)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sfm-ack-kill-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const rounds = 3
+  const batches = 3
+  for (let round = 0; round < rounds; round++) {
+    const child = spawn(process.execPath, ['test/fixtures/pglite-ack-kill.ts', dir, `r${round}`, `${batches}`, '500'], {
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let out = ''
+    let err = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk
+    })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      err += chunk
+    })
+    const [, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null]
+    assert.equal(signal, 'SIGKILL', err)
+    assert.equal(out.trim().split('\n').at(-1), `acked ${batches - 1}`)
+    // Reopen the folder as the next run would: every acknowledged event is there.
+    const shared = await acquirePglite(dir)
+    try {
+      const pool = pglitePool(shared.db)
+      const rows = await readMemories(pool, 'public.memories')
+      for (let b = 0; b < batches; b++) {
+        for (let i = 0; i < 500; i++)
+          assert.ok(rows.has(`r${round}b${b}-${i}`), `round ${round}: b${b}-${i} acknowledged, lost`)
+      }
+    } finally {
+      await shared.release()
+    }
+  }
 })
