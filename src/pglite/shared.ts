@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import type { PGlite } from '@electric-sql/pglite'
 import { DEFAULT_DATA_DIR } from '../log/options.ts'
-import { acquireFolderLock, type FolderLock } from './folder-lock.ts'
+import { type FolderLock, lockFolder } from './folder-lock.ts'
 
 /**
  * One PGlite per data folder per process, shared by the KV sink (`memories`) and the vector store: PGlite is a
@@ -47,7 +47,8 @@ export function displayFolder(folder: string): string {
 
 async function open(folder: string): Promise<{ db: PGlite; lock: FolderLock }> {
   await mkdir(resolve(folder, '..'), { recursive: true })
-  const lock = acquireFolderLock(folder)
+  // The runner is this folder's owner: it waits for a short-lived reader, if any, and refuses another owner.
+  const lock = await lockFolder(folder, { waitMs: 60_000 })
   try {
     // Loaded on demand: the WebAssembly module costs memory and start-up time that server setups never pay.
     const { PGlite } = await import('@electric-sql/pglite')
