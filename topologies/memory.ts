@@ -61,8 +61,10 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
   if (mode !== 'inline' && mode !== 'remote') {
     throw new FatalError(`SFM_EMBEDDING_MODE must be "inline" or "remote", got ${JSON.stringify(mode)}`)
   }
+  // The embedded store's folder lock first, before anything else is opened: a recall started meanwhile then meets
+  // this runner as the folder's owner (and refuses) instead of holding the folder when the runner gets there.
+  const store = await vectorStoreFromEnv(env, undefined, { lock: 'owner' })
   const embedder = embedderFromEnv(env, { thread: true })
-  const store = await vectorStoreFromEnv(env)
   const sink = vectorSink({
     embedder,
     store,
@@ -115,12 +117,13 @@ export function kvBatchOptions(env: NodeJS.ProcessEnv = process.env): BatchOptio
 
 /** Builds the topology from the environment (the runner calls the default export). */
 export async function memoryTopology() {
+  // First: it takes the embedded vector folder's lock (see vectorsBranch).
+  const vectors = await vectorsBranch()
   const memoryEvent = await loadSchema('memory.event', 1)
   const log = createLogger('memory')
   log.info(`KV: ${kvStoreDescription({ connectionString: process.env.DATABASE_URL })}`)
   const auditFormat = auditFormatFromEnv()
   log.info(`audit: ${describeAuditFormat(auditFormat)}`)
-  const vectors = await vectorsBranch()
   return defineTopology<MemoryEvent>({
     name: 'memory',
     source: logSource({

@@ -6,6 +6,7 @@ import { embedderFromEnv } from '../embedders/index.ts'
 import { excerpt } from '../embedders/text.ts'
 import { ErrorCodes, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
+import { LockRoles } from '../pglite/folder-lock.ts'
 import { vectorStoreFromEnv } from '../sinks/vector/select.ts'
 import type { SearchHit } from '../sinks/vector/types.ts'
 import { endQuietlyWhenStdoutCloses } from './io.ts'
@@ -24,8 +25,9 @@ Options:
   -h, --help          show this help
 
 Environment: the vector store is QDRANT_URL (Qdrant), else VECTOR_DATABASE_URL (pgvector), else the embedded PGlite
-under SFM_DATA_DIR (default ./.sfm-data)/pg. That folder has one owner process: while a topology runs on it,
-recall refuses (exit 2) and names the owner's pid. The embedder is
+under SFM_DATA_DIR (default ./.sfm-data)/vectors. That folder has one owner process: while a topology runs (or
+starts) on it, recall refuses (exit 2) and names the topology's pid; a topology started during a recall waits for
+it. The embedder is
 SFM_EMBEDDER / SFM_EMBEDDING_URL, as for the memory topology: it must be the one the index was built with.
 `
 
@@ -92,7 +94,9 @@ async function main(): Promise<number> {
   if (args.dataDir !== undefined) process.env.SFM_DATA_DIR = resolve(args.dataDir)
   const log = createLogger('recall', (process.env.LOG_LEVEL as 'info') || 'warn')
   const embedder = embedderFromEnv()
-  const store = await vectorStoreFromEnv(process.env, log)
+  // A reader: it refuses at once (exit 2, naming the process) when a topology owns the embedded folder, and never
+  // holds it against a topology starting meanwhile, which waits for it (src/pglite/folder-lock.ts).
+  const store = await vectorStoreFromEnv(process.env, log, { lock: LockRoles.READER })
   try {
     await store.open(embedder.dimensions)
     const [vector] = await embedder.embed([args.query])

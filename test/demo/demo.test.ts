@@ -101,7 +101,7 @@ test('npm start -- topologies/memory.ts --demo N on the embedded stack; a rerun 
   t.after(() => runner.kill('SIGKILL'))
   await waitForStart(runner)
   assert.ok(existsSync(join(dataDir, 'pg.lock')))
-  const owner = new RegExp(`in use by process ${runner.pid} `)
+  const owner = new RegExp(`in use by a running topology, process ${runner.pid} on `)
   const rival = await run(['src/cli/start.ts', 'topologies/memory.ts', '--status-interval', '0'], env)
   assert.equal(rival.code, 2, rival.output)
   assert.match(rival.output, owner)
@@ -111,19 +111,21 @@ test('npm start -- topologies/memory.ts --demo N on the embedded stack; a rerun 
 
   runner.kill('SIGTERM')
   assert.equal(await new Promise((resolve) => runner.once('exit', resolve)), 0, runner.output())
-  assert.equal(existsSync(join(dataDir, 'pg.lock')), false)
+  // The owner record goes with a clean stop; the lock file stays (src/pglite/folder-lock.ts).
+  assert.equal(existsSync(join(dataDir, 'pg.owner.json')), false)
   const recall = await run(['src/cli/recall.ts', 'latency after the cache was resized'], env)
   assert.equal(recall.code, 0, recall.output)
   assert.match(recall.output, /mem-\d+/)
   assert.deepEqual(await readTable(dataDir), expected)
 
-  // A runner killed with -9 leaves its lock behind; the next command takes the stale lock over.
+  // A runner killed with -9: the kernel released its locks with it; only its owner record is left, which names a
+  // process that is gone and is not needed to take the folder.
   const killed = launch(['src/cli/start.ts', 'topologies/memory.ts', '--status-interval', '0'], env)
   t.after(() => killed.kill('SIGKILL'))
   await waitForStart(killed)
   killed.kill('SIGKILL')
   await new Promise((resolve) => killed.once('exit', resolve))
-  assert.ok(existsSync(join(dataDir, 'pg.lock')))
+  assert.ok(existsSync(join(dataDir, 'pg.owner.json')))
   const after = await run(['src/cli/recall.ts', 'latency after the cache was resized'], env)
   assert.equal(after.code, 0, after.output)
   assert.deepEqual(await readTable(dataDir), expected)

@@ -1,4 +1,4 @@
-import { acquireFolderLock, type FolderLock } from '../../pglite/folder-lock.ts'
+import { type FolderLock, type LockHolder, type LockRole, LockRoles, lockFolder } from '../../pglite/folder-lock.ts'
 import { displayFolder, pgliteVectorFolder } from '../../pglite/shared.ts'
 import type { FencePair } from '../../streams/fence.ts'
 import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
@@ -26,7 +26,15 @@ export interface ThreadedPgvectorStoreOptions {
   dataDir?: string
   /** Over embeddedPgvectorStoreOptions (exact search unless `index: 'hnsw'`). */
   store?: Partial<PgvectorStoreOptions>
+  /**
+   * How this process holds the folder (src/pglite/folder-lock.ts): `owner` (a topology, the default) waits for a
+   * reader to finish; `reader` (npm run recall) refuses at once when a topology has it.
+   */
+  role?: LockRole
 }
+
+/** How long an owner waits for a reader (npm run recall) to finish, and a reader for another reader. */
+const LOCK_WAIT_MS = { [LockRoles.OWNER]: 60_000, [LockRoles.READER]: 10_000 } as const
 
 /**
  * The embedded vector index: pgvector in a PGlite of its own (`<dataDir>/vectors`), run by a worker thread
@@ -37,8 +45,10 @@ export interface ThreadedPgvectorStoreOptions {
  * machine (2 cores, 2026-11-27, `npm run bench -- embedded`): with the vector index in the memories' PGlite the whole
  * memory topology did ~107 µs of main-thread CPU per event against ~62 without vectors; with it here the vector
  * statements run on another core, beside the KV writes. One PGlite cannot be shared across threads, hence the second
- * folder. The folder is locked by this process (src/pglite/folder-lock.ts) before the worker opens it, so other
- * processes (`npm run recall`) refuse with this process's pid rather than open it.
+ * folder. The folder is locked by this process (src/pglite/folder-lock.ts) before the worker opens it — by a
+ * topology at start (`lock`, from vectorStoreFromEnv), before anything else is opened — so other processes
+ * (`npm run recall`) refuse with this process's pid rather than open it, and a recall that got there first is waited
+ * for, never the cause of the topology's failure.
  *
  * If the worker dies, the calls in flight fail retriable (the runtime retries their batches) and the next call
  * starts a new worker, which opens the index again.
@@ -49,13 +59,16 @@ export class ThreadedPgvectorStore implements VectorStore {
   readonly index: PgvectorIndex
   readonly folder: string
   readonly #rpc: WorkerRpc
+  readonly #role: LockRole
   #lock: FolderLock | undefined
+  #locking: Promise<FolderLock> | undefined
   #dimensions: number | undefined
 
   constructor(options: ThreadedPgvectorStoreOptions = {}) {
     const store = { ...defaultPgvectorStoreOptions, ...embeddedPgvectorStoreOptions, ...options.store }
     this.folder = pgliteVectorFolder(options.dataDir)
     this.index = store.index
+    this.#role = options.role ?? LockRoles.OWNER
     this.description = pgvectorDescription(`pgvector in PGlite at ${displayFolder(this.folder)} (own thread)`, store)
     this.#rpc = new WorkerRpc(
       new URL('./threaded-worker.ts', import.meta.url),
@@ -64,8 +77,25 @@ export class ThreadedPgvectorStore implements VectorStore {
     )
   }
 
+  /**
+   * Takes the folder's lock now (open takes it otherwise), waiting for a holder the role allows waiting for;
+   * `onWait` hears once that it waits. A FatalError (SFM_CONFIG) naming the holder otherwise.
+   */
+  async lock(onWait?: (holder: LockHolder | undefined) => void): Promise<void> {
+    if (this.#lock !== undefined) return
+    this.#locking ??= lockFolder(this.folder, {
+      what: 'PGlite vector folder',
+      role: this.#role,
+      waitMs: LOCK_WAIT_MS[this.#role],
+      ...(onWait === undefined ? {} : { onWait })
+    }).finally(() => {
+      this.#locking = undefined
+    })
+    this.#lock = await this.#locking
+  }
+
   async open(dimensions: number, signal?: AbortSignal): Promise<void> {
-    this.#lock ??= acquireFolderLock(this.folder, 'PGlite vector folder')
+    await this.lock()
     await this.#rpc.call('open', [dimensions], signal)
     this.#dimensions = dimensions
   }
@@ -116,6 +146,8 @@ export class ThreadedPgvectorStore implements VectorStore {
       if (this.#rpc.running) await this.#rpc.call('close', []).catch(() => {})
       await this.#rpc.close()
     } finally {
+      // A lock still being taken is released once taken.
+      if (this.#locking !== undefined) await this.#locking.catch(() => {})
       this.#lock?.release()
       this.#lock = undefined
     }

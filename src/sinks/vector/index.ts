@@ -7,7 +7,7 @@ export {
   ReindexProgress,
   type ReindexProgressOptions
 } from './reindex-progress.ts'
-export { DEFAULT_DATA_DIR, VectorStoreKinds, vectorStoreFromEnv } from './select.ts'
+export { DEFAULT_DATA_DIR, type VectorStoreFromEnvOptions, VectorStoreKinds, vectorStoreFromEnv } from './select.ts'
 export {
   type VectorSink,
   type VectorSinkCounts,

@@ -2,6 +2,8 @@ import { envInt } from '../../config.ts'
 import { ErrorCodes, FatalError } from '../../errors.ts'
 import { DEFAULT_DATA_DIR } from '../../log/options.ts'
 import { createLogger, type Logger } from '../../logger.ts'
+import type { LockRole } from '../../pglite/folder-lock.ts'
+import { displayFolder } from '../../pglite/shared.ts'
 import { pgDatabase } from '../pgvector/database.ts'
 import {
   embeddedPgvectorStoreOptions,
@@ -32,9 +34,19 @@ export { DEFAULT_DATA_DIR }
  *
  * The choice is logged (without secrets).
  */
+export interface VectorStoreFromEnvOptions {
+  /**
+   * The embedded store only: take its folder's lock now, as `owner` (a topology: at start, before anything else is
+   * opened, waiting for a reader that has it) or `reader` (npm run recall: refusing at once when a topology has it).
+   * Unset: the lock is taken as owner when the store is opened.
+   */
+  lock?: LockRole
+}
+
 export async function vectorStoreFromEnv(
   env: NodeJS.ProcessEnv = process.env,
-  log: Logger = createLogger('vectors')
+  log: Logger = createLogger('vectors'),
+  options: VectorStoreFromEnvOptions = {}
 ): Promise<VectorStore> {
   const table = env.SFM_VECTOR_TABLE || undefined
   const index = pgvectorIndexFromEnv(env)
@@ -52,10 +64,19 @@ export async function vectorStoreFromEnv(
     store = new PgvectorStore(pgDatabase({ connectionString: env.VECTOR_DATABASE_URL }), pgvectorOptions)
   } else {
     // Exact search, or lighter HNSW build parameters than pgvector's defaults (see embeddedPgvectorStoreOptions).
-    store = new ThreadedPgvectorStore({
+    const embedded = new ThreadedPgvectorStore({
       ...(env.SFM_DATA_DIR ? { dataDir: env.SFM_DATA_DIR } : {}),
-      store: { ...embeddedPgvectorStoreOptions, ...pgvectorOptions }
+      store: { ...embeddedPgvectorStoreOptions, ...pgvectorOptions },
+      ...(options.lock === undefined ? {} : { role: options.lock })
     })
+    if (options.lock !== undefined) {
+      await embedded.lock((holder) =>
+        log.info(
+          `waiting for ${displayFolder(embedded.folder)}: in use by ${holder ? `process ${holder.pid} (${holder.role})` : 'another process'}`
+        )
+      )
+    }
+    store = embedded
   }
   const hint =
     (store instanceof PgvectorStore || store instanceof ThreadedPgvectorStore) && index === undefined
