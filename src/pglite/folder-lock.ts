@@ -1,5 +1,7 @@
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
 import { hostname } from 'node:os'
+import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { ErrorCodes, FatalError } from '../errors.ts'
 
@@ -180,7 +182,8 @@ export function acquireFolderLock(folder: string, what = 'PGlite data folder', r
 
 /**
  * The lock of `folder`, waiting for its holder when the roles allow it (see above) for up to `waitMs`; a FatalError
- * (code SFM_CONFIG) naming the holder when it is not to be waited for or the wait ran out.
+ * (code SFM_CONFIG) naming the holder when it is not to be waited for or the wait ran out. The folder's parent (the
+ * data folder) is created if missing; one that cannot be is a FatalError too: waiting would not heal it.
  */
 export async function lockFolder(folder: string, options: FolderLockOptions = {}): Promise<FolderLock> {
   const what = options.what ?? 'PGlite data folder'
@@ -188,6 +191,14 @@ export async function lockFolder(folder: string, options: FolderLockOptions = {}
   const path = `${folder}.lock`
   if (held.has(path))
     throw new FatalError(`${what} ${folder} is already open in this process`, { code: ErrorCodes.CONFIG })
+  try {
+    await mkdir(dirname(folder), { recursive: true })
+  } catch (error) {
+    throw new FatalError(`${what} ${folder}: cannot create its data folder: ${(error as Error).message}`, {
+      code: ErrorCodes.CONFIG,
+      cause: error
+    })
+  }
   const deadline = Date.now() + (options.waitMs ?? 0)
   let waiting = false
   let seenOwner: number | undefined

@@ -164,3 +164,19 @@ test('a lock file that is not a lock database (an older version wrote JSON there
   await writeFile(`${dir}.lock`, JSON.stringify({ pid: 1, host: hostname() }))
   assert.throws(() => acquireFolderLock(dir), /cannot take the lock .*older version.*remove it once no process uses/)
 })
+
+test('the data folder is created when missing; one that cannot be is a configuration error, not a wait', async (t) => {
+  const dir = await folder(t)
+  const nested = join(dir, 'not', 'yet', 'vectors')
+  const lock = await lockFolder(nested)
+  assert.ok(existsSync(`${nested}.lock`))
+  lock.release()
+  await writeFile(`${dir}.file`, '')
+  await assert.rejects(
+    lockFolder(join(`${dir}.file`, 'vectors'), { waitMs: 60_000 }),
+    (error: unknown) =>
+      error instanceof FatalError &&
+      error.code === ErrorCodes.CONFIG &&
+      /cannot create its data folder/.test(error.message)
+  )
+})
