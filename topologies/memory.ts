@@ -64,7 +64,13 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
   // The embedded store's folder lock first, before anything else is opened: a recall started meanwhile then meets
   // this runner as the folder's owner (and refuses) instead of holding the folder when the runner gets there.
   const store = await vectorStoreFromEnv(env, undefined, { lock: 'owner' })
-  const embedder = embedderFromEnv(env, { thread: true })
+  let embedder: ReturnType<typeof embedderFromEnv>
+  try {
+    embedder = embedderFromEnv(env, { thread: true })
+  } catch (error) {
+    await store.close()
+    throw error
+  }
   const sink = vectorSink({
     embedder,
     store,

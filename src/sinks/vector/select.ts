@@ -21,6 +21,15 @@ export const VectorStoreKinds = { QDRANT: 'qdrant', PGVECTOR: 'pgvector', PGLITE
 /** Default data directory of the embedded stores: the embedded log's (src/log/options.ts). */
 export { DEFAULT_DATA_DIR }
 
+export interface VectorStoreFromEnvOptions {
+  /**
+   * The embedded store only: take its folder's lock now, as `owner` (a topology: at start, before anything else is
+   * opened, waiting for a reader that has it) or `reader` (npm run recall: refusing at once when a topology has it).
+   * Unset: the lock is taken as owner when the store is opened.
+   */
+  lock?: LockRole
+}
+
 /**
  * The vector store the environment asks for, in this order:
  *
@@ -34,15 +43,6 @@ export { DEFAULT_DATA_DIR }
  *
  * The choice is logged (without secrets).
  */
-export interface VectorStoreFromEnvOptions {
-  /**
-   * The embedded store only: take its folder's lock now, as `owner` (a topology: at start, before anything else is
-   * opened, waiting for a reader that has it) or `reader` (npm run recall: refusing at once when a topology has it).
-   * Unset: the lock is taken as owner when the store is opened.
-   */
-  lock?: LockRole
-}
-
 export async function vectorStoreFromEnv(
   env: NodeJS.ProcessEnv = process.env,
   log: Logger = createLogger('vectors'),

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { ErrorCodes, SfmError } from '../../../src/errors.ts'
 import { createLogger } from '../../../src/logger.ts'
+import { acquireFolderLock, LockRoles } from '../../../src/pglite/folder-lock.ts'
 import { PgvectorIndexes, PgvectorStore, ThreadedPgvectorStore } from '../../../src/sinks/pgvector/index.ts'
 import { pgvectorIndexFromEnv, vectorStoreFromEnv } from '../../../src/sinks/vector/select.ts'
 
@@ -52,4 +53,17 @@ test('SFM_VECTOR_INDEX: unset or empty is the store default; anything but hnsw/e
       error.code === ErrorCodes.CONFIG &&
       /must be hnsw or exact, got "HNSW"/.test(error.message)
   )
+})
+
+test('lock: the embedded store takes its folder lock when built; without the option, only at open', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sfm-select-lock-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const owner = await vectorStoreFromEnv({ SFM_DATA_DIR: dir }, quiet, { lock: LockRoles.OWNER })
+  assert.throws(() => acquireFolderLock(join(dir, 'vectors')), /already open in this process/)
+  await owner.close()
+  // Without the option nothing is locked until open.
+  const lazy = await vectorStoreFromEnv({ SFM_DATA_DIR: dir }, quiet)
+  const lock = acquireFolderLock(join(dir, 'vectors'))
+  lock.release()
+  await lazy.close()
 })
