@@ -18,7 +18,8 @@
  * SFM_EMBEDDING_MODE=remote publishes embedding requests for topologies/embedder.ts and
  * topologies/vector-indexer.ts; SFM_VECTORS=off leaves the vector branch out. SFM_AUDIT_FORMAT=connect writes
  * memory.audit as Kafka Connect JsonConverter envelopes for the JDBC sink of deploy/connect/ (default `json`: the
- * plain memory.audit v1 record; see src/memory/audit-format.ts).
+ * plain memory.audit v1 record; see src/memory/audit-format.ts). SFM_LEGACY_EVENTS=upcast applies events in the legacy
+ * SomaFractalMemory shape under their memory id; `reject` (default) dead-letters them (src/memory/legacy/events.ts).
  */
 import { pipe } from 'rxjs'
 import {
@@ -46,6 +47,8 @@ import {
   embedderFromEnv,
   kafkaEmbeddingRequests,
   kvStoreDescription,
+  legacyEventModeFromEnv,
+  legacyEvents,
   type MemoryEvent,
   materializeMemories,
   vectorSink,
@@ -130,6 +133,8 @@ export async function memoryTopology() {
   log.info(`KV: ${kvStoreDescription({ connectionString: process.env.DATABASE_URL })}`)
   const auditFormat = auditFormatFromEnv()
   log.info(`audit: ${describeAuditFormat(auditFormat)}`)
+  const legacyMode = legacyEventModeFromEnv()
+  log.info(`legacy events: ${legacyMode} (SFM_LEGACY_EVENTS)`)
   return defineTopology<MemoryEvent>({
     name: 'memory',
     source: logSource({
@@ -138,6 +143,7 @@ export async function memoryTopology() {
     }),
     pipeline: pipe(
       decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024), maxDepth: 64 }),
+      legacyEvents({ mode: legacyMode }),
       validate<MemoryEvent>(memoryEvent.schema),
       dedupe({ key: (e) => e.value.event_id, windowSize: 100_000 })
     ),
