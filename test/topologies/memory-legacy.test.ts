@@ -1,68 +1,22 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { describe, type TestContext, test } from 'node:test'
-import pg from 'pg'
+import { describe, test } from 'node:test'
 import { DeadLetterHeaders } from '../../src/streams/dead-letter.ts'
-import { Runtime } from '../../src/streams/runtime.ts'
-import { memoryTopology } from '../../topologies/memory.ts'
-import { brokers, createTopics, NO_KAFKA, produce, readTopic, uniqueName } from '../helpers/kafka.ts'
-import { legacyEventRecords, NO_PYTHON } from '../helpers/legacy.ts'
+import { brokers, NO_KAFKA, produce, readTopic } from '../helpers/kafka.ts'
+import { isolatedMemoryStack, legacyEventRecords, NO_PYTHON, runMemoryUntilIdle } from '../helpers/legacy.ts'
 import { readMemories } from '../sinks/postgres/helpers.ts'
 
 const skip = (brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`) || (NO_PYTHON ?? false)
-
-const TOPICS = ['memory.events', 'memory.latest', 'memory.audit', 'memory.dlq'] as const
-
-/** Prefixed topics and a table of this test alone; each run gets a new consumer group. Env restored afterwards. */
-async function isolated(t: TestContext) {
-  const prefix = `${uniqueName('legacy')}.`
-  const table = `mem_${randomBytes(5).toString('hex')}`
-  await createTopics(
-    t,
-    TOPICS.map((name) => prefix + name),
-    2
-  )
-  const saved = { ...process.env }
-  const dataDir = await mkdtemp(join(tmpdir(), 'sfm-legacy-test-'))
-  Object.assign(process.env, {
-    SFM_DATA_DIR: dataDir,
-    SFM_TOPIC_PREFIX: prefix,
-    SFM_MEMORY_TABLE: table,
-    SFM_VECTORS: 'off'
-  })
-  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 })
-  t.after(async () => {
-    process.env = saved
-    await pool
-      .query(`DROP TABLE IF EXISTS "${table}", "${table}_events_processed", schema_migrations_${table} CASCADE`)
-      .catch(() => {})
-    await pool.end()
-    await rm(dataDir, { recursive: true, force: true })
-  })
-  return { prefix, table, pool, topic: (name: (typeof TOPICS)[number]) => prefix + name }
-}
-
-async function runUntilIdle(mode: string | undefined) {
-  if (mode === undefined) delete process.env.SFM_LEGACY_EVENTS
-  else process.env.SFM_LEGACY_EVENTS = mode
-  process.env.SFM_MEMORY_GROUP = uniqueName('memory')
-  const topology = await memoryTopology()
-  return new Runtime(topology, { untilIdleMs: 2_000 }).run()
-}
 
 describe('legacy SomaFractalMemory events on memory.events', { skip }, () => {
   test('default: every legacy event goes to the DLQ naming SFM_LEGACY_EVENTS; upcast: each lands under its memory id', {
     timeout: 180_000
   }, async (t) => {
-    const stack = await isolated(t)
+    const stack = await isolatedMemoryStack(t)
     // Written by real Python as the legacy producer did: no key, uuid4 ids, ISO +00:00 or epoch-float timestamps.
     const records = legacyEventRecords(5, 40, 'default')
     await produce(records.map((r) => ({ topic: stack.topic('memory.events'), value: r.record })))
 
-    const rejected = await runUntilIdle(undefined)
+    const rejected = await runMemoryUntilIdle()
     assert.equal(rejected.deadLettered, records.length)
     assert.equal((await readMemories(stack.pool, `"${stack.table}"`)).size, 0, 'nothing applied')
     const letters = await readTopic(stack.topic('memory.dlq'), records.length)
@@ -73,7 +27,7 @@ describe('legacy SomaFractalMemory events on memory.events', { skip }, () => {
     }
     assert.deepEqual(letters.map((l) => l.value).sort(), records.map((r) => r.record).sort(), 'original bytes kept')
 
-    const upcast = await runUntilIdle('upcast')
+    const upcast = await runMemoryUntilIdle({ legacyEvents: 'upcast' })
     assert.equal(upcast.deadLettered, 0)
     const rows = await readMemories(stack.pool, `"${stack.table}"`)
     assert.equal(rows.size, records.length)
