@@ -239,15 +239,23 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     lastKey: lastAcked
   })
   const sender = dryRun ? undefined : new OrderedSender(options.producer!, options.maxInFlight ?? 8)
-  const params: unknown[] = [null, pageSize]
-  if (namespace !== undefined) params.push(namespace)
-  const sql = `SELECT ${SELECT_COLUMNS} FROM ${LEGACY_TABLE}
-    WHERE ($1::text IS NULL OR key > $1) AND ${namespaceFilter(namespace, 3)} ORDER BY key LIMIT $2`
-  let after = options.after ?? null
+  const filter = namespaceFilter(namespace, 3)
+  // Two statements: `key > $1` alone lets the planner use the primary key for the range on every page.
+  const firstSql = `SELECT ${SELECT_COLUMNS} FROM ${LEGACY_TABLE} WHERE $1::text IS NULL AND ${filter} ORDER BY key LIMIT $2`
+  const nextSql = `SELECT ${SELECT_COLUMNS} FROM ${LEGACY_TABLE} WHERE key > $1 AND ${filter} ORDER BY key LIMIT $2`
+  const fetchPage = (from: string | null) => {
+    const values: unknown[] = [from, pageSize]
+    if (namespace !== undefined) values.push(namespace)
+    const page = legacy.query<Row>({ text: from === null ? firstSql : nextSql, values })
+    page.catch(() => {}) // awaited below; this only keeps an abandoned prefetch from being an unhandled rejection
+    return page
+  }
+  // The next page is asked for before this one is processed, so the database works while this process does.
+  let pending: Promise<pg.QueryResult<Row>> | undefined = fetchPage(options.after ?? null)
   try {
-    for (;;) {
-      params[0] = after
-      const { rows } = await legacy.query<Row>({ text: sql, values: params })
+    while (pending !== undefined) {
+      const { rows }: pg.QueryResult<Row> = await pending
+      pending = rows.length === pageSize ? fetchPage(rows[rows.length - 1]!.key) : undefined
       if (rows.length === 0) break
       const timestamp = new Date(now()).toISOString()
       const messages: OutgoingMessage[] = []
@@ -271,7 +279,6 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
         if (sender) messages.push({ topic: options.topic, key: Buffer.from(event.id), value: Buffer.from(event.text) })
       }
       const lastKey = rows[rows.length - 1]!.key
-      after = lastKey
       const pageDone = async () => {
         counts.produced += produced
         lastAcked = lastKey
@@ -280,7 +287,6 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       }
       if (sender) await sender.page(messages, pageDone)
       else await pageDone()
-      if (rows.length < pageSize) break
     }
     await sender?.flush()
   } catch (error) {
