@@ -1,0 +1,185 @@
+import { writeFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { useLocalStack } from '../config.ts'
+import { describeError, ErrorCodes, ErrorKinds, FatalError, kindOf } from '../errors.ts'
+import { redact } from '../logger.ts'
+import { compareParity, DEFAULT_IGNORED_FIELDS, type ParityResult, totalDifferences } from '../memory/legacy/parity.ts'
+import { PARITY_CLASSES } from '../memory/legacy/parity-report.ts'
+import { openLegacyStore } from '../memory/legacy/store.ts'
+import { parseTableName, quoteQualified } from '../sinks/postgres/identifiers.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+
+const USAGE = `Usage: npm run parity -- --legacy-url URL [options]
+
+Compares every memory of the legacy SomaFractalMemory store (kv_store rows …:data) with the memories row of the same
+id, both read in id order through a cursor (constant memory), and classifies the differences:
+  missing       in the legacy store, no row here
+  extra         live here, gone from the legacy store
+  differing     both live, payloads differ once the ignored fields are left out (numbers compare by value)
+  deleted_here  deleted here, live in the legacy store
+
+Options:
+  --legacy-url URL     PostgreSQL connection string of the legacy store (required)
+  --database-url URL   the memories database (default DATABASE_URL)
+  --table NAME         the memories table (default SFM_MEMORY_TABLE, else memories)
+  --namespace N        only namespace N
+  --sample N           field-level diff of the first N differing memories (default 10)
+  --ignore-field F     top-level payload field left out of the comparison (repeatable; replaces the default
+                       ${DEFAULT_IGNORED_FIELDS.join(', ')}; --ignore-field '' compares every field)
+  --json               print the result as one JSON object (counts, samples) instead of lines
+  --out FILE           write the report with every id per class (input of npm run backfill -- --repair FILE)
+  -h, --help           this help
+
+Exit codes: 0 no differences, 1 differences found (or the comparison failed), 2 usage or configuration error.`
+
+interface Cli {
+  legacyUrl: string
+  databaseUrl: string
+  table: string
+  namespace?: string
+  sample: number
+  ignore: readonly string[]
+  json: boolean
+  out?: string
+}
+
+function parse(argv: string[], env: NodeJS.ProcessEnv): { help: true } | ({ help: false } & Cli) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'legacy-url': { type: 'string' },
+      'database-url': { type: 'string' },
+      table: { type: 'string' },
+      namespace: { type: 'string' },
+      sample: { type: 'string' },
+      'ignore-field': { type: 'string', multiple: true },
+      json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help) return { help: true }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  if (!values['legacy-url']) throw new UsageError('--legacy-url is required (the legacy PostgreSQL connection string)')
+  const databaseUrl = values['database-url'] || env.DATABASE_URL
+  if (!databaseUrl) throw new UsageError('no memories database: give --database-url or set DATABASE_URL')
+  if (values.namespace === '') throw new UsageError('--namespace must not be empty')
+  if (values.out === '') throw new UsageError('--out needs a file name')
+  let sample = 10
+  if (values.sample !== undefined) {
+    if (!/^\d+$/.test(values.sample)) throw new UsageError(`--sample: expected a whole number, got "${values.sample}"`)
+    sample = Number(values.sample)
+  }
+  const ignore = values['ignore-field'] === undefined ? DEFAULT_IGNORED_FIELDS : values['ignore-field'].filter((f) => f)
+  return {
+    help: false,
+    legacyUrl: values['legacy-url'],
+    databaseUrl,
+    table: values.table || env.SFM_MEMORY_TABLE || 'memories',
+    sample,
+    ignore,
+    json: values.json,
+    ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
+    ...(values.out === undefined ? {} : { out: values.out })
+  }
+}
+
+/** Connects to the memories database and checks the table, with one-line errors that say what to fix. */
+async function openHere(url: string, table: string): Promise<{ client: pg.Client; quoted: string }> {
+  const quoted = quoteQualified(parseTableName(table, '--table'))
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+  } catch (error) {
+    await client.end().catch(() => {})
+    throw new FatalError(
+      `cannot connect to the memories database at ${redact(url)}: ${describeError(error)} — check --database-url / DATABASE_URL`,
+      { code: ErrorCodes.CONFIG }
+    )
+  }
+  const { rows } = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [quoted])
+  if (rows[0]?.t == null) {
+    await client.end().catch(() => {})
+    throw new FatalError(
+      `no table ${table} at ${redact(url)} — run the memory topology first, or name the table with --table`,
+      { code: ErrorCodes.CONFIG }
+    )
+  }
+  return { client, quoted }
+}
+
+function summaryLines(r: ParityResult): string[] {
+  const lines = [
+    `parity${r.namespace === null ? '' : ` (namespace ${r.namespace})`}: ${r.compared.legacy} legacy memories, ` +
+      `${r.compared.here} rows here, ${r.equal} equal; ` +
+      PARITY_CLASSES.map((name) => `${name} ${r.counts[name]}`).join(', ') +
+      ` (${r.seconds.toFixed(1)} s; ignored fields: ${r.ignored_fields.join(', ') || 'none'})`
+  ]
+  for (const name of PARITY_CLASSES) {
+    const first = r.ids[name].slice(0, 5)
+    if (first.length > 0) {
+      lines.push(`  ${name}: ${first.map((id) => JSON.stringify(id)).join(', ')}${r.ids[name].length > 5 ? ', …' : ''}`)
+    }
+  }
+  for (const sample of r.samples) {
+    lines.push(`  differing ${JSON.stringify(sample.id)}:`)
+    for (const f of sample.fields) {
+      lines.push(`    ${f.field}: legacy ${f.legacy ?? '(absent)'} | here ${f.here ?? '(absent)'}`)
+    }
+  }
+  return lines
+}
+
+export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let cli: ReturnType<typeof parse>
+  try {
+    cli = parse(argv, env)
+  } catch (error) {
+    io.err(`parity: ${describeError(error)}`)
+    io.err('Run with --help for usage.')
+    return ExitCodes.USAGE
+  }
+  if (cli.help) {
+    io.out(USAGE)
+    return ExitCodes.OK
+  }
+  let legacy: pg.Client | undefined
+  let here: pg.Client | undefined
+  try {
+    legacy = await openLegacyStore(cli.legacyUrl)
+    const opened = await openHere(cli.databaseUrl, cli.table)
+    here = opened.client
+    const result = await compareParity({
+      legacy,
+      here,
+      table: opened.quoted,
+      sample: cli.sample,
+      ignoreFields: cli.ignore,
+      ...(cli.namespace === undefined ? {} : { namespace: cli.namespace })
+    })
+    if (cli.out !== undefined) await writeFile(cli.out, JSON.stringify(result))
+    if (cli.json) {
+      const { ids: _, ...summary } = result
+      io.out(JSON.stringify(summary))
+    } else for (const line of summaryLines(result)) io.out(line)
+    if (cli.out !== undefined) io.err(`parity: report with every id per class written to ${cli.out}`)
+    return totalDifferences(result) === 0 ? ExitCodes.OK : ExitCodes.FAILED
+  } catch (error) {
+    if (env.LOG_LEVEL === 'debug' && error instanceof Error) io.err(error.stack ?? '')
+    io.err(`parity: ${describeError(error)}`)
+    return kindOf(error) === ErrorKinds.FATAL ? ExitCodes.USAGE : ExitCodes.FAILED
+  } finally {
+    await legacy?.end().catch(() => {})
+    await here?.end().catch(() => {})
+  }
+}
+
+if (import.meta.main) {
+  endQuietlyWhenStdoutCloses()
+  useLocalStack()
+  process.exitCode = await main(process.argv.slice(2))
+}

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, test } from 'node:test'
+import { compareIds, fieldDiff, jsonEqual } from '../../src/memory/legacy/parity.ts'
+import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
+import {
+  isolatedMemoryStack,
+  legacyKvRows,
+  legacyStore,
+  NO_PYTHON,
+  runMemoryUntilIdle,
+  withSearchPath
+} from '../helpers/legacy.ts'
+
+const skip = (brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`) || (NO_PYTHON ?? false)
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+async function cli(script: 'parity' | 'backfill', args: string[]): Promise<Run> {
+  const child = spawn(process.execPath, [`src/cli/${script}.ts`, ...args], {
+    env: process.env,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    stdout += c
+  })
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c
+  })
+  const [code] = await once(child, 'close')
+  return { code: code as number | null, stdout, stderr }
+}
+
+test('compareIds is code point order (PostgreSQL "C"), jsonEqual compares numbers by value', () => {
+  const ids = ['a:(1.0,)', 'a:(1.0, 2.0)', 'b', 'a', '\u{1F600}', '\uFFFD', 'é', 'Z']
+  const byCodePoint = [...ids].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+  assert.deepEqual([...ids].sort(compareIds), byCodePoint)
+  assert.ok(
+    jsonEqual(JSON.parse('{"a": [1.0, 2], "b": {"c": null}}'), JSON.parse('{"b": {"c": null}, "a": [1, 2.00]}'))
+  )
+  assert.ok(!jsonEqual({ a: [1, 2] }, { a: [2, 1] }))
+  assert.ok(!jsonEqual({ a: 1 }, { a: 1, b: undefined as unknown as number }))
+  assert.deepEqual(fieldDiff('{"a": 1, "b": 2, "c": 3}', '{"a": 1.0, "b": 5, "d": 4}'), [
+    { field: 'b', legacy: '2', here: '5' },
+    { field: 'c', legacy: '3' },
+    { field: 'd', here: '4' }
+  ])
+})
+
+describe('npm run parity', { skip }, () => {
+  test('backfill → topology → parity 0; changes behind the stack’s back are named exactly; --repair → parity 0', {
+    timeout: 300_000
+  }, async (t) => {
+    const stack = await isolatedMemoryStack(t)
+    const rows = legacyKvRows(7, 80, ['default', 'other'])
+    const legacy = await legacyStore(t, rows)
+    const parity = (...args: string[]) => cli('parity', ['--legacy-url', legacy.url, '--table', stack.table, ...args])
+
+    assert.equal((await cli('backfill', ['--legacy-url', legacy.url])).code, 0)
+    await runMemoryUntilIdle({ group: 'g-parity' })
+    const clean = await parity('--json')
+    assert.equal(clean.code, 0, clean.stderr + clean.stdout)
+    const summary = JSON.parse(clean.stdout) as { counts: Record<string, number>; equal: number }
+    const memories = new Set(rows.filter((r) => r.key.endsWith(':data')).map((r) => r.key)).size
+    assert.equal(summary.equal, memories)
+    assert.deepEqual(summary.counts, { missing: 0, extra: 0, differing: 0, deleted_here: 0 })
+
+    // Behind the stack's back.
+    const ids = rows.filter((r) => r.key.endsWith(':data')).map((r) => r.key.slice(0, -5))
+    const [updated, deleted, tombstoned, ignoredOnly, nsOther] = [ids[3]!, ids[5]!, ids[8]!, ids[9]!, ids.at(-1)!]
+    assert.ok(nsOther.startsWith('other:'))
+    const added = 'default:(7.0, 1e-07)'
+    await legacy.pool.query(`UPDATE kv_store SET value = jsonb_set(value, '{text}', '"edited"') WHERE key = $1`, [
+      `${updated}:data`
+    ])
+    await legacy.pool.query(
+      `UPDATE kv_store SET value = value || '{"access_count": 999, "importance_norm": 0.1}' WHERE key = $1`,
+      [`${ignoredOnly}:data`]
+    )
+    await legacy.pool.query('DELETE FROM kv_store WHERE key = $1', [`${deleted}:data`])
+    await legacy.pool.query(
+      `INSERT INTO kv_store VALUES ($1, '{"text": "added", "memory_type": "episodic", "coordinate": [7.0, 1e-07]}')`,
+      [`${added}:data`]
+    )
+    await stack.pool.query(`UPDATE "${stack.table}" SET deleted_at = now(), payload = NULL WHERE id = $1`, [tombstoned])
+
+    const out = join(stack.dataDir, 'report.json')
+    const dirty = await parity('--out', out, '--sample', '5')
+    assert.equal(dirty.code, 1, dirty.stderr)
+    const report = JSON.parse(await readFile(out, 'utf8')) as { ids: Record<string, string[]> }
+    assert.deepEqual(report.ids, {
+      missing: [added],
+      extra: [deleted],
+      differing: [updated],
+      deleted_here: [tombstoned]
+    })
+    assert.match(dirty.stdout, /missing 1, extra 1, differing 1, deleted_here 1/)
+    assert.match(dirty.stdout, /text: legacy "edited" \| here "/)
+
+    const nsOnly = await parity('--namespace', 'other', '--json')
+    assert.equal(JSON.parse(nsOnly.stdout).compared.legacy, ids.filter((id) => id.startsWith('other:')).length)
+
+    const strict = await parity('--ignore-field', '', '--json')
+    assert.equal(JSON.parse(strict.stdout).counts.differing, 2, 'with no ignored fields access_count counts too')
+
+    const repaired = await cli('backfill', ['--legacy-url', legacy.url, '--repair', out])
+    assert.equal(repaired.code, 0, repaired.stderr)
+    await runMemoryUntilIdle({ group: 'g-parity' })
+    const after = await parity()
+    assert.equal(after.code, 0, after.stdout + after.stderr)
+  })
+
+  test('bad input: one line naming what to fix, exit 2', { timeout: 120_000 }, async (t) => {
+    const stack = await isolatedMemoryStack(t)
+    const good = await legacyStore(t, legacyKvRows(8, 5, ['default']))
+    const textValue = await legacyStore(t, [], 'key TEXT PRIMARY KEY, value TEXT NOT NULL')
+    const closed = new URL(process.env.DATABASE_URL!)
+    closed.port = '1'
+    await writeFile(join(stack.dataDir, 'x'), '')
+    const cases: [string[], RegExp][] = [
+      [[], /--legacy-url is required/],
+      [['--legacy-url', closed.toString()], /cannot connect to the legacy store/],
+      [['--legacy-url', withSearchPath(process.env.DATABASE_URL!, 'no_such_schema_y')], /no kv_store table/],
+      [['--legacy-url', textValue.url], /kv_store\.value .* is text, expected jsonb/],
+      [['--legacy-url', good.url, '--table', 'no_such_memories'], /no table no_such_memories .*--table/],
+      [['--legacy-url', good.url, '--database-url', closed.toString()], /cannot connect to the memories database/],
+      [['--legacy-url', good.url, '--sample', 'many'], /--sample: expected a whole number/]
+    ]
+    for (const [args, message] of cases) {
+      const run = await cli('parity', args)
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`)
+      assert.match(run.stderr, message)
+      assert.ok(!run.stderr.includes('    at '), 'no stack trace')
+    }
+  })
+})
