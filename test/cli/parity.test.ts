@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import { compareIds, fieldDiff, jsonEqual } from '../../src/memory/legacy/parity.ts'
+import { compareIds, fieldDiff, jsonEqual, sameJsonbText } from '../../src/memory/legacy/parity.ts'
 import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
 import {
   isolatedMemoryStack,
@@ -54,6 +54,18 @@ test('compareIds is code point order (PostgreSQL "C"), jsonEqual compares number
     { field: 'c', legacy: '3' },
     { field: 'd', here: '4' }
   ])
+})
+
+test('sameJsonbText: numbers by value, strings and structure exactly', () => {
+  assert.ok(sameJsonbText('{"a": [5.0, 1.50, -0.0], "t": "x"}', '{"a": [5, 1.5, 0], "t": "x"}'))
+  assert.ok(sameJsonbText('{"n": 0.00001}', '{"n": 1e-05}'))
+  assert.ok(!sameJsonbText('{"a": [5.0]}', '{"a": [5.1]}'))
+  assert.ok(!sameJsonbText('{"t": "5.0"}', '{"t": "5"}'), 'digits inside strings are text')
+  assert.ok(!sameJsonbText('{"t": "a\\"b"}', '{"t": "a\\"c"}'))
+  assert.ok(sameJsonbText('{"t": "a\\"b", "n": 2.0}', '{"t": "a\\"b", "n": 2}'))
+  assert.ok(!sameJsonbText('{"a": 1}', '{"a": 1, "b": 2}'))
+  assert.ok(!sameJsonbText('[1, 2]', '[1, 2, 3]'))
+  assert.ok(!sameJsonbText('{"a": true}', '{"a": false}'))
 })
 
 describe('npm run parity', { skip }, () => {

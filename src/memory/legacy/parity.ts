@@ -2,7 +2,7 @@
  * Parity: every memory of the legacy `kv_store` against the `memories` row of the same id.
  *
  * Both sides are read in id order (byte order, `COLLATE "C"`) through a server-side cursor in a read-only snapshot,
- * a few thousand rows a fetch, and merged like two sorted files: constant memory whatever their size (only the ids
+ * 2,000 rows a fetch, and merged like two sorted files: constant memory whatever their size (only the ids
  * of differences are kept, for `--out`). Classes: `missing` (legacy memory, no row here), `extra` (live here, no
  * legacy memory), `differing` (both live, payloads differ once the ignored top-level fields are removed: numbers
  * compare as numbers, so the legacy `1.0` equals `1`), `deleted_here` (a tombstone here, live in the legacy store).
@@ -31,7 +31,7 @@ export interface ParityOptions {
   ignoreFields?: readonly string[]
   /** A field-level diff for the first N differing memories. Default 10. */
   sample?: number
-  /** Rows per fetch on each side. Default 5,000. */
+  /** Rows per fetch on each side. Default 2,000. */
   fetchSize?: number
 }
 
@@ -85,11 +85,66 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return true
 }
 
-/** Equal payloads given as jsonb text: the same text, or the same JSON once parsed. */
-function samePayload(a: string | null, b: string | null): boolean {
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const isNumberStart = (c: number): boolean => c === 0x2d || (c >= 0x30 && c <= 0x39)
+const isNumberPart = (c: number): boolean =>
+  (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d
+
+/**
+ * Whether two jsonb texts (PostgreSQL's `jsonb::text`) hold the same JSON, without parsing them. jsonb prints keys
+ * in one canonical order with canonical spacing and escapes, so equal values print equal text except for numbers,
+ * whose numeric keeps its scale (`5.0` on the legacy side, `5` once the value went through JavaScript): the texts
+ * are walked side by side, and two number tokens that differ as text are compared as numbers. Nothing is allocated
+ * unless two numbers are written differently.
+ */
+export function sameJsonbText(a: string, b: string): boolean {
   if (a === b) return true
-  if (a === null || b === null) return false
-  return jsonEqual(JSON.parse(a), JSON.parse(b))
+  const n = a.length
+  const m = b.length
+  let i = 0
+  let j = 0
+  let inString = false
+  while (i < n && j < m) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(j)
+    if (inString) {
+      if (x !== y) return false
+      if (x === BACKSLASH) {
+        if (a.charCodeAt(i + 1) !== b.charCodeAt(j + 1)) return false
+        i += 2
+        j += 2
+        continue
+      }
+      if (x === QUOTE) inString = false
+      i++
+      j++
+      continue
+    }
+    if (isNumberStart(x) && isNumberStart(y)) {
+      let ei = i + 1
+      while (ei < n && isNumberPart(a.charCodeAt(ei))) ei++
+      let ej = j + 1
+      while (ej < m && isNumberPart(b.charCodeAt(ej))) ej++
+      let same = ei - i === ej - j
+      for (let k = 0; same && k < ei - i; k++) same = a.charCodeAt(i + k) === b.charCodeAt(j + k)
+      if (!same && Number(a.slice(i, ei)) !== Number(b.slice(j, ej))) return false
+      i = ei
+      j = ej
+      continue
+    }
+    if (x !== y) return false
+    if (x === QUOTE) inString = true
+    i++
+    j++
+  }
+  return i === n && j === m
+}
+
+/** Equal payloads given as jsonb text (null: no payload, a tombstone). */
+function samePayload(a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return a === b
+  return sameJsonbText(a, b)
 }
 
 const cut = (value: unknown): string => {
@@ -170,9 +225,9 @@ class Side {
   }
 }
 
-function withoutFields(column: string, fields: readonly string[], escape: (s: string) => string): string {
+function withoutFields(column: string, fields: readonly string[], literal: (s: string) => string): string {
   if (fields.length === 0) return `${column}::text`
-  const list = `ARRAY[${fields.map(escape).join(', ')}]::text[]`
+  const list = `ARRAY[${fields.map(literal).join(', ')}]::text[]`
   return `(CASE WHEN jsonb_typeof(${column}) = 'object' THEN ${column} - ${list} ELSE ${column} END)::text`
 }
 
@@ -182,7 +237,7 @@ export async function compareParity(options: ParityOptions): Promise<ParityResul
   const { legacy, here, namespace } = options
   const ignored = options.ignoreFields ?? DEFAULT_IGNORED_FIELDS
   const sampleLimit = options.sample ?? 10
-  const fetchSize = options.fetchSize ?? 5_000
+  const fetchSize = options.fetchSize ?? 2_000
   const lit = (s: string) => legacy.escapeLiteral(s)
   const hereLit = (s: string) => here.escapeLiteral(s)
   const legacySql = `SELECT left(key, -${LEGACY_DATA_SUFFIX.length}), ${withoutFields('value', ignored, lit)}
