@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { useLocalStack } from '../config.ts'
@@ -8,6 +9,7 @@ import { compareParity, DEFAULT_IGNORED_FIELDS, type ParityResult, totalDifferen
 import { PARITY_CLASSES } from '../memory/legacy/parity-report.ts'
 import { openLegacyStore } from '../memory/legacy/store.ts'
 import { parseTableName, quoteQualified } from '../sinks/postgres/identifiers.ts'
+import { Metrics } from '../telemetry/metrics.ts'
 import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run parity -- --legacy-url URL [options]
@@ -29,9 +31,12 @@ Options:
                        ${DEFAULT_IGNORED_FIELDS.join(', ')}; --ignore-field '' compares every field)
   --json               print the result as one JSON object (counts, samples) instead of lines
   --out FILE           write the report with every id per class (input of npm run backfill -- --repair FILE)
+  --watch SECONDS      compare again every SECONDS until SIGINT/SIGTERM, exporting sfm_parity_differences{class}
+  --metrics-port PORT  with --watch: serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port)
   -h, --help           this help
 
-Exit codes: 0 no differences, 1 differences found (or the comparison failed), 2 usage or configuration error.`
+Exit codes: 0 no differences, 1 differences found (or the comparison failed), 2 usage or configuration error.
+With --watch: the code of the last comparison once stopped.`
 
 interface Cli {
   legacyUrl: string
@@ -42,6 +47,8 @@ interface Cli {
   ignore: readonly string[]
   json: boolean
   out?: string
+  watch?: number
+  metricsPort?: number
 }
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): { help: true } | ({ help: false } & Cli) {
@@ -58,6 +65,8 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { help: true } | ({ help
       'ignore-field': { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
       out: { type: 'string' },
+      watch: { type: 'string' },
+      'metrics-port': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -73,6 +82,21 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { help: true } | ({ help
     if (!/^\d+$/.test(values.sample)) throw new UsageError(`--sample: expected a whole number, got "${values.sample}"`)
     sample = Number(values.sample)
   }
+  let watch: number | undefined
+  if (values.watch !== undefined) {
+    watch = Number(values.watch)
+    if (!/^\d+(\.\d+)?$/.test(values.watch) || watch <= 0) {
+      throw new UsageError(`--watch: expected a number of seconds > 0, got "${values.watch}"`)
+    }
+  }
+  let metricsPort: number | undefined
+  if (values['metrics-port'] !== undefined) {
+    metricsPort = Number(values['metrics-port'])
+    if (!/^\d+$/.test(values['metrics-port']) || metricsPort > 65535) {
+      throw new UsageError(`--metrics-port: expected a port number, got "${values['metrics-port']}"`)
+    }
+    if (watch === undefined) throw new UsageError('--metrics-port goes with --watch')
+  }
   const ignore = values['ignore-field'] === undefined ? DEFAULT_IGNORED_FIELDS : values['ignore-field'].filter((f) => f)
   return {
     help: false,
@@ -83,7 +107,9 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { help: true } | ({ help
     ignore,
     json: values.json,
     ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
-    ...(values.out === undefined ? {} : { out: values.out })
+    ...(values.out === undefined ? {} : { out: values.out }),
+    ...(watch === undefined ? {} : { watch }),
+    ...(metricsPort === undefined ? {} : { metricsPort })
   }
 }
 
@@ -147,6 +173,25 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
     io.out(USAGE)
     return ExitCodes.OK
   }
+  if (cli.watch !== undefined) return watch(cli, cli.watch, io, env)
+  try {
+    const result = await compareOnce(cli)
+    report(cli, result, io)
+    if (cli.out !== undefined) io.err(`parity: report with every id per class written to ${cli.out}`)
+    return totalDifferences(result) === 0 ? ExitCodes.OK : ExitCodes.FAILED
+  } catch (error) {
+    return failed(error, io, env)
+  }
+}
+
+function failed(error: unknown, io: Io, env: NodeJS.ProcessEnv): number {
+  if (env.LOG_LEVEL === 'debug' && error instanceof Error) io.err(error.stack ?? '')
+  io.err(`parity: ${describeError(error)}`)
+  return kindOf(error) === ErrorKinds.FATAL ? ExitCodes.USAGE : ExitCodes.FAILED
+}
+
+/** One comparison on fresh connections (a watch survives a database restart between rounds). */
+async function compareOnce(cli: Cli): Promise<ParityResult> {
   let legacy: pg.Client | undefined
   let here: pg.Client | undefined
   try {
@@ -162,19 +207,55 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
       ...(cli.namespace === undefined ? {} : { namespace: cli.namespace })
     })
     if (cli.out !== undefined) await writeFile(cli.out, JSON.stringify(result))
-    if (cli.json) {
-      const { ids: _, ...summary } = result
-      io.out(JSON.stringify(summary))
-    } else for (const line of summaryLines(result)) io.out(line)
-    if (cli.out !== undefined) io.err(`parity: report with every id per class written to ${cli.out}`)
-    return totalDifferences(result) === 0 ? ExitCodes.OK : ExitCodes.FAILED
-  } catch (error) {
-    if (env.LOG_LEVEL === 'debug' && error instanceof Error) io.err(error.stack ?? '')
-    io.err(`parity: ${describeError(error)}`)
-    return kindOf(error) === ErrorKinds.FATAL ? ExitCodes.USAGE : ExitCodes.FAILED
+    return result
   } finally {
     await legacy?.end().catch(() => {})
     await here?.end().catch(() => {})
+  }
+}
+
+function report(cli: Cli, result: ParityResult, io: Io): void {
+  if (cli.json) {
+    const { ids: _, ...summary } = result
+    io.out(JSON.stringify(summary))
+  } else for (const line of summaryLines(result)) io.out(line)
+}
+
+/**
+ * --watch: compare every `seconds` until SIGINT/SIGTERM and export the counts as sfm_parity_differences{class}
+ * (topology label `parity`). A configuration error in the first round stops it (exit 2); a failure in a later round
+ * is printed and the next round tries again, the gauges keeping the last counts.
+ */
+async function watch(cli: Cli, seconds: number, io: Io, env: NodeJS.ProcessEnv): Promise<number> {
+  const metrics = new Metrics({ topology: 'parity' })
+  const stop = new AbortController()
+  const onSignal = () => stop.abort()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  let code: number = ExitCodes.OK
+  try {
+    if (cli.metricsPort !== undefined) {
+      const address = await metrics.listen(cli.metricsPort)
+      io.err(`parity: metrics on http://${address.address}:${address.port}/metrics`)
+    }
+    for (let round = 1; !stop.signal.aborted; round++) {
+      try {
+        const result = await compareOnce(cli)
+        metrics.setParity(result.counts)
+        report(cli, result, io)
+        code = totalDifferences(result) === 0 ? ExitCodes.OK : ExitCodes.FAILED
+      } catch (error) {
+        const failure = failed(error, io, env)
+        if (round === 1 && failure === ExitCodes.USAGE) return failure
+        code = ExitCodes.FAILED
+      }
+      await sleep(seconds * 1000, undefined, { signal: stop.signal }).catch(() => {})
+    }
+    return code
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await metrics.close()
   }
 }
 

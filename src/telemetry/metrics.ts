@@ -31,7 +31,8 @@ export const Metric = {
   EMBED_SECONDS: 'sfm_embed_seconds',
   EMBEDDED_TEXTS: 'sfm_embedded_texts_total',
   VECTOR_UPSERTS: 'sfm_vector_upserts_total',
-  VECTOR_POINTS_PER_REQUEST: 'sfm_vector_points_per_request'
+  VECTOR_POINTS_PER_REQUEST: 'sfm_vector_points_per_request',
+  PARITY_DIFFERENCES: 'sfm_parity_differences'
 } as const
 export type MetricName = (typeof Metric)[keyof typeof Metric]
 export const METRIC_NAMES: readonly MetricName[] = Object.values(Metric)
@@ -106,6 +107,7 @@ export class Metrics {
   #lag: ReadonlyMap<string, readonly bigint[]> = new Map()
   readonly #committed = new Map<string, { topic: string; partition: number; offset: bigint }>()
   #inflight: (() => Inflight) | undefined
+  #parity: ReadonlyMap<string, number> = new Map()
 
   readonly #consumed: Counter
   readonly #processing: Histogram
@@ -202,6 +204,13 @@ export class Metrics {
         unit: 'By'
       })
       .addCallback(inflight((value) => value.bytes))
+    meter
+      .createObservableGauge(Metric.PARITY_DIFFERENCES, {
+        description: 'Differences between the legacy store and the memories table at the last parity run, by class'
+      })
+      .addCallback((result) => {
+        for (const [name, count] of this.#parity) result.observe(count, { ...this.#base, class: name })
+      })
   }
 
   #partitionAttrs(topic: string, partition: number): Attributes {
@@ -286,6 +295,11 @@ export class Metrics {
   /** The latest `consumer:lag` event of @platformatic/kafka: topic → lag per partition index. */
   setLag(lag: ReadonlyMap<string, readonly bigint[]>): void {
     this.#lag = lag
+  }
+
+  /** The counts of the last parity comparison (`npm run parity -- --watch`), class → differences. */
+  setParity(counts: Readonly<Record<string, number>>): void {
+    this.#parity = new Map(Object.entries(counts))
   }
 
   /** Read when scraped. */

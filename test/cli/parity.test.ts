@@ -131,6 +131,64 @@ describe('npm run parity', { skip }, () => {
     assert.equal(after.code, 0, after.stdout + after.stderr)
   })
 
+  test('--watch: sfm_parity_differences{class} on the metrics endpoint follows the stores; SIGTERM stops it', {
+    timeout: 180_000
+  }, async (t) => {
+    const stack = await isolatedMemoryStack(t)
+    const rows = legacyKvRows(9, 20, ['default'])
+    const legacy = await legacyStore(t, rows)
+    assert.equal((await cli('backfill', ['--legacy-url', legacy.url])).code, 0)
+    await runMemoryUntilIdle()
+    const child = spawn(
+      process.execPath,
+      [
+        'src/cli/parity.ts',
+        '--legacy-url',
+        legacy.url,
+        '--table',
+        stack.table,
+        '--watch',
+        '0.3',
+        '--metrics-port',
+        '0',
+        '--json'
+      ],
+      { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] }
+    )
+    t.after(() => child.kill('SIGKILL'))
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c
+    })
+    child.stdout.resume()
+    const deadline = Date.now() + 60_000
+    const until = async (what: string, check: (text: string) => boolean) => {
+      for (;;) {
+        const port = /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(stderr)?.[1]
+        if (port) {
+          const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+            (r) => r.text(),
+            () => ''
+          )
+          if (check(text)) return text
+        }
+        if (Date.now() > deadline) assert.fail(`${what} never showed; stderr: ${stderr}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+    const gauge = (text: string, name: string) =>
+      new RegExp(`^sfm_parity_differences\\{[^}]*class="${name}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1]
+    await until('zero differences', (text) => gauge(text, 'missing') === '0' && gauge(text, 'differing') === '0')
+    await legacy.pool.query(
+      `INSERT INTO kv_store VALUES ('default:(3.0,):data', '{"text": "late", "memory_type": "semantic", "coordinate": [3.0]}')`
+    )
+    const text = await until('one missing', (text) => gauge(text, 'missing') === '1')
+    assert.match(text, /sfm_parity_differences\{[^}]*topology="parity"/)
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'close')
+    assert.equal(code, 1, 'the last comparison had a difference')
+  })
+
   test('bad input: one line naming what to fix, exit 2', { timeout: 120_000 }, async (t) => {
     const stack = await isolatedMemoryStack(t)
     const good = await legacyStore(t, legacyKvRows(8, 5, ['default']))

@@ -76,6 +76,7 @@ async function exportedLabels(): Promise<Map<string, Set<string>>> {
     metrics.embedded('lexical', 10, 0.01)
     metrics.vectorWrites('pgvector', 'upsert', 10)
     metrics.vectorRequest('pgvector', 10)
+    metrics.setParity({ missing: 1 })
     const labels = new Map<string, Set<string>>()
     for (const line of (await metrics.text()).split('\n')) {
       const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s/.exec(line)
@@ -151,6 +152,7 @@ test('the dashboard shows lag per partition, rates, processing time, DLQ by stag
   assert.ok(shows('sfm_embedded_texts_total', 'embedder'), 'texts embedded per second')
   assert.ok(shows('sfm_vector_upserts_total', 'store'), 'vector upserts per second')
   assert.ok(shows('sfm_vector_points_per_request_bucket', 'store'), 'points per request')
+  assert.ok(shows('sfm_parity_differences', 'class'), 'parity differences by class')
 
   // Structure Grafana needs: unique ids, every panel on the 24-column grid and on the templated data source.
   const ids = dashboard.panels.map((p) => p.id)
@@ -181,7 +183,8 @@ test('alert rules: lag growing, DLQ rate, no commits, sink retries — each with
     ['SfmConsumerLagGrowing', 'sfm_consumer_lag'],
     ['SfmDeadLettersHigh', 'sfm_dlq_total'],
     ['SfmNoCommits', 'sfm_commits_total'],
-    ['SfmSinkRetrying', 'sfm_sink_retries_total']
+    ['SfmSinkRetrying', 'sfm_sink_retries_total'],
+    ['SfmParityDifferences', 'sfm_parity_differences']
   ]
   for (const [name, metric] of required) {
     const rule = byName.get(name)
