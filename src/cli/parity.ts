@@ -3,12 +3,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { useLocalStack } from '../config.ts'
+import { embedderFromEnv } from '../embedders/index.ts'
 import { describeError, ErrorCodes, ErrorKinds, FatalError, kindOf } from '../errors.ts'
 import { redact } from '../logger.ts'
 import { compareParity, DEFAULT_IGNORED_FIELDS, type ParityResult, totalDifferences } from '../memory/legacy/parity.ts'
 import { PARITY_CLASSES } from '../memory/legacy/parity-report.ts'
 import { openLegacyStore } from '../memory/legacy/store.ts'
 import { parseTableName, quoteQualified } from '../sinks/postgres/identifiers.ts'
+import type { VectorStore } from '../sinks/vector/index.ts'
+import { vectorStoreFromEnv } from '../sinks/vector/index.ts'
 import { Metrics } from '../telemetry/metrics.ts'
 import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
 
@@ -29,6 +32,8 @@ Options:
   --sample N           field-level diff of the first N differing memories (default 10)
   --ignore-field F     top-level payload field left out of the comparison (repeatable; replaces the default
                        ${DEFAULT_IGNORED_FIELDS.join(', ')}; --ignore-field '' compares every field)
+  --vectors            also check the vector index (QDRANT_URL, VECTOR_DATABASE_URL or the embedded one, as the
+                       memory topology): every live memory has its vector, no deleted memory has one
   --json               print the result as one JSON object (counts, samples) instead of lines
   --out FILE           write the report with every id per class (input of npm run backfill -- --repair FILE)
   --watch SECONDS      compare again every SECONDS until SIGINT/SIGTERM, exporting sfm_parity_differences{class}
@@ -46,6 +51,7 @@ interface Cli {
   sample: number
   ignore: readonly string[]
   json: boolean
+  vectors: boolean
   out?: string
   watch?: number
   metricsPort?: number
@@ -64,6 +70,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { help: true } | ({ help
       sample: { type: 'string' },
       'ignore-field': { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
+      vectors: { type: 'boolean', default: false },
       out: { type: 'string' },
       watch: { type: 'string' },
       'metrics-port': { type: 'string' },
@@ -106,6 +113,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { help: true } | ({ help
     sample,
     ignore,
     json: values.json,
+    vectors: values.vectors,
     ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
     ...(values.out === undefined ? {} : { out: values.out }),
     ...(watch === undefined ? {} : { watch }),
@@ -151,6 +159,21 @@ function summaryLines(r: ParityResult): string[] {
       lines.push(`  ${name}: ${first.map((id) => JSON.stringify(id)).join(', ')}${r.ids[name].length > 5 ? ', …' : ''}`)
     }
   }
+  if (r.vectors !== undefined) {
+    const v = r.vectors
+    lines.push(
+      `  vectors: ${v.checked} memories checked; live without a vector ${v.counts.missing}, deleted with a vector ${v.counts.orphaned}`
+    )
+    for (const [name, list] of Object.entries(v.ids)) {
+      if (list.length > 0)
+        lines.push(
+          `    ${name}: ${list
+            .slice(0, 5)
+            .map((id) => JSON.stringify(id))
+            .join(', ')}`
+        )
+    }
+  }
   for (const sample of r.samples) {
     lines.push(`  differing ${JSON.stringify(sample.id)}:`)
     for (const f of sample.fields) {
@@ -175,7 +198,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
   }
   if (cli.watch !== undefined) return watch(cli, cli.watch, io, env)
   try {
-    const result = await compareOnce(cli)
+    const result = await compareOnce(cli, env)
     report(cli, result, io)
     if (cli.out !== undefined) io.err(`parity: report with every id per class written to ${cli.out}`)
     return totalDifferences(result) === 0 ? ExitCodes.OK : ExitCodes.FAILED
@@ -191,10 +214,16 @@ function failed(error: unknown, io: Io, env: NodeJS.ProcessEnv): number {
 }
 
 /** One comparison on fresh connections (a watch survives a database restart between rounds). */
-async function compareOnce(cli: Cli): Promise<ParityResult> {
+async function compareOnce(cli: Cli, env: NodeJS.ProcessEnv): Promise<ParityResult> {
   let legacy: pg.Client | undefined
   let here: pg.Client | undefined
+  let store: VectorStore | undefined
   try {
+    if (cli.vectors) {
+      store = await vectorStoreFromEnv(env)
+      // The same embedder settings as the memory topology: open checks the index has their dimensions.
+      await store.open(embedderFromEnv(env).dimensions)
+    }
     legacy = await openLegacyStore(cli.legacyUrl)
     const opened = await openHere(cli.databaseUrl, cli.table)
     here = opened.client
@@ -204,6 +233,7 @@ async function compareOnce(cli: Cli): Promise<ParityResult> {
       table: opened.quoted,
       sample: cli.sample,
       ignoreFields: cli.ignore,
+      ...(store === undefined ? {} : { vectors: store }),
       ...(cli.namespace === undefined ? {} : { namespace: cli.namespace })
     })
     if (cli.out !== undefined) await writeFile(cli.out, JSON.stringify(result))
@@ -211,6 +241,7 @@ async function compareOnce(cli: Cli): Promise<ParityResult> {
   } finally {
     await legacy?.end().catch(() => {})
     await here?.end().catch(() => {})
+    await store?.close().catch(() => {})
   }
 }
 
@@ -240,7 +271,7 @@ async function watch(cli: Cli, seconds: number, io: Io, env: NodeJS.ProcessEnv):
     }
     for (let round = 1; !stop.signal.aborted; round++) {
       try {
-        const result = await compareOnce(cli)
+        const result = await compareOnce(cli, env)
         metrics.setParity(result.counts)
         report(cli, result, io)
         code = totalDifferences(result) === 0 ? ExitCodes.OK : ExitCodes.FAILED

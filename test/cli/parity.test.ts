@@ -189,6 +189,48 @@ describe('npm run parity', { skip }, () => {
     assert.equal(code, 1, 'the last comparison had a difference')
   })
 
+  test('--vectors: a live memory without a vector and a deleted one with a vector are named; --repair fixes both', {
+    timeout: 240_000
+  }, async (t) => {
+    const stack = await isolatedMemoryStack(t)
+    process.env.SFM_VECTORS = 'on' // the embedded pgvector store under the test's SFM_DATA_DIR, lexical embedder
+    const rows = legacyKvRows(10, 15, ['default'])
+    const legacy = await legacyStore(t, rows)
+    assert.equal((await cli('backfill', ['--legacy-url', legacy.url])).code, 0)
+    await runMemoryUntilIdle({ group: 'g-vectors' })
+    const parity = (...args: string[]) =>
+      cli('parity', ['--legacy-url', legacy.url, '--table', stack.table, '--vectors', ...args])
+    const clean = await parity('--json')
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr)
+    const ids = rows.filter((r) => r.key.endsWith(':data')).map((r) => r.key.slice(0, -5))
+    assert.equal(JSON.parse(clean.stdout).vectors.checked, ids.length)
+
+    // A tombstone here whose vector stays, and a live row here that never had a vector.
+    const tombstoned = ids[2]!
+    await stack.pool.query(`UPDATE "${stack.table}" SET deleted_at = now(), payload = NULL WHERE id = $1`, [tombstoned])
+    const unembedded = 'default:(99.0,)'
+    await stack.pool.query(
+      `INSERT INTO "${stack.table}" (id, namespace, type, payload, version, event_id, event_ts)
+       VALUES ($1, 'default', 'semantic', '{"text": "no vector"}', 0, gen_random_uuid(), now())`,
+      [unembedded]
+    )
+    await legacy.pool.query(`INSERT INTO kv_store VALUES ($1, '{"text": "no vector", "memory_type": "semantic"}')`, [
+      `${unembedded}:data`
+    ])
+    const out = join(stack.dataDir, 'vectors-report.json')
+    const dirty = await parity('--json', '--out', out)
+    assert.equal(dirty.code, 1, dirty.stderr)
+    const result = JSON.parse(dirty.stdout) as { vectors: { counts: Record<string, number> } }
+    assert.deepEqual(result.vectors.counts, { missing: 1, orphaned: 1 })
+    const report = JSON.parse(await readFile(out, 'utf8')) as { vectors: { ids: Record<string, string[]> } }
+    assert.deepEqual(report.vectors.ids, { missing: [unembedded], orphaned: [tombstoned] })
+
+    assert.equal((await cli('backfill', ['--legacy-url', legacy.url, '--repair', out])).code, 0)
+    await runMemoryUntilIdle({ group: 'g-vectors' })
+    const after = await parity()
+    assert.equal(after.code, 0, after.stdout + after.stderr)
+  })
+
   test('bad input: one line naming what to fix, exit 2', { timeout: 120_000 }, async (t) => {
     const stack = await isolatedMemoryStack(t)
     const good = await legacyStore(t, legacyKvRows(8, 5, ['default']))

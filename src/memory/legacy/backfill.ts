@@ -324,7 +324,7 @@ export interface RepairSummary {
 }
 
 /**
- * Re-emits the ids a parity report names from the legacy store, at version = the clock in microseconds (newer than
+ * Re-emits the ids a parity report names (the vector check's too) from the legacy store, at version = the clock in microseconds (newer than
  * every backfill event and every earlier repair): an upsert of the legacy value, or a delete when the legacy store
  * no longer has the memory.
  */
@@ -333,7 +333,9 @@ export async function repair(options: RepairOptions): Promise<RepairSummary> {
   const now = options.now ?? Date.now
   const dryRun = options.dryRun ?? false
   if (!dryRun && options.producer === undefined) throw new Error('repair: a producer is needed unless dryRun')
-  const ids = [...new Set(PARITY_CLASSES.flatMap((name) => options.report.ids[name]))].sort()
+  const { report } = options
+  const vectorIds = report.vectors === undefined ? [] : [...report.vectors.ids.missing, ...report.vectors.ids.orphaned]
+  const ids = [...new Set([...PARITY_CLASSES.flatMap((name) => report.ids[name]), ...vectorIds])].sort()
   const clock = now()
   const version = clock * 1000
   const timestamp = new Date(clock).toISOString()

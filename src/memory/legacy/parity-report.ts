@@ -33,6 +33,8 @@ export interface ParityReport {
   readonly counts: Readonly<Record<ParityClass, number>>
   /** The ids of each class (all of them: `backfill --repair` re-emits exactly these). */
   readonly ids: Readonly<Record<ParityClass, readonly string[]>>
+  /** With `--vectors`: live memories without a vector, deleted ones with a live vector (re-emitted by a repair too). */
+  readonly vectors?: { readonly ids: { readonly missing: readonly string[]; readonly orphaned: readonly string[] } }
 }
 
 /** Reports hold one id (≤ 256 characters) per difference; 1 GiB is millions of ids. */
@@ -74,6 +76,15 @@ export async function readParityReport(path: string): Promise<ParityReport> {
     const list = ids[name]
     if (!Array.isArray(list) || !list.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 256)) {
       throw notAReport(path, `"ids.${name}" is not a list of memory ids`)
+    }
+  }
+  if (report.vectors !== undefined) {
+    const vectorIds = (report.vectors as { ids?: Record<string, unknown> } | null)?.ids
+    for (const name of ['missing', 'orphaned']) {
+      const list = vectorIds?.[name]
+      if (!Array.isArray(list) || !list.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 256)) {
+        throw notAReport(path, `"vectors.ids.${name}" is not a list of memory ids`)
+      }
     }
   }
   return report as ParityReport

@@ -33,6 +33,21 @@ export interface ParityOptions {
   sample?: number
   /** Rows per fetch on each side. Default 2,000. */
   fetchSize?: number
+  /** Also check the vector index: every live memory has its vector, no deleted one has a live vector. */
+  vectors?: VectorPoints
+}
+
+/** What the vector check needs of a vector store (src/sinks/vector/types.ts, `VectorStore#points`). */
+export interface VectorPoints {
+  points(ids: readonly string[]): Promise<ReadonlyMap<string, { readonly deleted: boolean }>>
+}
+
+export interface VectorParity {
+  /** Memories rows whose vector was looked up. */
+  readonly checked: number
+  readonly counts: { readonly missing: number; readonly orphaned: number }
+  /** `missing`: live here, no live vector; `orphaned`: deleted here, a live vector left. */
+  readonly ids: { readonly missing: readonly string[]; readonly orphaned: readonly string[] }
 }
 
 export interface FieldDiff {
@@ -47,6 +62,8 @@ export interface ParityResult extends ParityReport {
   readonly seconds: number
   readonly ignored_fields: readonly string[]
   readonly samples: readonly { id: string; fields: readonly FieldDiff[] }[]
+  /** With `vectors`: the vector index against the memories table. */
+  readonly vectors?: VectorParity
 }
 
 /** Code point order (what PostgreSQL's "C" collation gives for UTF-8), not JavaScript's UTF-16 unit order. */
@@ -255,6 +272,26 @@ export async function compareParity(options: ParityOptions): Promise<ParityResul
   let hereCount = 0
   let equal = 0
   let previous = ''
+  const vectorIds = { missing: [] as string[], orphaned: [] as string[] }
+  let vectorsChecked = 0
+  let pendingVectors: { id: string; deleted: boolean }[] = []
+  const checkVectors = async () => {
+    if (options.vectors === undefined || pendingVectors.length === 0) return
+    const batch = pendingVectors
+    pendingVectors = []
+    const points = await options.vectors.points(batch.map((row) => row.id))
+    for (const { id, deleted } of batch) {
+      const live = points.get(id)?.deleted === false
+      if (!deleted && !live) vectorIds.missing.push(id)
+      else if (deleted && live) vectorIds.orphaned.push(id)
+    }
+    vectorsChecked += batch.length
+  }
+  const seenHere = async (row: unknown[]) => {
+    if (options.vectors === undefined) return
+    pendingVectors.push({ id: row[0] as string, deleted: row[2] === true })
+    if (pendingVectors.length >= 1_000) await checkVectors()
+  }
   try {
     // A legacy key of another namespace that shares the prefix (`ns:x:(…)` under `ns`) is not one of ours.
     const nextLegacy = async (): Promise<unknown[] | undefined> => {
@@ -282,7 +319,10 @@ export async function compareParity(options: ParityOptions): Promise<ParityResul
         a = await nextLegacy()
         continue
       }
-      if (b !== undefined) hereCount++
+      if (b !== undefined) {
+        hereCount++
+        await seenHere(b)
+      }
       if (order > 0) {
         if (b![2] !== true) ids.extra.push(b![0] as string)
         b = await right.next()
@@ -298,6 +338,7 @@ export async function compareParity(options: ParityOptions): Promise<ParityResul
       a = await nextLegacy()
       b = await right.next()
     }
+    await checkVectors()
   } finally {
     await left.close()
     await right.close()
@@ -317,13 +358,23 @@ export async function compareParity(options: ParityOptions): Promise<ParityResul
     seconds: (performance.now() - started) / 1000,
     ignored_fields: ignored,
     samples,
-    ids
+    ids,
+    ...(options.vectors === undefined
+      ? {}
+      : {
+          vectors: {
+            checked: vectorsChecked,
+            counts: { missing: vectorIds.missing.length, orphaned: vectorIds.orphaned.length },
+            ids: vectorIds
+          }
+        })
   }
 }
 
-/** Differences in all classes. */
-export function totalDifferences(result: Pick<ParityReport, 'counts'>): number {
-  return PARITY_CLASSES.reduce((sum, name) => sum + result.counts[name], 0)
+/** Differences in all classes, the vector check's included. */
+export function totalDifferences(result: Pick<ParityResult, 'counts' | 'vectors'>): number {
+  const vectors = result.vectors === undefined ? 0 : result.vectors.counts.missing + result.vectors.counts.orphaned
+  return PARITY_CLASSES.reduce((sum, name) => sum + result.counts[name], vectors)
 }
 
 export { ParityClasses }
