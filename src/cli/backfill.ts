@@ -96,11 +96,23 @@ function parse(argv: string[]): { help: true } | ({ help: false } & Cli) {
   }
 }
 
+/** The connection string without its password (a URL's query, e.g. search_path options, is part of the source). */
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url)
+    parsed.password = ''
+    parsed.searchParams.delete('password')
+    return parsed.toString()
+  } catch {
+    return redact(url)
+  }
+}
+
 /** The default checkpoint: one file per (legacy database, namespace, topic), the password left out of the hash. */
 function defaultStatePath(cli: Cli, topic: string): string {
   const dataDir = resolve(cli.dataDir ?? process.env.SFM_DATA_DIR ?? '.sfm-data')
   const hash = createHash('sha256')
-    .update(`${redact(cli.legacyUrl)}\0${cli.namespace ?? ''}\0${topic}`)
+    .update(`${withoutPassword(cli.legacyUrl)}\0${cli.namespace ?? ''}\0${topic}`)
     .digest('hex')
     .slice(0, 16)
   return join(dataDir, 'backfill', `${hash}.json`)
