@@ -2,7 +2,7 @@
  * Parity: every memory of the legacy `kv_store` against the `memories` row of the same id.
  *
  * Both sides are read in id order (byte order, `COLLATE "C"`) through a server-side cursor in a read-only snapshot,
- * 2,000 rows a fetch, and merged like two sorted files: constant memory whatever their size (only the ids
+ * 1,000 rows a fetch, and merged like two sorted files: constant memory whatever their size (only the ids
  * of differences are kept, for `--out`). Classes: `missing` (legacy memory, no row here), `extra` (live here, no
  * legacy memory), `differing` (both live, payloads differ once the ignored top-level fields are removed: numbers
  * compare as numbers, so the legacy `1.0` equals `1`), `deleted_here` (a tombstone here, live in the legacy store).
@@ -31,7 +31,7 @@ export interface ParityOptions {
   ignoreFields?: readonly string[]
   /** A field-level diff for the first N differing memories. Default 10. */
   sample?: number
-  /** Rows per fetch on each side. Default 2,000. */
+  /** Rows per fetch on each side. Default 1,000. */
   fetchSize?: number
   /** Also check the vector index: every live memory has its vector, no deleted one has a live vector. */
   vectors?: VectorPoints
@@ -254,7 +254,7 @@ export async function compareParity(options: ParityOptions): Promise<ParityResul
   const { legacy, here, namespace } = options
   const ignored = options.ignoreFields ?? DEFAULT_IGNORED_FIELDS
   const sampleLimit = options.sample ?? 10
-  const fetchSize = options.fetchSize ?? 2_000
+  const fetchSize = options.fetchSize ?? 1_000
   const lit = (s: string) => legacy.escapeLiteral(s)
   const hereLit = (s: string) => here.escapeLiteral(s)
   const legacySql = `SELECT left(key, -${LEGACY_DATA_SUFFIX.length}), ${withoutFields('value', ignored, lit)}
