@@ -85,6 +85,9 @@ test('npm start -- topologies/memory.ts --demo N on the embedded stack; a rerun 
   assert.equal(figure(first.output, 'vectors indexed'), live)
   assert.equal(figure(first.output, 'dead letters'), history.invalid)
   assert.ok(figure(first.output, 'throughput') > 0)
+  // The receipt-to-done figure of a burst is named for what it is, not printed as a latency.
+  assert.match(first.output, /^burst wait +p50 [\d.]+ ms, p99 [\d.]+ ms from receipt to done, all \d+ queued at once/m)
+  assert.doesNotMatch(first.output, /^latency /m)
   assert.match(first.output, /recall "[^"]+":\n {2}\d\.\d{3} {2}mem-\d+ /)
   assert.deepEqual(await readTable(dataDir), expected)
 
