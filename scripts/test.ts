@@ -69,7 +69,7 @@ async function runUnitTests(args: string[]): Promise<number> {
   const files = hasFiles ? [] : await unitTestFiles()
   const env: NodeJS.ProcessEnv = { ...process.env }
   for (const name of SERVICE_VARIABLES) delete env[name]
-  // No developer stack either (src/config.ts useLocalStack would read its stack.env).
+  // No developer stack either (src/config.ts chooseStack would read its stack.env).
   env.SFM_STACK_DIR = join(REPO_ROOT, '.sfm-stack-none')
   log(`${hasFiles ? 'the given' : files.length} unit test files, no services`)
   return runNodeTest([...args, ...files], env, availableParallelism())

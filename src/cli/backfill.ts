@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { topicName, useLocalStack } from '../config.ts'
+import { chooseStack, describeStack, topicName } from '../config.ts'
 import { describeError, ErrorKinds, kindOf } from '../errors.ts'
 import { redact } from '../logger.ts'
 import {
@@ -250,6 +250,7 @@ export async function main(argv: string[], io: Io = stdio, tty = Boolean(process
 
 if (import.meta.main) {
   endQuietlyWhenStdoutCloses()
-  useLocalStack()
+  // As a command, fall back to the running local dev stack (`npm run stack -- up`); say first what is used and why.
+  process.stderr.write(`backfill: ${describeStack(await chooseStack())}\n`)
   process.exitCode = await main(process.argv.slice(2))
 }

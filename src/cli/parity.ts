@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { useLocalStack } from '../config.ts'
+import { chooseStack, describeStack } from '../config.ts'
 import { embedderFromEnv } from '../embedders/index.ts'
 import { describeError, ErrorCodes, ErrorKinds, FatalError, kindOf } from '../errors.ts'
 import { redact } from '../logger.ts'
@@ -292,6 +292,7 @@ async function watch(cli: Cli, seconds: number, io: Io, env: NodeJS.ProcessEnv):
 
 if (import.meta.main) {
   endQuietlyWhenStdoutCloses()
-  useLocalStack()
+  // As a command, fall back to the running local dev stack (`npm run stack -- up`); say first what is used and why.
+  process.stderr.write(`parity: ${describeStack(await chooseStack())}\n`)
   process.exitCode = await main(process.argv.slice(2))
 }

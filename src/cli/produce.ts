@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { useLocalStack } from '../config.ts'
+import { chooseStack, describeStack } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
 import { producerTarget } from '../sinks/kafka/producer.ts'
@@ -24,8 +24,8 @@ Options:
 Lines that are not JSON, lack the key field or are too long are reported on stderr with their line number
 and not sent; blank lines are skipped. A summary goes to stderr and one JSON line to stdout.
 
-Environment: KAFKA_BROKERS=host:port[,host:port]. Without it (and without a running local stack) records go to the
-embedded log, <data dir>/log.sqlite, where the framework's topics are created on first use (docs/EMBEDDED-LOG.md).
+Environment: KAFKA_BROKERS=host:port[,host:port]. Without it (and without a running local stack, or with --data-dir)
+records go to the embedded log, <data dir>/log.sqlite, where the framework's topics are created on first use (docs/EMBEDDED-LOG.md).
 TLS and SASL: KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, KAFKA_SASL_MECHANISM,
 KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE (docs/DEPLOY.md).
 Exit codes: 0 all lines sent, 1 some line rejected (the others were sent) or sending failed, 2 usage error.`
@@ -82,7 +82,11 @@ function integerFlag(value: string | undefined, flag: string): number | undefine
   return Number(value)
 }
 
-export async function main(argv: string[], io: Io = stdio): Promise<number> {
+/**
+ * `stack`: fill KAFKA_BROKERS from the running local dev stack when it is unset (as a command; off for callers
+ * that pass their own environment).
+ */
+export async function main(argv: string[], io: Io = stdio, stack: { env?: NodeJS.ProcessEnv } = {}): Promise<number> {
   let parsed: ReturnType<typeof parse>
   try {
     parsed = parse(argv)
@@ -97,6 +101,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   }
   const { options } = parsed
   try {
+    if (stack.env !== undefined) {
+      const choice = await chooseStack(stack.env, { dataDir: options.dataDir })
+      io.err(`produce: ${describeStack(choice, { database: false })}`)
+    }
     io.err(`produce: target ${producerTarget(options)}`)
     const report = await produceFile({
       ...options,
@@ -119,7 +127,6 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
 
 if (import.meta.main) {
   endQuietlyWhenStdoutCloses()
-  // As a command, fall back to the local dev stack's variables (`npm run stack -- up`) when they are unset.
-  useLocalStack()
-  process.exitCode = await main(process.argv.slice(2))
+  // As a command, fall back to the running local dev stack (`npm run stack -- up`) when KAFKA_BROKERS is unset.
+  process.exitCode = await main(process.argv.slice(2), stdio, { env: process.env })
 }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { useLocalStack } from '../config.ts'
+import { chooseStack, describeStack } from '../config.ts'
 import { feedDemo, formatReport } from '../demo/index.ts'
 import { ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { describeKafkaConnection, kafkaConnectionOptions } from '../kafka/connection.ts'
@@ -30,7 +30,8 @@ Options:
                              duplicates, a few invalid), run until idle, then print a report (src/demo/)
   -h, --help                 show this help
 
-Environment (KAFKA_BROKERS and DATABASE_URL default to the local stack of \`npm run stack -- up\` when it runs):
+Environment (KAFKA_BROKERS and DATABASE_URL default to the local stack of \`npm run stack -- up\` while it runs,
+not with --data-dir; the first line printed says what is used and why):
   KAFKA_BROKERS              host:port[,host:port] of the Kafka cluster (required by Kafka sources and sinks)
   KAFKA_SASL_MECHANISM       PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, with KAFKA_SASL_USERNAME and
                              KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE (a file holding the password)
@@ -145,10 +146,10 @@ async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2))
   // Every command takes --data-dir; the topology and its sinks read SFM_DATA_DIR.
   if (cli.dataDir !== undefined) process.env.SFM_DATA_DIR = resolve(cli.dataDir)
-  const fromStack = useLocalStack()
+  // First, what this run uses and why: a stopped local stack is never used, --data-dir means the embedded stack.
+  createLogger('start').info(describeStack(await chooseStack(process.env, { dataDir: cli.dataDir })))
   const topology = await loadTopology(cli.file)
   const log = createLogger(topology.name)
-  if (fromStack.length > 0) log.info(`${fromStack.join(', ')} from the local stack (npm run stack -- env)`)
   if (logTarget({}) === LogTargets.KAFKA) {
     // Checked before anything connects: a half-set TLS/SASL group stops here, naming the variable (exit 2).
     try {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { Admin } from '@platformatic/kafka'
-import { useLocalStack } from '../config.ts'
+import { chooseStack, describeStack } from '../config.ts'
 import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
 import { explainKafkaError, kafkaConnectionOptions, probeKafka } from '../kafka/connection.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
@@ -30,7 +30,13 @@ Exit codes: 0 done / up to date, 1 refused or failed, 2 usage error.`
 
 export { ExitCodes } from './io.ts'
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, io: Io = stdio): Promise<number> {
+/** `localStack`: fill KAFKA_BROKERS from the running local dev stack when it is unset (as a command). */
+export async function main(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  io: Io = stdio,
+  localStack = false
+): Promise<number> {
   let parsed: ReturnType<typeof parse>
   try {
     parsed = parse(argv)
@@ -54,6 +60,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       io.out(JSON.stringify(specs, null, 2))
       return ExitCodes.OK
     }
+    if (localStack) io.err(`topics: ${describeStack(await chooseStack(env), { database: false })}`)
     const brokers = parseBrokers(env.KAFKA_BROKERS)
     if (brokers.length === 0) {
       throw new FatalError('KAFKA_BROKERS is not set: export KAFKA_BROKERS=host:port[,host:port]', {
@@ -122,7 +129,6 @@ function integerFlag(value: string | undefined, flag: string): number | undefine
 
 if (import.meta.main) {
   endQuietlyWhenStdoutCloses()
-  // As a command, fall back to the local dev stack's variables (`npm run stack -- up`) when they are unset.
-  useLocalStack()
-  process.exitCode = await main(process.argv.slice(2))
+  // As a command, fall back to the running local dev stack (`npm run stack -- up`) when KAFKA_BROKERS is unset.
+  process.exitCode = await main(process.argv.slice(2), process.env, stdio, true)
 }

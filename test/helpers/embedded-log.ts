@@ -36,7 +36,7 @@ export function readAll(log: EmbeddedLog, topic: string): StoredRecord[] {
 
 /**
  * The environment of a child process that must use the embedded log in `dir`: no KAFKA_BROKERS, and no local
- * stack to fill it in (src/config.ts `useLocalStack` reads `.sfm-stack/stack.env` otherwise).
+ * stack to fill it in (src/config.ts `chooseStack` reads `.sfm-stack/stack.env` otherwise).
  */
 export function embeddedEnv(dir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, SFM_DATA_DIR: dir, SFM_STACK_DIR: join(dir, 'no-stack'), ...extra }

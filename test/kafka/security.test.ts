@@ -215,7 +215,7 @@ function cleanEnv(vars: Record<string, string>): Record<string, string> {
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('KAFKA_') && k !== 'DATABASE_URL') env[k] = v
   }
-  // No fallback to the shared dev stack's stack.env (src/config.ts useLocalStack).
+  // No fallback to the shared dev stack's stack.env (src/config.ts chooseStack).
   env.SFM_STACK_DIR = join(tmpdir(), 'sfm-no-stack')
   return { ...env, ...vars }
 }
