@@ -26,9 +26,18 @@ export function envInt(name: string, fallback: number, env: NodeJS.ProcessEnv = 
   return n
 }
 
+/**
+ * The one topic prefix rule of every CLI and topology: prefix `P` names `P.memory.events` (a prefix that already ends
+ * in `.` gets no second one), so `SFM_TOPIC_PREFIX=t1` and `npm run topics -- apply --prefix t1` mean the same topics.
+ */
+export function prefixTopic(prefix: string, name: string): string {
+  if (!prefix) return name
+  return prefix.endsWith('.') ? `${prefix}${name}` : `${prefix}.${name}`
+}
+
 /** Topic name with the optional `SFM_TOPIC_PREFIX` (isolates test runs and tenants on one cluster). */
 export function topicName(name: string, env: NodeJS.ProcessEnv = process.env): string {
-  return `${env.SFM_TOPIC_PREFIX ?? ''}${name}`
+  return prefixTopic(env.SFM_TOPIC_PREFIX ?? '', name)
 }
 
 /** Variables `npm run stack -- up` records for the services it started. */

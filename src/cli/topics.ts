@@ -16,7 +16,8 @@ Commands:
 
 Options:
   --dry-run                  Show the diff, change nothing
-  --prefix P                 Topic name prefix: P.memory.events, … (isolated sets for tests)
+  --prefix P                 Topic name prefix: P.memory.events, … (isolated sets for tests and tenants);
+                             default SFM_TOPIC_PREFIX, the same rule the topologies use
   --partitions N             Partitions of memory.events and the topics keyed like it
                              (default: SFM_EVENTS_PARTITIONS or 6)
   --replication-factor N     Default: SFM_REPLICATION_FACTOR or 1; min.insync.replicas follows it

@@ -1,4 +1,5 @@
 import { type Admin, ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from '@platformatic/kafka'
+import { prefixTopic } from '../config.ts'
 import { ErrorCodes, FatalError, RetriableError } from '../errors.ts'
 
 /**
@@ -121,7 +122,10 @@ export interface TopicSpec {
 }
 
 export interface TopicSpecsOptions {
-  /** Prepended with a dot (`t123` → `t123.memory.events`) so tests and tenants get an isolated set. */
+  /**
+   * Prepended with a dot (`t123` → `t123.memory.events`, src/config.ts `prefixTopic`) so tests and tenants get an
+   * isolated set. Default: `SFM_TOPIC_PREFIX`, as the topologies use it.
+   */
   prefix?: string
   /** Partitions of memory.events and the topics co-partitioned with it. Default: `SFM_EVENTS_PARTITIONS` or 6. */
   partitions?: number
@@ -160,15 +164,10 @@ function positiveInteger(value: number | string | undefined, what: string, max: 
   return n
 }
 
-export function prefixTopic(prefix: string, name: string): string {
-  if (!prefix) return name
-  return prefix.endsWith('.') ? `${prefix}${name}` : `${prefix}.${name}`
-}
-
 /** The concrete specs for a cluster: prefix, partition count and replication applied, all validated. */
 export function topicSpecs(options: TopicSpecsOptions = {}): TopicSpec[] {
   const env = options.env ?? process.env
-  const prefix = options.prefix ?? defaultTopicSpecsOptions.prefix
+  const prefix = options.prefix ?? env.SFM_TOPIC_PREFIX ?? defaultTopicSpecsOptions.prefix
   if (prefix && !/^[A-Za-z0-9._-]+$/.test(prefix)) {
     throw new FatalError(`topic prefix "${prefix}" may only contain letters, digits, ".", "_" and "-"`, {
       code: ErrorCodes.CONFIG

@@ -35,17 +35,15 @@ export function embeddedTopicConfig(spec: Pick<TopicSpec, 'name' | 'partitions' 
 }
 
 /**
- * The config of one of the framework's topics (src/kafka/topics.ts) by its name — bare (`memory.events`), with
- * `SFM_TOPIC_PREFIX` prepended as `topicName` does, or with a `prefix.` as `npm run topics -- --prefix` does — or
- * undefined for any other name. The embedded log creates these on first use, as `npm run topics -- apply` would on
- * a cluster; any other topic must be created explicitly (`EmbeddedLog.createTopic`), so a typo fails loudly.
+ * The config of one of the framework's topics (src/kafka/topics.ts) by its name — bare (`memory.events`) or with a
+ * prefix (`P.memory.events`, the one rule of `SFM_TOPIC_PREFIX` and `npm run topics -- --prefix`: src/config.ts
+ * `prefixTopic`) — or undefined for any other name. The embedded log creates these on first use, as
+ * `npm run topics -- apply` would on a cluster; any other topic must be created explicitly
+ * (`EmbeddedLog.createTopic`), so a typo fails loudly.
  */
 export function knownTopicConfig(name: string, env: NodeJS.ProcessEnv = process.env): EmbeddedTopicConfig | undefined {
-  const envPrefix = env.SFM_TOPIC_PREFIX ?? ''
-  const template = TOPIC_SPECS.find(
-    (t) => name === t.name || name === `${envPrefix}${t.name}` || name.endsWith(`.${t.name}`)
-  )
+  const template = TOPIC_SPECS.find((t) => name === t.name || name.endsWith(`.${t.name}`))
   if (!template) return undefined
-  const spec = topicSpecs({ env }).find((s) => s.name === template.name)
+  const spec = topicSpecs({ env, prefix: '' }).find((s) => s.name === template.name)
   return spec ? embeddedTopicConfig({ ...spec, name }) : undefined
 }

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import { Admin } from '@platformatic/kafka'
+import pg from 'pg'
 import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
 
 const skip = brokers() ? false : NO_KAFKA
@@ -60,6 +61,48 @@ describe('npm run topics', () => {
     assert.equal(shrink.code, 1)
     assert.match(shrink.stdout, new RegExp(`^! ${prefix}\\.memory\\.events: cannot shrink from 2 to 1 partitions`, 'm'))
     assert.match(shrink.stderr, /refused; nothing was changed/)
+  })
+
+  test('one prefix rule: SFM_TOPIC_PREFIX=P makes apply create P.memory.events, where the memory topology runs', {
+    skip,
+    timeout: 120_000
+  }, async (t) => {
+    const prefix = `t${randomUUID().slice(0, 8)}`
+    t.after(async () => {
+      const admin = new Admin({ clientId: 'sfm-topics-cli-test', bootstrapBrokers: brokers()! })
+      const topics = (await admin.listTopics()).filter((n) => n.startsWith(`${prefix}.`))
+      if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {})
+      await admin.close()
+    })
+    const env = { ...process.env, SFM_TOPIC_PREFIX: prefix }
+    // The flag and the variable name the same topics.
+    const [byFlag, byVariable] = await Promise.all([
+      topicsCli(['print', '--prefix', prefix], { ...process.env, SFM_TOPIC_PREFIX: '' }),
+      topicsCli(['print'], env)
+    ])
+    assert.equal(byVariable.stdout, byFlag.stdout)
+    const applied = await topicsCli(['apply', '--partitions', '1'], env)
+    assert.equal(applied.code, 0, applied.stderr)
+    assert.match(applied.stdout, new RegExp(`^\\+ create ${prefix}\\.memory\\.events partitions=1 `, 'm'))
+
+    // The topology reads SFM_TOPIC_PREFIX with the same rule: it finds the topics (a missing one stops it, exit 1).
+    const table = `memories_${prefix}`
+    const start = spawn(process.execPath, ['src/cli/start.ts', 'topologies/memory.ts', '--until-idle=1'], {
+      env: { ...env, SFM_VECTORS: 'off', SFM_MEMORY_TABLE: table, SFM_MEMORY_GROUP: `g-${prefix}` },
+      stdio: ['ignore', 'ignore', 'pipe']
+    })
+    let stderr = ''
+    start.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c
+    })
+    const [code] = (await once(start, 'exit')) as [number | null]
+    t.after(async () => {
+      const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 1 })
+      await pool.query(`DROP TABLE IF EXISTS "${table}"`).catch(() => {})
+      await pool.end()
+    })
+    assert.equal(code, 0, stderr)
+    assert.match(stderr, new RegExp(`source: .*${prefix}\\.memory\\.events`))
   })
 
   test('usage errors exit 2; a missing KAFKA_BROKERS is named; print needs no broker', async () => {
