@@ -84,9 +84,17 @@ const TRANSIENT_SYSTEM_CODES = new Set([
 ])
 
 /**
+ * Node's file-system error codes that waiting cannot heal: a missing or unwritable path (ENOENT, EACCES, EPERM,
+ * EROFS, ENOTDIR, EISDIR). Retrying them would hold the partition forever; an operator has to create, free or
+ * point at another path. A full disk (ENOSPC) is not here: freeing space heals it.
+ */
+const PATH_SYSTEM_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR'])
+
+/**
  * Classifies anything thrown into an ErrorKind. Errors the framework did not make are retriable when they look
- * like a transport failure (or say `canRetry`), otherwise retriable too: holding a partition is recoverable, while
- * dead-lettering a record because of an unknown bug silently loses it from the materialized view.
+ * like a transport failure (or say `canRetry`), fatal when they are a file-system error on a path (above), otherwise
+ * retriable too: holding a partition is recoverable, while dead-lettering a record because of an unknown bug silently
+ * loses it from the materialized view.
  */
 export function kindOf(error: unknown): ErrorKind {
   if (error instanceof SfmError) return error.kind
@@ -96,6 +104,10 @@ export function kindOf(error: unknown): ErrorKind {
       return ErrorKinds.FATAL
     }
     if (typeof e.code === 'string' && TRANSIENT_SYSTEM_CODES.has(e.code)) return ErrorKinds.RETRIABLE
+    const { path, syscall } = error as { path?: unknown; syscall?: unknown }
+    if (typeof e.code === 'string' && PATH_SYSTEM_CODES.has(e.code) && (path !== undefined || syscall !== undefined)) {
+      return ErrorKinds.FATAL
+    }
   }
   return ErrorKinds.RETRIABLE
 }

@@ -33,11 +33,13 @@ import {
   dedupe,
   defineTopology,
   ErrorCodes,
+  ErrorKinds,
   envInt,
   FatalError,
   kafkaDeadLetter,
   loadSchema,
   logSource,
+  SfmError,
   topicName,
   validate
 } from 'somafractal-streams'
@@ -66,7 +68,17 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
   }
   // The embedded store's folder lock first, before anything else is opened: a recall started meanwhile then meets
   // this runner as the folder's owner (and refuses) instead of holding the folder when the runner gets there.
-  const store = await vectorStoreFromEnv(env, undefined, { lock: 'owner' })
+  const store = await vectorStoreFromEnv(env, undefined, { lock: 'owner' }).catch((error: unknown) => {
+    // The embedded store's folder cannot be had (not creatable, owned by another process): name the ways out.
+    if (env.QDRANT_URL || env.VECTOR_DATABASE_URL || !(error instanceof SfmError) || error.kind !== ErrorKinds.FATAL) {
+      throw error
+    }
+    throw new FatalError(
+      `${error.message} (or: QDRANT_URL / VECTOR_DATABASE_URL for a vector server, SFM_VECTORS=off for no vectors, ` +
+        'SFM_DATA_DIR for another data folder)',
+      { code: error.code, cause: error }
+    )
+  })
   let embedder: ReturnType<typeof embedderFromEnv>
   try {
     embedder = embedderFromEnv(env, { thread: true })

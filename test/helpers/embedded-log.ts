@@ -52,9 +52,9 @@ export interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Runs `node <args>` (the project's Node) in the repository root, collecting its output. */
-export function spawnNode(args: string[], env: NodeJS.ProcessEnv): Child {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `node <args>` (the project's Node) in the repository root, or `cwd`, collecting its output. */
+export function spawnNode(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Child {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) })
   let out = ''
   let err = ''
   child.stdout?.setEncoding('utf8').on('data', (c: string) => {

@@ -17,13 +17,15 @@ import {
  *   invalid uuid, out-of-range number), 23 integrity constraint, 54 program limit (e.g. index row too large).
  *   The writer bisects the batch to find the row.
  * - fatal: configuration — 28 authorization, 3D unknown database, 42 syntax/undefined table/privilege, 0A feature
- *   not supported, 3F unknown schema.
+ *   not supported, 3F unknown schema, 58P01 undefined file (an extension that is not installed: `CREATE EXTENSION
+ *   vector` on a server without pgvector).
  * - retriable: everything else, in particular 08 connection, 40001 serialization failure, 40P01 deadlock, 53
  *   insufficient resources (53300 too many connections), 57P01..03 shutdown/starting, 57014 statement timeout, 55P03
  *   lock not available, 58 system I/O, and errors without a SQLSTATE (socket errors, "Connection terminated").
  */
 const POISON_CLASSES = new Set(['22', '23', '54'])
 const FATAL_CLASSES = new Set(['28', '3D', '3F', '42', '0A'])
+const FATAL_STATES = new Set(['58P01'])
 const SQLSTATE = /^[0-9A-Z]{5}$/
 
 export function sqlState(error: unknown): string | undefined {
@@ -37,7 +39,7 @@ export function classifyPgError(error: unknown): ErrorKind {
   if (state === undefined) return ErrorKinds.RETRIABLE
   const cls = state.slice(0, 2)
   if (POISON_CLASSES.has(cls)) return ErrorKinds.POISON
-  if (FATAL_CLASSES.has(cls)) return ErrorKinds.FATAL
+  if (FATAL_CLASSES.has(cls) || FATAL_STATES.has(state)) return ErrorKinds.FATAL
   return ErrorKinds.RETRIABLE
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { test } from 'node:test'
-import { ErrorCodes } from '../../../src/errors.ts'
+import { ErrorCodes, kindOf } from '../../../src/errors.ts'
 import { classifyPgError, toSinkError } from '../../../src/sinks/postgres/errors.ts'
 
 test('SQLSTATE classes map to error kinds', () => {
@@ -22,12 +23,25 @@ test('SQLSTATE classes map to error kinds', () => {
     ['3D000', 'fatal'], // unknown database
     ['42P01', 'fatal'], // undefined table
     ['42501', 'fatal'], // insufficient privilege
+    ['42703', 'fatal'], // undefined column
+    ['58P01', 'fatal'], // undefined file: CREATE EXTENSION of an extension that is not installed
+    ['58030', 'retriable'], // I/O error
     [undefined, 'retriable']
   ]
   for (const [code, kind] of cases) {
     assert.equal(classifyPgError(code === undefined ? new Error('socket') : { code }), kind, String(code))
   }
   assert.equal(classifyPgError({ code: 'ECONNREFUSED' }), 'retriable')
+})
+
+test('a missing or unwritable path is fatal (waiting cannot heal it); a full disk or a refused connection is not', async () => {
+  const missing = await readFile('/nonexistent/sfm/vectors.lock').catch((error: unknown) => error)
+  assert.equal(kindOf(missing), 'fatal')
+  for (const code of ['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR']) {
+    assert.equal(kindOf(Object.assign(new Error(code), { code, syscall: 'open', path: '/x' })), 'fatal', code)
+  }
+  assert.equal(kindOf(Object.assign(new Error('full'), { code: 'ENOSPC', syscall: 'write', path: '/x' })), 'retriable')
+  assert.equal(kindOf(Object.assign(new Error('refused'), { code: 'ECONNREFUSED', syscall: 'connect' })), 'retriable')
 })
 
 test('toSinkError keeps the cause and only safe details', () => {
