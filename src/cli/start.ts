@@ -3,12 +3,13 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { chooseStack, describeStack } from '../config.ts'
+import { chooseStack, describeStack, envInt } from '../config.ts'
 import { feedDemo, formatReport } from '../demo/index.ts'
 import { ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { describeKafkaConnection, kafkaConnectionOptions } from '../kafka/connection.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
+import { DEFAULT_HELD_AFTER_MS, formatHeld } from '../streams/held-sinks.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
 import { isTopology, type Topology } from '../streams/topology.ts'
 import { createMetrics, type Metrics } from '../telemetry/metrics.ts'
@@ -40,6 +41,8 @@ not with --data-dir; the first line printed says what is used and why):
   KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE  client certificate and key (mutual TLS)
   DATABASE_URL               PostgreSQL connection string (required by Postgres sinks)
   DRAIN_OLD_EVENTS           a new consumer group starts at the earliest offset (true, default) or the latest
+  SFM_HELD_AFTER_SECONDS     a sink retrying the same error this long is shown as held in the status line and
+                             in sfm_sink_held_seconds (default 60)
   OTEL_EXPORTER_OTLP_ENDPOINT  export traces over OTLP/HTTP (e.g. http://127.0.0.1:4318)
   LOG_LEVEL                  debug | info | warn | error (default info)
 
@@ -139,7 +142,7 @@ function formatStatus(stats: RuntimeStats, previous: RuntimeStats | undefined, s
   const source = held
     ? ` source HELD ${Math.round(held.heldMs / 1000)} s (reconnecting, attempt ${held.attempts}: ${held.reason})`
     : ''
-  return `consumed ${stats.consumed}${rate} done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB)${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}${source}`
+  return `consumed ${stats.consumed}${rate} done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB)${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}${source}${formatHeld(stats.sinksHeld)}`
 }
 
 async function main(): Promise<void> {
@@ -159,6 +162,13 @@ async function main(): Promise<void> {
     }
   }
 
+  let heldAfterSeconds: number
+  try {
+    heldAfterSeconds = envInt('SFM_HELD_AFTER_SECONDS', DEFAULT_HELD_AFTER_MS / 1000)
+  } catch (error) {
+    fail(errorMessage(error), EXIT_USAGE)
+  }
+
   const tracing = startTracing({ serviceName: `sfm-${topology.name}` })
   let metrics: Metrics
   try {
@@ -176,12 +186,14 @@ async function main(): Promise<void> {
   const runtime = new Runtime(topology, {
     observer: demo ? demo.wrap(observer) : observer,
     logger: log,
+    heldAfterMs: heldAfterSeconds * 1000,
     ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 })
   })
   metrics.setInflight(() => {
     const s = runtime.stats()
     return { messages: s.inFlight, bytes: s.inFlightBytes }
   })
+  metrics.setHeld(() => runtime.heldSeconds())
 
   log.info(`source: ${topology.source.description}`)
   log.info(

@@ -8,6 +8,7 @@ import { CommitCoordinator } from './commit-coordinator.ts'
 import { buildDeadLetter, type DeadLetter } from './dead-letter.ts'
 import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
 import { Feed } from './feed.ts'
+import { type HeldSink, HeldSinks } from './held-sinks.ts'
 import { InFlightWindow } from './in-flight-window.ts'
 import type { Topology } from './topology.ts'
 
@@ -36,6 +37,8 @@ export interface RuntimeOptions {
   logger?: Logger
   /** Stop (exit 0) once assigned, nothing in flight, everything committed and no message for this long, ms. */
   untilIdleMs?: number
+  /** A branch retrying the same error this long (ms, default 60 s) is reported as held (stats().sinksHeld). */
+  heldAfterMs?: number
 }
 
 export const StopReasons = {
@@ -69,6 +72,8 @@ export interface RuntimeStats {
   /** Set while the source holds, reconnecting (nothing is lost or skipped meanwhile). */
   sourceHeld: SourceHold | undefined
   assigned: readonly TopicPartition[]
+  /** Sink branches retrying the same error for longer than `heldAfterMs`. */
+  sinksHeld: HeldSink[]
 }
 
 export interface RunSummary extends RuntimeStats {
@@ -90,6 +95,7 @@ export class Runtime implements DeliveryHost {
   readonly #pull = new AbortController()
   readonly #sinks = new AbortController()
   readonly #untilIdleMs: number | undefined
+  readonly #held: HeldSinks
   #stopReason: StopReason | undefined
   #fatal: unknown
   #lastMessageAt = performance.now()
@@ -118,6 +124,7 @@ export class Runtime implements DeliveryHost {
     this.#observer = options.observer ?? {}
     this.#log = options.logger ?? createLogger(topology.name)
     this.#untilIdleMs = options.untilIdleMs
+    this.#held = new HeldSinks(options.heldAfterMs)
     const s = topology.settings
     this.#window = new InFlightWindow({ maxMessages: s.maxInFlight, maxBytes: s.maxInFlightBytes })
     const commit = (requests: readonly CommitRequest[]) => topology.source.commit(requests)
@@ -155,8 +162,14 @@ export class Runtime implements DeliveryHost {
         attempts: held.attempts,
         reason: errorMessage(held.error)
       },
-      assigned: this.#assigned
+      assigned: this.#assigned,
+      sinksHeld: this.#held.held()
     }
+  }
+
+  /** Seconds each failing branch has retried its current error (for the sfm_sink_held_seconds gauge). */
+  heldSeconds(): Map<string, number> {
+    return this.#held.seconds()
   }
 
   #inFlight(): number {
@@ -248,8 +261,10 @@ export class Runtime implements DeliveryHost {
       observer: {
         written: (branch: string, count: number, bytes: number, seconds: number) =>
           this.#observer.batchWritten?.(branch, count, bytes, seconds),
+        progressed: (branch: string) => this.#held.progressed(branch),
         retrying: (branch: string, error: unknown, attempt: number, delayMs: number) => {
           this.#stats.sinkRetries++
+          this.#held.failed(branch, errorMessage(error))
           if (attempt === 1 || attempt % 10 === 0) {
             this.#log.warn(`sink ${branch}: write failed (attempt ${attempt}), retrying: ${errorMessage(error)}`)
           }

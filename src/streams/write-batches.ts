@@ -9,6 +9,8 @@ import type { WriteGate } from './write-gate.ts'
 export interface WriteObserver {
   /** One `sink.write` call finished (successfully or with item failures). */
   written?(branch: string, count: number, bytes: number, seconds: number): void
+  /** A `sink.write` call settled at least one item (acked or dead-lettered): the branch is not held. */
+  progressed?(branch: string): void
   /** A write (or some of its items) will be retried after `delayMs`. */
   retrying?(branch: string, error: unknown, attempt: number, delayMs: number): void
   /** The sink threw a fatal error: the runtime must stop. The batch stays open (uncommitted). */
@@ -83,6 +85,7 @@ export function writeBatches<T>(
           }
         }
         observer.written?.(branch, items.length, bytes, (performance.now() - started) / 1000)
+        if (retry.length < items.length) observer.progressed?.(branch)
         if (failure !== undefined) {
           observer.fatal(branch, failure)
           return { branch, written: batch.length - retry.length - deadLettered, deadLettered, abandoned: retry.length }

@@ -18,6 +18,7 @@ export const Metric = {
   BATCH_BYTES: 'sfm_batch_bytes',
   SINK_WRITE_SECONDS: 'sfm_sink_write_seconds',
   SINK_RETRIES: 'sfm_sink_retries_total',
+  SINK_HELD_SECONDS: 'sfm_sink_held_seconds',
   DLQ: 'sfm_dlq_total',
   DROPPED: 'sfm_dropped_total',
   COMMIT_SECONDS: 'sfm_commit_seconds',
@@ -108,6 +109,7 @@ export class Metrics {
   readonly #committed = new Map<string, { topic: string; partition: number; offset: bigint }>()
   #inflight: (() => Inflight) | undefined
   #parity: ReadonlyMap<string, number> = new Map()
+  #held: (() => ReadonlyMap<string, number>) | undefined
 
   readonly #consumed: Counter
   readonly #processing: Histogram
@@ -211,6 +213,14 @@ export class Metrics {
       .addCallback((result) => {
         for (const [name, count] of this.#parity) result.observe(count, { ...this.#base, class: name })
       })
+    meter
+      .createObservableGauge(Metric.SINK_HELD_SECONDS, {
+        description: 'How long a sink branch has retried the same error without settling an item (absent: writing)',
+        unit: 's'
+      })
+      .addCallback((result) => {
+        for (const [branch, seconds] of this.#held?.() ?? []) result.observe(seconds, { ...this.#base, branch })
+      })
   }
 
   #partitionAttrs(topic: string, partition: number): Attributes {
@@ -305,6 +315,11 @@ export class Metrics {
   /** Read when scraped. */
   setInflight(getter: () => Inflight): void {
     this.#inflight = getter
+  }
+
+  /** Read when scraped: branch → seconds it has retried its current error (Runtime.heldSeconds). */
+  setHeld(getter: () => ReadonlyMap<string, number>): void {
+    this.#held = getter
   }
 
   produced(topic: string, seconds: number): void {

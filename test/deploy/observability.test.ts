@@ -70,6 +70,7 @@ async function exportedLabels(): Promise<Map<string, Set<string>>> {
     metrics.committedOffset('t', 0, 1n)
     metrics.setLag(new Map([['t', [1n]]]))
     metrics.setInflight(() => ({ messages: 1, bytes: 1 }))
+    metrics.setHeld(() => new Map([['kv', 61]]))
     metrics.produced('t', 0.01)
     metrics.postgresRows('applied', 1)
     metrics.observePostgresBatch(0.01)
@@ -177,14 +178,15 @@ test('the dashboard shows lag per partition, rates, processing time, DLQ by stag
   }
 })
 
-test('alert rules: lag growing, DLQ rate, no commits, sink retries — each with severity and a summary', () => {
+test('alert rules: lag growing, DLQ rate, no commits, sink retries, sink held — each with severity and a summary', () => {
   const byName = new Map(rules.map((r) => [r.alert, r]))
   const required: [string, string][] = [
     ['SfmConsumerLagGrowing', 'sfm_consumer_lag'],
     ['SfmDeadLettersHigh', 'sfm_dlq_total'],
     ['SfmNoCommits', 'sfm_commits_total'],
     ['SfmSinkRetrying', 'sfm_sink_retries_total'],
-    ['SfmParityDifferences', 'sfm_parity_differences']
+    ['SfmParityDifferences', 'sfm_parity_differences'],
+    ['SfmSinkHeld', 'sfm_sink_held_seconds']
   ]
   for (const [name, metric] of required) {
     const rule = byName.get(name)
