@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join, relative, resolve } from 'node:path'
-import { ErrorCodes, FatalError } from './errors.ts'
+import { ErrorCodes, errorMessage, FatalError } from './errors.ts'
 import { redact } from './logger.ts'
 
 /**
@@ -51,8 +51,10 @@ export interface StackChoice {
   log: string
   /** `PostgreSQL <host:port/db> (<where from>)`, or the embedded PGlite folder. */
   database: string
-  /** Why the embedded default is used, when it is for either ('' otherwise). */
+  /** Why the embedded default is used where a variable is unset ('' when the local stack filled them). */
   reason: string
+  /** Where KAFKA_BROKERS and DATABASE_URL came from: the variable's name, or `NAME from <stack.env>`. */
+  origins: Record<string, string>
 }
 
 export interface ChooseStackOptions {
@@ -64,17 +66,86 @@ export interface ChooseStackOptions {
 }
 
 /** Whether something accepts TCP connections at host:port within `timeoutMs`. */
-export function acceptsConnections(host: string, port: number, timeoutMs: number): Promise<boolean> {
+export async function acceptsConnections(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return (await connectProblem(host, port, timeoutMs)) === undefined
+}
+
+/** Why nothing accepts a TCP connection at host:port within `timeoutMs` (`connection refused`…), or undefined. */
+export function connectProblem(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
   return new Promise((done) => {
     const socket = connect({ host, port })
-    const finish = (ok: boolean) => {
+    const finish = (problem: string | undefined) => {
       socket.destroy()
-      done(ok)
+      done(problem)
     }
-    socket.setTimeout(timeoutMs, () => finish(false))
-    socket.once('connect', () => finish(true))
-    socket.once('error', () => finish(false))
+    socket.setTimeout(timeoutMs, () => finish(`no answer within ${timeoutMs / 1000} s`))
+    socket.once('connect', () => finish(undefined))
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      const code = error.code ?? ''
+      if (code === 'ECONNREFUSED') finish('connection refused')
+      else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') finish(`host ${host} not found`)
+      else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') finish('host unreachable')
+      else finish(code || errorMessage(error))
+    })
   })
+}
+
+/** The servers a command may need, by the variable that names them. */
+const SERVICES = [
+  { name: 'KAFKA_BROKERS', what: 'Kafka' },
+  { name: 'DATABASE_URL', what: 'PostgreSQL' },
+  { name: 'VECTOR_DATABASE_URL', what: 'the pgvector PostgreSQL' },
+  { name: 'QDRANT_URL', what: 'Qdrant' }
+] as const
+export type ServiceVariable = (typeof SERVICES)[number]['name']
+
+/**
+ * Checks that the servers the set variables name accept connections (Kafka: any one broker), before a command
+ * starts work that would otherwise retry against them for a long while and then fail with a library's dump.
+ * Returns one line per unreachable server: what, where (host:port, database), from which variable or `stack.env`,
+ * why, and what to do; [] when all answer. A server that answers but refuses us (TLS, login) is left to the
+ * client, which names that precisely.
+ */
+export async function unreachableServers(
+  env: NodeJS.ProcessEnv,
+  options: { names?: readonly ServiceVariable[]; origins?: Record<string, string>; timeoutMs?: number } = {}
+): Promise<string[]> {
+  const timeoutMs = options.timeoutMs ?? 3000
+  const wanted = SERVICES.filter((s) => (options.names ?? SERVICES.map((x) => x.name)).includes(s.name))
+  const checks = wanted
+    .filter(({ name }) => env[name])
+    .map(async ({ name, what }) => {
+      const value = env[name]!
+      const addresses = serverAddresses(name, value)
+      if (addresses.length === 0) return undefined
+      const problems = await Promise.all(addresses.map((a) => connectProblem(a.host, a.port, timeoutMs)))
+      if (problems.some((p) => p === undefined)) return undefined
+      const where = name === 'KAFKA_BROKERS' ? value : redact(value)
+      const origin = options.origins?.[name] ?? name
+      const fix = origin.includes('stack.env')
+        ? 'start the local stack (npm run stack -- up)'
+        : `start it, or fix ${name}${name === 'KAFKA_BROKERS' || name === 'DATABASE_URL' ? ` (unset it for the embedded stack)` : ''}`
+      return `cannot reach ${what} at ${where} (${origin}): ${problems[0]}; ${fix}`
+    })
+  return (await Promise.all(checks)).filter((line): line is string => line !== undefined)
+}
+
+/** host:port pairs of a variable: every broker of KAFKA_BROKERS, the host of a URL (default port per scheme). */
+function serverAddresses(name: string, value: string): { host: string; port: number }[] {
+  if (name === 'KAFKA_BROKERS') {
+    return value
+      .split(',')
+      .map((b) => stackAddress(name, b))
+      .filter((a): a is { host: string; port: number } => a !== undefined)
+  }
+  try {
+    const url = new URL(value)
+    const defaults: Record<string, number> = { 'http:': 80, 'https:': 443 }
+    const port = Number(url.port || (defaults[url.protocol] ?? 5432))
+    return url.hostname ? [{ host: url.hostname.replace(/^\[|\]$/g, ''), port }] : []
+  } catch {
+    return []
+  }
 }
 
 /** host and port of the first `host:port` of KAFKA_BROKERS, or of a postgres:// URL (default port 5432). */
@@ -117,7 +188,7 @@ export async function chooseStack(
       const values = readStackEnv(file)
       const wanted = STACK_VARIABLES.filter((name) => !given.has(name) && values.get(name))
       if (values.size === 0) {
-        reason = `no server configured (set KAFKA_BROKERS / DATABASE_URL, or start one with npm run stack -- up)`
+        reason = 'no server configured (set the variable, or start a local stack with npm run stack -- up)'
       } else {
         const probes = await Promise.all(
           wanted.map((name) => {
@@ -148,14 +219,19 @@ export async function chooseStack(
     database: env.DATABASE_URL
       ? `PostgreSQL ${redact(env.DATABASE_URL)} (${from('DATABASE_URL')})`
       : `PGlite ${join(data, 'pg')}`,
-    reason: env.KAFKA_BROKERS && env.DATABASE_URL ? '' : reason
+    reason,
+    origins: Object.fromEntries(
+      STACK_VARIABLES.map((name) => [name, filled.includes(name) ? `${name} from ${shown}` : name])
+    )
   }
 }
 
 /** The one line a command prints first: what it runs against and why (`parts`: which of the two it uses). */
 export function describeStack(choice: StackChoice, parts: { log?: boolean; database?: boolean } = {}): string {
   const used = [...(parts.log === false ? [] : [choice.log]), ...(parts.database === false ? [] : [choice.database])]
-  return `using ${used.join(' and ')}${choice.reason ? `: ${choice.reason}` : ''}`
+  // The reason only explains a part shown that is embedded (its variable unset).
+  const embedded = used.some((part) => part.startsWith('the embedded log') || part.startsWith('PGlite'))
+  return `using ${used.join(' and ')}${embedded && choice.reason ? `: ${choice.reason}` : ''}`
 }
 
 function readStackEnv(file: string): Map<string, string> {

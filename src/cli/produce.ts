@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { chooseStack, describeStack } from '../config.ts'
+import { chooseStack, describeStack, unreachableServers } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
 import { producerTarget } from '../sinks/kafka/producer.ts'
@@ -28,7 +28,8 @@ Environment: KAFKA_BROKERS=host:port[,host:port]. Without it (and without a runn
 records go to the embedded log, <data dir>/log.sqlite, where the framework's topics are created on first use (docs/EMBEDDED-LOG.md).
 TLS and SASL: KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, KAFKA_SASL_MECHANISM,
 KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE (docs/DEPLOY.md).
-Exit codes: 0 all lines sent, 1 some line rejected (the others were sent) or sending failed, 2 usage error.`
+Exit codes: 0 all lines sent, 1 some line rejected (the others were sent) or sending failed, 2 usage error or
+brokers that do not answer.`
 
 export { ExitCodes } from './io.ts'
 
@@ -101,9 +102,18 @@ export async function main(argv: string[], io: Io = stdio, stack: { env?: NodeJS
   }
   const { options } = parsed
   try {
+    const env = stack.env ?? process.env
+    let origins: Record<string, string> | undefined
     if (stack.env !== undefined) {
       const choice = await chooseStack(stack.env, { dataDir: options.dataDir })
       io.err(`produce: ${describeStack(choice, { database: false })}`)
+      origins = choice.origins
+    }
+    // Brokers that do not answer: one line and exit 2, rather than the client's retries and its error dump.
+    const unreachable = await unreachableServers(env, { names: ['KAFKA_BROKERS'], ...(origins ? { origins } : {}) })
+    if (unreachable.length > 0) {
+      for (const line of unreachable) io.err(`produce: ${line}`)
+      return ExitCodes.USAGE
     }
     io.err(`produce: target ${producerTarget(options)}`)
     const report = await produceFile({

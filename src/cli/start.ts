@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { chooseStack, describeStack, envInt } from '../config.ts'
+import { chooseStack, describeStack, envInt, unreachableServers } from '../config.ts'
 import { feedDemo, formatReport } from '../demo/index.ts'
-import { ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
+import { describeError, ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { describeKafkaConnection, kafkaConnectionOptions } from '../kafka/connection.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
@@ -46,7 +46,8 @@ not with --data-dir; the first line printed says what is used and why):
   OTEL_EXPORTER_OTLP_ENDPOINT  export traces over OTLP/HTTP (e.g. http://127.0.0.1:4318)
   LOG_LEVEL                  debug | info | warn | error (default info)
 
-Exit codes: 0 stopped cleanly (signal or --until-idle), 1 fatal error, 2 usage or configuration error.
+Exit codes: 0 stopped cleanly (signal or --until-idle), 1 fatal error, 2 usage or configuration error (brokers or
+a database that do not answer at start, too: one line each).
 `
 
 const EXIT_FATAL = 1
@@ -150,7 +151,19 @@ async function main(): Promise<void> {
   // Every command takes --data-dir; the topology and its sinks read SFM_DATA_DIR.
   if (cli.dataDir !== undefined) process.env.SFM_DATA_DIR = resolve(cli.dataDir)
   // First, what this run uses and why: a stopped local stack is never used, --data-dir means the embedded stack.
-  createLogger('start').info(describeStack(await chooseStack(process.env, { dataDir: cli.dataDir })))
+  const choice = await chooseStack(process.env, { dataDir: cli.dataDir })
+  createLogger('start').info(describeStack(choice))
+  // Brokers or a database that are down at start are a configuration problem to fix now (exit 2, one line each),
+  // not something to retry for minutes; once running, the runner rides through outages (retries, the status line's
+  // held sinks). A vector store down at start stays an outage the vector branch waits for (src/sinks/vector/sink.ts).
+  const unreachable = await unreachableServers(process.env, {
+    origins: choice.origins,
+    names: ['KAFKA_BROKERS', 'DATABASE_URL']
+  })
+  if (unreachable.length > 0) {
+    for (const line of unreachable) process.stderr.write(`error: ${line}\n`)
+    process.exit(EXIT_USAGE)
+  }
   const topology = await loadTopology(cli.file)
   const log = createLogger(topology.name)
   if (logTarget({}) === LogTargets.KAFKA) {
@@ -248,6 +261,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  process.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  // One line on a terminal; the stack (and an AggregateError's parts) only at LOG_LEVEL=debug.
+  process.stderr.write(`error: ${describeError(error)}\n`)
+  if (process.env.LOG_LEVEL === 'debug' && error instanceof Error) process.stderr.write(`${error.stack}\n`)
+  else process.stderr.write('(LOG_LEVEL=debug prints the details)\n')
   process.exit(EXIT_FATAL)
 })

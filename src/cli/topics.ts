@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { Admin } from '@platformatic/kafka'
-import { chooseStack, describeStack } from '../config.ts'
+import { chooseStack, describeStack, unreachableServers } from '../config.ts'
 import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
 import { explainKafkaError, kafkaConnectionOptions, probeKafka } from '../kafka/connection.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
@@ -27,7 +27,7 @@ Environment: KAFKA_BROKERS=host:port[,host:port] (apply, plan); TLS and SASL: KA
 KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD[_FILE]
 
 Diff lines: "+ create …", "~ alter …", "= … up to date", "! …" (refused: nothing is applied).
-Exit codes: 0 done / up to date, 1 refused or failed, 2 usage error.`
+Exit codes: 0 done / up to date, 1 refused or failed, 2 usage error or brokers that do not answer.`
 
 export { ExitCodes } from './io.ts'
 
@@ -61,12 +61,22 @@ export async function main(
       io.out(JSON.stringify(specs, null, 2))
       return ExitCodes.OK
     }
-    if (localStack) io.err(`topics: ${describeStack(await chooseStack(env), { database: false })}`)
+    const choice = localStack ? await chooseStack(env) : undefined
+    if (choice) io.err(`topics: ${describeStack(choice, { database: false })}`)
     const brokers = parseBrokers(env.KAFKA_BROKERS)
     if (brokers.length === 0) {
       throw new FatalError('KAFKA_BROKERS is not set: export KAFKA_BROKERS=host:port[,host:port]', {
         code: ErrorCodes.CONFIG
       })
+    }
+    // Brokers that do not answer: one line and exit 2, rather than the client's retries and its error dump.
+    const unreachable = await unreachableServers(env, {
+      names: ['KAFKA_BROKERS'],
+      ...(choice ? { origins: choice.origins } : {})
+    })
+    if (unreachable.length > 0) {
+      for (const line of unreachable) io.err(`topics: ${line}`)
+      return ExitCodes.USAGE
     }
     const admin = new Admin({ ...kafkaConnectionOptions(env), clientId: 'sfm-topics', bootstrapBrokers: brokers })
     try {
