@@ -50,6 +50,7 @@ export {
 } from './sources/kafka/index.ts'
 export { parseBoolean } from './sources/kafka/options.ts'
 export { type LogSourceOptions, logSource } from './sources/log.ts'
+export { OUTBOX_ID_HEADER, OutboxSource, type OutboxSourceOptions, outboxSource } from './sources/outbox/index.ts'
 export { type PartitionSpan, type RewindOptions, rewindGroup } from './sources/rewind.ts'
 export * from './sources/types.ts'
 export { type BackoffOptions, defaultBackoff } from './streams/backoff.ts'
