@@ -131,7 +131,7 @@ class _Pending:
 
 
 class MemoryEvents:
-    """A producer of memory.event v1 to ``topic``, keyed by the memory id.
+    """A producer of memory.event v1 to ``topic`` (default ``SFM_TOPIC_PREFIX`` + ``memory.events``), keyed by id.
 
     ``bootstrap_servers`` defaults to ``KAFKA_BROKERS``; TLS and SASL come from the same variables as the TypeScript
     clients (``kafka_config_from_env``). Extra librdkafka settings may be given with dots or underscores
@@ -141,7 +141,7 @@ class MemoryEvents:
     come; with ``wait=False`` they return at once and ``flush()`` raises for every event that failed meanwhile.
     """
 
-    def __init__(self, bootstrap_servers: Optional[str] = None, topic: str = DEFAULT_TOPIC,
+    def __init__(self, bootstrap_servers: Optional[str] = None, topic: Optional[str] = None,
                  env: Optional[Mapping[str, str]] = None, **confluent_config: Any) -> None:
         env = os.environ if env is None else env
         servers = bootstrap_servers or _value(env, "KAFKA_BROKERS")
@@ -153,7 +153,8 @@ class MemoryEvents:
                 raise ConfigError(f"{name} must stay {required!r}: without it a retried send can duplicate or lose events")
         config = {"bootstrap.servers": servers, "linger.ms": 5, "message.timeout.ms": 30000,
                   **kafka_config_from_env(env), **extra, "enable.idempotence": True, "acks": "all"}
-        self.topic = topic
+        # As the TypeScript topologies name their topics: SFM_TOPIC_PREFIX + memory.events.
+        self.topic = topic or env.get("SFM_TOPIC_PREFIX", "") + DEFAULT_TOPIC
         self._producer = Producer(config)
         self._failures: List[tuple] = []
         self._closed = False

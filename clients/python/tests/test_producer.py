@@ -98,3 +98,9 @@ def test_tls_and_sasl_from_the_same_variables(tmp_path):
         with pytest.raises(ConfigError, match=message) as caught:
             kafka_config_from_env(env)
         assert "s3cret" not in str(caught.value)
+
+
+def test_topic_follows_the_topic_prefix(brokers):
+    assert MemoryEvents(brokers, env={"SFM_TOPIC_PREFIX": "staging."}).topic == "staging.memory.events"
+    assert MemoryEvents(brokers, env={}).topic == "memory.events"
+    assert MemoryEvents(brokers, topic="other", env={"SFM_TOPIC_PREFIX": "x."}).topic == "other"
