@@ -50,6 +50,8 @@ export class OutboxSource implements Source {
   #woken = false
   #failure: unknown
   #closed = false
+  /** The claim connection's statements, one after another in call order (a DELETE before the COMMIT after it). */
+  #serial: Promise<unknown> = Promise.resolve()
 
   constructor(options: OutboxSourceOptions = {}) {
     this.options = options
@@ -93,6 +95,18 @@ export class OutboxSource implements Source {
       })
     }
     listener.assigned([{ topic: o.table, partition: 0 }])
+  }
+
+  /** Runs `text` on the claim connection after every statement queued before it. */
+  #query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[]
+  ): Promise<pg.QueryResult<R>> {
+    const client = this.#claim
+    if (!client) return Promise.reject(new FatalError('outbox source: closed', { code: ErrorCodes.SHUTDOWN }))
+    const result = this.#serial.then(() => client.query<R>(text, values))
+    this.#serial = result.catch(() => {})
+    return result
   }
 
   #notify(): void {
@@ -139,12 +153,12 @@ export class OutboxSource implements Source {
         }
         if (!this.#txOpen) {
           this.#woken = false
-          await client.query('BEGIN')
+          await this.#query('BEGIN')
           this.#txOpen = true
           this.#txStartedAt = Date.now()
           this.#lastClaimed = '0'
         }
-        const claimed = await client.query<Row>(
+        const claimed = await this.#query<Row>(
           // ORDER BY o.id, the bigint: a bare `id` would sort by the text output column.
           `SELECT o.id::text AS id, o.key, o.event::text AS event,
                   (extract(epoch FROM o.created_at) * 1000)::bigint::text AS created_ms
@@ -187,7 +201,7 @@ export class OutboxSource implements Source {
   async #finish(): Promise<void> {
     if (!this.#txOpen) return
     this.#txOpen = false
-    await this.#claim!.query('COMMIT')
+    await this.#query('COMMIT')
   }
 
   #sleep(signal: AbortSignal, ms: number): Promise<void> {
@@ -213,8 +227,8 @@ export class OutboxSource implements Source {
     if (n === 0) return
     const ids = this.#ids.splice(0, n)
     this.#offsets.splice(0, n)
-    // Queued on the claim connection before any later COMMIT of this transaction (pg runs queries in order).
-    const deleted = this.#claim.query(`DELETE FROM ${this.#o!.tableSql} WHERE id = ANY($1::bigint[])`, [ids])
+    // Queued before any later COMMIT of this transaction.
+    const deleted = this.#query(`DELETE FROM ${this.#o!.tableSql} WHERE id = ANY($1::bigint[])`, [ids])
     if (this.#ids.length === 0) this.#wake?.()
     try {
       await deleted
@@ -232,7 +246,7 @@ export class OutboxSource implements Source {
     // Commit the deletes of the rows the runtime finished; rows still claimed stay in the table.
     if (claim && this.#txOpen && !this.#failure) {
       this.#txOpen = false
-      await claim.query('COMMIT').catch((error) => this.#logger.warn(`commit at close: ${errorMessage(error)}`))
+      await this.#query('COMMIT').catch((error) => this.#logger.warn(`commit at close: ${errorMessage(error)}`))
     }
     await Promise.all([claim?.end().catch(() => {}), this.#listen?.end().catch(() => {})])
     this.#claim = undefined
