@@ -14,7 +14,9 @@ import pg from 'pg'
 import { REPO_ROOT } from '../../scripts/stack/config.ts'
 import { resolveOutboxSourceOptions } from '../../src/sources/outbox/options.ts'
 import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName, waitFor } from '../helpers/kafka.ts'
+import { isolatedMemoryStack, runMemoryUntilIdle } from '../helpers/legacy.ts'
 import { startRunner } from '../helpers/runner.ts'
+import { readMemories } from '../sinks/postgres/helpers.ts'
 
 const databaseUrl = process.env.DATABASE_URL
 const skip = !brokers() ? NO_KAFKA : !databaseUrl ? 'DATABASE_URL is not set: run `npm test`' : false
@@ -30,16 +32,17 @@ interface Setup {
   topics: { events: string; dlq: string }
 }
 
-async function setup(t: TestContext): Promise<Setup> {
+/** An outbox table in a schema of its own; topics under `prefix` (created here unless a memory stack made them). */
+async function setup(t: TestContext, memoryStackPrefix?: string): Promise<Setup> {
   const schema = uniqueName('outbox').replace(/[^a-z0-9_]/gi, '_')
-  const prefix = `${uniqueName('ob')}.`
+  const prefix = memoryStackPrefix ?? `${uniqueName('ob')}.`
   const db = new pg.Client({ connectionString: databaseUrl })
   await db.connect()
   await db.query(`CREATE SCHEMA "${schema}"`)
   await db.query(`SET search_path TO "${schema}"`)
   await db.query(DDL)
   const topics = { events: `${prefix}memory.events`, dlq: `${prefix}memory.dlq` }
-  await createTopics(t, [topics.events, topics.dlq], 3)
+  if (memoryStackPrefix === undefined) await createTopics(t, [topics.events, topics.dlq], 3)
   t.after(async () => {
     await db.query(`DROP SCHEMA "${schema}" CASCADE`)
     await db.end()
@@ -204,10 +207,11 @@ describe('outbox relay on real PostgreSQL and Kafka', { skip }, () => {
     assert.equal(published.length, 2)
   })
 
-  test(`kill -9 of the relay mid-stream ${CYCLES}×: nothing lost, every row published at least once`, {
+  test(`kill -9 of the relay mid-stream ${CYCLES}×: nothing lost, every row published at least once, memories equals the fold`, {
     timeout: 600_000
   }, async (t) => {
-    const { env, table, db, topics } = await setup(t)
+    const stack = await isolatedMemoryStack(t, 3)
+    const { env, table, db, topics } = await setup(t, stack.prefix)
     const writer = new pg.Client({ connectionString: databaseUrl })
     await writer.connect()
     const sent: string[] = []
@@ -249,6 +253,20 @@ describe('outbox relay on real PostgreSQL and Kafka', { skip }, () => {
     const missing = sent.filter((id) => !seen.has(id))
     assert.deepEqual(missing.slice(0, 5), [], `${missing.length} of ${sent.length} rows never published`)
     t.diagnostic(`${sent.length} rows written during ${CYCLES} kills, all published`)
+
+    // The memory topology over what the relay published: the table equals the fold (per id, the highest version).
+    const result = await runMemoryUntilIdle()
+    assert.equal(result.deadLettered, 0)
+    const fold = new Map<string, number>()
+    for (let i = 0; i < seq; i++) fold.set(`ns:(${i % 101}.0,)`, i)
+    const rows = await readMemories(stack.pool, `"${stack.table}"`)
+    assert.equal(rows.size, fold.size)
+    for (const [id, version] of fold) {
+      const row = rows.get(id)
+      assert.ok(row, `a row for ${id}`)
+      assert.equal(row.version, version, `${id}: the highest version`)
+      assert.equal((row.payload as { seq: number }).seq, version)
+    }
     assert.equal((await readTopic(topics.dlq, 0, 0)).length, 0)
   })
 })
