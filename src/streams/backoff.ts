@@ -44,7 +44,7 @@ export interface RetryHooks {
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void
 }
 
-/** Thrown by `retrying` when the signal aborted while waiting: the work was abandoned, not done. */
+/** Thrown by the retry loop when the signal aborted before or while waiting: the work was abandoned, not done. */
 export class AbandonedError extends Error {
   constructor(cause: unknown) {
     super('abandoned: the runtime is shutting down', { cause })
@@ -52,25 +52,56 @@ export class AbandonedError extends Error {
   }
 }
 
+/** An attempt's verdict that it failed in a way waiting can heal: the loop waits with backoff, then tries again. */
+export class RetryLater {
+  readonly error: unknown
+  constructor(error: unknown) {
+    this.error = error
+  }
+}
+
+/**
+ * The one retry loop (the branch writer, the dead-letter writer and the `retryStep` operator all use it). Calls
+ * `attempt` (counting from 1) until it returns a result; when it returns `RetryLater`, waits with exponential backoff
+ * and calls it again. After `maxAttempts` the last error is thrown. An abort (of `hooks.signal`) before or while
+ * waiting throws AbandonedError. Errors `attempt` throws are not retried: they pass straight through.
+ */
+export async function retryWithBackoff<R>(
+  attempt: (attempt: number) => Promise<R | RetryLater>,
+  options: BackoffOptions = defaultBackoff,
+  hooks: RetryHooks = {}
+): Promise<R> {
+  for (let n = 1; ; n++) {
+    const outcome = await attempt(n)
+    if (!(outcome instanceof RetryLater)) return outcome
+    if (n >= options.maxAttempts) throw outcome.error
+    if (hooks.signal?.aborted) throw new AbandonedError(outcome.error)
+    const delay = backoffDelay(options, n)
+    hooks.onRetry?.(outcome.error, n, delay)
+    if (!(await sleep(delay, hooks.signal))) throw new AbandonedError(outcome.error)
+  }
+}
+
 /**
  * Runs `task` until it succeeds, waiting with exponential backoff after each error that `shouldRetry` accepts.
  * Other errors, and the last one after `maxAttempts`, are thrown. An abort while waiting throws AbandonedError.
  */
-export async function retrying<R>(
+export function retrying<R>(
   task: (attempt: number) => Promise<R>,
   shouldRetry: (error: unknown) => boolean,
   options: BackoffOptions = defaultBackoff,
   hooks: RetryHooks = {}
 ): Promise<R> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await task(attempt)
-    } catch (error) {
-      if (!shouldRetry(error) || attempt >= options.maxAttempts) throw error
-      if (hooks.signal?.aborted) throw new AbandonedError(error)
-      const delay = backoffDelay(options, attempt)
-      hooks.onRetry?.(error, attempt, delay)
-      if (!(await sleep(delay, hooks.signal))) throw new AbandonedError(error)
-    }
-  }
+  return retryWithBackoff(
+    async (attempt) => {
+      try {
+        return await task(attempt)
+      } catch (error) {
+        if (!shouldRetry(error)) throw error
+        return new RetryLater(error)
+      }
+    },
+    options,
+    hooks
+  )
 }

@@ -3,7 +3,7 @@ import { identity, merge, type OperatorFunction } from 'rxjs'
 import { describeError, ErrorKinds, errorMessage, kindOf } from '../errors.ts'
 import { createLogger, type Logger } from '../logger.ts'
 import type { CommitRequest, SourceMessage, TopicPartition } from '../sources/types.ts'
-import { backoffDelay, sleep } from './backoff.ts'
+import { AbandonedError, retrying, sleep } from './backoff.ts'
 import { CommitCoordinator } from './commit-coordinator.ts'
 import { buildDeadLetter, type DeadLetter } from './dead-letter.ts'
 import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
@@ -213,17 +213,23 @@ export class Runtime implements DeliveryHost {
       await Promise.resolve()
       while (this.#dlqPending.length > 0) {
         const items = this.#dlqPending.splice(0, 500)
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await this.topology.deadLetter.write(items.map((i) => i.letter))
-            break
-          } catch (error) {
-            // A letter the DLQ refuses for good (poison) has nowhere else to go: waiting cannot heal it, so stop.
-            if (kindOf(error) !== ErrorKinds.RETRIABLE) return this.#fail(error)
-            const delay = backoffDelay(this.topology.settings.backoff, attempt)
-            this.#log.warn(`dead-letter write failed, retrying in ${delay} ms: ${errorMessage(error)}`)
-            if (!(await sleep(delay, this.#sinks.signal))) return
-          }
+        const letters = items.map((i) => i.letter)
+        try {
+          // A letter the DLQ refuses for good (poison) has nowhere else to go: waiting cannot heal it, so stop.
+          await retrying(
+            () => this.topology.deadLetter.write(letters),
+            (error) => kindOf(error) === ErrorKinds.RETRIABLE,
+            { ...this.topology.settings.backoff, maxAttempts: Number.POSITIVE_INFINITY },
+            {
+              signal: this.#sinks.signal,
+              onRetry: (error, _attempt, delay) =>
+                this.#log.warn(`dead-letter write failed, retrying in ${delay} ms: ${errorMessage(error)}`)
+            }
+          )
+        } catch (error) {
+          // Shutdown abandons the letters: their messages stay open (not committed) and come back on restart.
+          if (error instanceof AbandonedError) return
+          return this.#fail(error)
         }
         for (const { delivery } of items) {
           this.#stats.deadLettered++

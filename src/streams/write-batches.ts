@@ -1,7 +1,7 @@
 import { mergeMap, type OperatorFunction } from 'rxjs'
 import { ErrorKinds, kindOf } from '../errors.ts'
 import type { Sink, SinkContext } from '../sinks/types.ts'
-import { type BackoffOptions, backoffDelay, defaultBackoff, sleep } from './backoff.ts'
+import { AbandonedError, type BackoffOptions, defaultBackoff, RetryLater, retryWithBackoff } from './backoff.ts'
 import type { Envelope } from './envelope.ts'
 import { KeyedSerialQueue } from './keyed-serial-queue.ts'
 import type { WriteGate } from './write-gate.ts'
@@ -51,10 +51,18 @@ export function writeBatches<T>(
   const branch = context.branch
   const gate = options.gate
 
+  const policy = { ...backoff, maxAttempts: Number.POSITIVE_INFINITY }
+  const hooks = {
+    signal: context.signal,
+    onRetry: (error: unknown, attempt: number, delayMs: number) => observer.retrying?.(branch, error, attempt, delayMs)
+  }
+
   const writeOne = async (batch: Envelope<T>[]): Promise<BatchReport> => {
     let items = batch
     let deadLettered = 0
-    for (let attempt = 1; ; attempt++) {
+
+    /** One `sink.write` of what is still open: a report when the batch is finished, RetryLater to wait and retry. */
+    const attempt = async (): Promise<BatchReport | RetryLater> => {
       const started = performance.now()
       let retry: Envelope<T>[] = []
       let failure: unknown
@@ -112,14 +120,16 @@ export function writeBatches<T>(
         failure = error
       }
       items = retry
-      if (context.signal.aborted) {
-        // Shutdown: leave the items open. Their offsets are not committed, so the partition's next owner gets them
-        // again. Retriable failures are never dead-lettered: the record is fine, the world is not.
-        return { branch, written: batch.length - items.length - deadLettered, deadLettered, abandoned: items.length }
-      }
-      const delay = backoffDelay(backoff, attempt)
-      observer.retrying?.(branch, failure, attempt, delay)
-      await sleep(delay, context.signal)
+      return new RetryLater(failure)
+    }
+
+    try {
+      return await retryWithBackoff(attempt, policy, hooks)
+    } catch (error) {
+      if (!(error instanceof AbandonedError)) throw error
+      // Shutdown: leave the items open. Their offsets are not committed, so the partition's next owner gets them
+      // again. Retriable failures are never dead-lettered: the record is fine, the world is not.
+      return { branch, written: batch.length - items.length - deadLettered, deadLettered, abandoned: items.length }
     }
   }
 
