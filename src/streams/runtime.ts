@@ -1,16 +1,18 @@
 import { type Context, ROOT_CONTEXT } from '@opentelemetry/api'
-import { identity, merge, type OperatorFunction } from 'rxjs'
-import { describeError, ErrorKinds, errorMessage, kindOf } from '../errors.ts'
+import { describeError, errorMessage } from '../errors.ts'
 import { createLogger, type Logger } from '../logger.ts'
-import type { CommitRequest, SourceMessage, TopicPartition } from '../sources/types.ts'
-import { AbandonedError, retrying, sleep } from './backoff.ts'
+import type { CommitRequest, SourceListener, SourceMessage, TopicPartition } from '../sources/types.ts'
+import { sleep } from './backoff.ts'
 import { CommitCoordinator } from './commit-coordinator.ts'
-import { buildDeadLetter, type DeadLetter } from './dead-letter.ts'
+import { buildDeadLetter } from './dead-letter.ts'
+import { DeadLetterWriter } from './dead-letter-writer.ts'
 import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
-import { Feed } from './feed.ts'
+import { type FanOut, fanOut } from './fan-out.ts'
+import type { Feed } from './feed.ts'
 import { type HeldSink, HeldSinks } from './held-sinks.ts'
 import { InFlightWindow } from './in-flight-window.ts'
-import type { Topology } from './topology.ts'
+import { PullLoop } from './pull-loop.ts'
+import type { BranchContext, Topology } from './topology.ts'
 
 /** Hooks for metrics, tracing and status output. All optional; none may throw. */
 export interface RuntimeObserver {
@@ -99,13 +101,11 @@ export class Runtime implements DeliveryHost {
   #stopReason: StopReason | undefined
   #fatal: unknown
   #lastMessageAt = performance.now()
-  /** The pull loop holds one permit while it waits for the next message; it is not a message in flight. */
-  #reserved = 0
+  readonly #puller: PullLoop
+  readonly #deadLetters: DeadLetterWriter
   #assignedOnce = false
   #assigned: readonly TopicPartition[] = []
   #lag: ReadonlyMap<string, readonly bigint[]> | undefined
-  #dlqPending: Array<{ delivery: Delivery; letter: DeadLetter }> = []
-  #dlqFlushing: Promise<void> | undefined
   /** The source's current outage: since when (performance.now()), attempts so far, last error. */
   #sourceHeld: { since: number; attempts: number; error: unknown } | undefined
   readonly #stats = {
@@ -140,6 +140,15 @@ export class Runtime implements DeliveryHost {
         this.#observer.commitFailed?.(error)
       }
     })
+    this.#puller = new PullLoop(topology.source, this.#window)
+    const dlqHooks = {
+      written: (delivery: Delivery) => {
+        this.#stats.deadLettered++
+        delivery.settle()
+      },
+      fatal: (error: unknown) => this.#fail(error)
+    }
+    this.#deadLetters = new DeadLetterWriter(topology.deadLetter, s.backoff, this.#sinks.signal, dlqHooks, this.#log)
   }
 
   stats(): RuntimeStats {
@@ -173,7 +182,7 @@ export class Runtime implements DeliveryHost {
   }
 
   #inFlight(): number {
-    return this.#window.messages - this.#reserved
+    return this.#window.messages - this.#puller.reserved
   }
 
   /** Asks the runtime to stop: stop pulling, drain in-flight work (up to drainTimeoutMs), commit, close. */
@@ -197,49 +206,12 @@ export class Runtime implements DeliveryHost {
       `dead-lettering ${delivery.origin.topic}:${delivery.origin.partition}@${delivery.origin.offset} at ${stage}: ${errorMessage(error)}`
     )
     this.#observer.deadLettered?.(stage, error)
-    this.#dlqPending.push({ delivery, letter })
-    this.#flushDeadLetters()
+    this.#deadLetters.write(delivery, letter)
   }
 
   dropped(_delivery: Delivery, reason: DropReason, stage: string): void {
     this.#stats.dropped++
     this.#observer.dropped?.(reason, stage)
-  }
-
-  /** Writes pending dead letters in one request, retrying until the DLQ takes them (or shutdown abandons them). */
-  #flushDeadLetters(): void {
-    if (this.#dlqFlushing) return
-    this.#dlqFlushing = (async () => {
-      await Promise.resolve()
-      while (this.#dlqPending.length > 0) {
-        const items = this.#dlqPending.splice(0, 500)
-        const letters = items.map((i) => i.letter)
-        try {
-          // A letter the DLQ refuses for good (poison) has nowhere else to go: waiting cannot heal it, so stop.
-          await retrying(
-            () => this.topology.deadLetter.write(letters),
-            (error) => kindOf(error) === ErrorKinds.RETRIABLE,
-            { ...this.topology.settings.backoff, maxAttempts: Number.POSITIVE_INFINITY },
-            {
-              signal: this.#sinks.signal,
-              onRetry: (error, _attempt, delay) =>
-                this.#log.warn(`dead-letter write failed, retrying in ${delay} ms: ${errorMessage(error)}`)
-            }
-          )
-        } catch (error) {
-          // Shutdown abandons the letters: their messages stay open (not committed) and come back on restart.
-          if (error instanceof AbandonedError) return
-          return this.#fail(error)
-        }
-        for (const { delivery } of items) {
-          this.#stats.deadLettered++
-          delivery.settle()
-        }
-      }
-    })().finally(() => {
-      this.#dlqFlushing = undefined
-      if (this.#dlqPending.length > 0 && !this.#sinks.signal.aborted) this.#flushDeadLetters()
-    })
   }
 
   #fail(error: unknown): void {
@@ -252,17 +224,34 @@ export class Runtime implements DeliveryHost {
 
   // --- running -------------------------------------------------------------------------------------------------
 
-  /** Runs until stopped. Resolves with a summary; rejects with the fatal error if one stopped it. */
+  /**
+   * Runs until stopped: open the sinks, wire the operators, open the source, pull until stopped, drain, commit and
+   * close. Resolves with a summary; rejects with the fatal error if one stopped it.
+   */
   async run(): Promise<RunSummary> {
-    const { topology } = this
-    const settings = topology.settings
-    const branches = Object.entries(topology.branches)
+    await this.#openSinks()
+    const wired = fanOut(this.topology, (name) => this.#branchContext(name))
+    const graph = wired.done.catch((error) => this.#fail(error))
+    await this.#openSource()
+    const idle = this.#watchIdle()
+    try {
+      await this.#puller.run(this.#pull.signal, (message) => this.#accept(wired.input, message))
+    } catch (error) {
+      this.#fail(error)
+    }
+    this.#stopReason ??= StopReasons.SOURCE_ENDED
+    if (idle) clearInterval(idle)
+    await this.#drain(wired, graph)
+    return this.#finish()
+  }
 
-    const contextOf = (name: string) => ({
-      topology: topology.name,
+  /** What a branch gets from the runtime: the shutdown signal, the backoff, and its write outcomes reported here. */
+  #branchContext(name: string): BranchContext {
+    return {
+      topology: this.topology.name,
       branch: name,
       signal: this.#sinks.signal,
-      backoff: settings.backoff,
+      backoff: this.topology.settings.backoff,
       aroundWrite: this.#observer.aroundWrite?.bind(this.#observer),
       observer: {
         written: (branch: string, count: number, bytes: number, seconds: number) =>
@@ -279,41 +268,26 @@ export class Runtime implements DeliveryHost {
         fatal: (branch: string, error: unknown) =>
           this.#fail(new Error(`sink ${branch}: ${errorMessage(error)}`, { cause: error }))
       }
-    })
+    }
+  }
 
-    // Open everything before consuming, so configuration errors surface before any offset moves.
-    for (const [name, b] of branches) await b.sink.open?.(contextOf(name))
-    await topology.deadLetter.open?.()
+  /** Opens every sink and the DLQ before consuming, so configuration errors surface before any offset moves. */
+  async #openSinks(): Promise<void> {
+    for (const [name, b] of Object.entries(this.topology.branches)) await b.sink.open?.(this.#branchContext(name))
+    await this.topology.deadLetter.open?.()
+  }
 
-    // input → shared pipeline → fork → fanOut → every branch. Feeds rather than a Subject and share(): same
-    // multicast, without their allocations per message (see feed.ts). The branches subscribe first, so the pipeline
-    // has somewhere to send its first message.
-    const input = new Feed<Envelope<Buffer>>()
-    const fanOut = new Feed<Envelope<unknown>>()
-    const pipeline = (topology.pipeline ?? identity) as OperatorFunction<Envelope<Buffer>, Envelope<unknown>>
-    const graph = new Promise<void>((resolve, reject) => {
-      merge(...branches.map(([name, b]) => b.connect(fanOut.observable, contextOf(name)))).subscribe({
-        error: reject,
-        complete: resolve
-      })
-    }).catch((error) => this.#fail(error))
-    const feeding = input.observable.pipe(pipeline).subscribe({
-      next: (envelope) => {
-        try {
-          envelope.delivery.fork(branches.length)
-        } catch (error) {
-          fanOut.error(error)
-          return
-        }
-        fanOut.next(envelope)
-      },
-      error: (error) => fanOut.error(error),
-      complete: () => fanOut.complete()
-    })
-
+  /** Opens the source (assignment, lag and outages reported here) and starts the periodic commit. */
+  async #openSource(): Promise<void> {
+    const { source, settings } = this.topology
     // Keep what the consumer buffers ahead within the window, so buffered + in flight stays bounded.
-    topology.source.limitBuffer?.(settings.maxInFlight)
-    await topology.source.open({
+    source.limitBuffer?.(settings.maxInFlight)
+    await source.open(this.#sourceListener())
+    this.#coordinator.start(settings.commitIntervalMs)
+  }
+
+  #sourceListener(): SourceListener {
+    return {
       rebalancing: () => {
         this.#coordinator.commitNow().catch(() => {})
       },
@@ -345,79 +319,6 @@ export class Runtime implements DeliveryHost {
             'reading on from the committed offsets'
         )
       }
-    })
-    this.#coordinator.start(settings.commitIntervalMs)
-    const idle = this.#watchIdle()
-
-    try {
-      await this.#pullLoop(input)
-    } catch (error) {
-      this.#fail(error)
-    }
-    this.#stopReason ??= StopReasons.SOURCE_ENDED
-    if (idle) clearInterval(idle)
-
-    // Drain: no more input; let batches flush and in-flight messages finish, up to the drain timeout.
-    input.complete()
-    const drainMs = this.#fatal === undefined ? settings.drainTimeoutMs : 0
-    const drained = await raceTimeout(this.#window.drained(), drainMs)
-    if (!drained) {
-      this.#log.warn(
-        `shutdown: ${this.#inFlight()} message(s) still in flight after ${drainMs} ms: abandoned, not committed`
-      )
-    }
-    this.#sinks.abort()
-    await raceTimeout(graph, 1_000)
-    feeding.unsubscribe()
-
-    this.#coordinator.stop()
-    try {
-      await this.#coordinator.commitNow()
-    } catch (error) {
-      this.#log.warn(`final commit failed: ${errorMessage(error)}`)
-    }
-    const committedOffsets = this.#coordinator.committedOffsets()
-    await this.#closeAll()
-    if (this.#fatal !== undefined) throw this.#fatal
-    const reason = this.#stopReason ?? StopReasons.SIGNAL
-    // The client measures lag on an interval: at the end the last figure is stale. Idle means caught up (nothing
-    // arrived for the idle period and everything is committed); otherwise the lag is not known.
-    return { ...this.stats(), lag: reason === StopReasons.IDLE ? 0n : undefined, reason, committedOffsets }
-  }
-
-  async #pullLoop(input: Feed<Envelope<Buffer>>): Promise<void> {
-    const { source } = this.topology
-    const window = this.#window
-    const signal = this.#pull.signal
-    while (!signal.aborted) {
-      if (!window.tryAcquire() && !(await window.acquire(signal))) return
-      this.#reserved = 1
-      let message: SourceMessage | undefined
-      try {
-        message = await source.next(signal)
-      } catch (error) {
-        window.release(0)
-        throw error
-      } finally {
-        this.#reserved = 0
-      }
-      if (!message) {
-        window.release(0)
-        return
-      }
-      this.#accept(input, message)
-      if (source.tryNext === undefined) continue
-      // Take what the source already buffered (e.g. the rest of a fetch response) in one synchronous loop, a permit
-      // each, without awaiting per message. This yields no more than awaiting did: a buffered message resolved
-      // `next` in a microtask, so timers and I/O waited for the buffer either way.
-      while (!signal.aborted && window.tryAcquire()) {
-        const buffered = source.tryNext()
-        if (buffered === undefined) {
-          window.release(0)
-          break
-        }
-        this.#accept(input, buffered)
-      }
     }
   }
 
@@ -438,6 +339,41 @@ export class Runtime implements DeliveryHost {
     this.#stats.consumed++
     this.#observer.consumed?.(message, delivery.size)
     input.next(new Envelope(delivery, message.value))
+  }
+
+  /**
+   * No more input: let batches flush and in-flight messages finish, up to the drain timeout (none after a fatal
+   * error); then abort the sinks' retries, so what is still open is abandoned (not committed).
+   */
+  async #drain(wired: FanOut, graph: Promise<void>): Promise<void> {
+    wired.input.complete()
+    const drainMs = this.#fatal === undefined ? this.topology.settings.drainTimeoutMs : 0
+    const drained = await raceTimeout(this.#window.drained(), drainMs)
+    if (!drained) {
+      this.#log.warn(
+        `shutdown: ${this.#inFlight()} message(s) still in flight after ${drainMs} ms: abandoned, not committed`
+      )
+    }
+    this.#sinks.abort()
+    await raceTimeout(graph, 1_000)
+    wired.unsubscribe()
+  }
+
+  /** Commits what is done, closes the source and the sinks, and reports (or throws the fatal error). */
+  async #finish(): Promise<RunSummary> {
+    this.#coordinator.stop()
+    try {
+      await this.#coordinator.commitNow()
+    } catch (error) {
+      this.#log.warn(`final commit failed: ${errorMessage(error)}`)
+    }
+    const committedOffsets = this.#coordinator.committedOffsets()
+    await this.#closeAll()
+    if (this.#fatal !== undefined) throw this.#fatal
+    const reason = this.#stopReason ?? StopReasons.SIGNAL
+    // The client measures lag on an interval: at the end the last figure is stale. Idle means caught up (nothing
+    // arrived for the idle period and everything is committed); otherwise the lag is not known.
+    return { ...this.stats(), lag: reason === StopReasons.IDLE ? 0n : undefined, reason, committedOffsets }
   }
 
   #watchIdle(): ReturnType<typeof setInterval> | undefined {
