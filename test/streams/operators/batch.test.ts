@@ -267,3 +267,57 @@ describe('branch with when-idle batches', () => {
     )
   })
 })
+
+describe('batch', () => {
+  test('flushes on count, per partition, never empty, and the rest on completion', async () => {
+    const host = new RecordingHost()
+    const input = new Subject<Envelope<Buffer>>()
+    const batches: Envelope<Buffer>[][] = []
+    const done = new Promise<void>((resolve) =>
+      input
+        .pipe(batch({ maxCount: 3, maxWaitMs: 60_000 }))
+        .subscribe({ next: (b) => batches.push(b), complete: resolve })
+    )
+    for (let i = 0; i < 7; i++) input.next(envelopeOf(host, 'x', { partition: i % 2 }))
+    // Partition 0 got 4 messages, partition 1 got 3: one full batch each so far.
+    assert.deepEqual(
+      batches.map((b) => b.length),
+      [3, 3]
+    )
+    assert.ok(batches[0]!.every((e) => e.origin.partition === 0))
+    assert.ok(batches[1]!.every((e) => e.origin.partition === 1))
+    input.complete()
+    await done
+    assert.deepEqual(batches.map((b) => b.length).sort(), [1, 3, 3])
+    for (const b of batches) assert.equal(new Set(b.map((e) => e.origin.partition)).size, 1)
+  })
+
+  test('flushes on bytes', async () => {
+    const host = new RecordingHost()
+    const input = new Subject<Envelope<Buffer>>()
+    const batches: number[] = []
+    input.pipe(batch({ maxCount: 1000, maxBytes: 250, maxWaitMs: 60_000 })).subscribe((b) => batches.push(b.length))
+    for (let i = 0; i < 5; i++) input.next(envelopeOf(host, 'y'.repeat(100)))
+    assert.deepEqual(batches, [3])
+    input.complete()
+    assert.deepEqual(batches, [3, 2])
+  })
+
+  test('flushes on time, and emits nothing when nothing arrives', async () => {
+    const host = new RecordingHost()
+    const input = new Subject<Envelope<Buffer>>()
+    const batches: number[] = []
+    input.pipe(batch({ maxCount: 1000, maxWaitMs: 20 })).subscribe((b) => batches.push(b.length))
+    await new Promise((r) => setTimeout(r, 60))
+    assert.deepEqual(batches, [])
+    input.next(envelopeOf(host, 'z'))
+    input.next(envelopeOf(host, 'z'))
+    await new Promise((r) => setTimeout(r, 60))
+    assert.deepEqual(batches, [2])
+  })
+
+  test('refuses bad settings', () => {
+    assert.throws(() => batch({ maxCount: 0 }), /maxCount/)
+    assert.throws(() => batch({ maxBytes: -1 }), /maxBytes/)
+  })
+})

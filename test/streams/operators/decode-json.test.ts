@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { describe, test } from 'node:test'
 import fc from 'fast-check'
+import { from, lastValueFrom, toArray } from 'rxjs'
 import { PoisonError } from '../../../src/errors.ts'
 import {
+  decodeJson,
   decodeJsonValue,
   defaultDecodeJsonOptions,
   jsonDepthExceeds,
   openingBracketsExceed
 } from '../../../src/streams/operators/decode-json.ts'
+import { envelopeOf, RecordingHost } from '../../helpers/envelopes.ts'
 
 /** The original byte-by-byte scan: the specification the indexOf-based scan must match. */
 function referenceDepthExceeds(bytes: Uint8Array, limit: number): boolean {
@@ -93,4 +96,36 @@ test('decodeJsonValue refuses exactly the values nested deeper than maxDepth, wi
     }),
     { numRuns: 2_000 }
   )
+})
+
+describe('decodeJson', () => {
+  test('decodes JSON and dead-letters what is not JSON, too large, too deep or not UTF-8', async () => {
+    const host = new RecordingHost()
+    const inputs = [
+      envelopeOf(host, '{"a":1}'),
+      envelopeOf(host, 'not json'),
+      envelopeOf(host, `"${'x'.repeat(200)}"`),
+      envelopeOf(host, `${'['.repeat(40)}${']'.repeat(40)}`),
+      envelopeOf(host, Buffer.from([0x22, 0xff, 0xfe, 0x22])),
+      envelopeOf(host, '["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]')
+    ]
+    const out = await lastValueFrom(from(inputs).pipe(decodeJson({ maxBytes: 100, maxDepth: 32 }), toArray()))
+    assert.deepEqual(
+      out.map((e) => e.value),
+      [{ a: 1 }, ['[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[']]
+    )
+    const reasons = host.dead.map((d) => (d.error as Error).message)
+    assert.equal(host.dead.length, 4)
+    assert.match(reasons[0]!, /not JSON/)
+    assert.match(reasons[1]!, /larger than the 100 bytes/)
+    assert.match(reasons[2]!, /deeper than the 32 levels/)
+    assert.match(reasons[3]!, /not valid UTF-8/)
+    assert.ok(host.dead.every((d) => d.stage === 'decode' && d.error instanceof PoisonError))
+  })
+
+  test('depth scan ignores brackets in strings and escaped quotes', () => {
+    assert.equal(jsonDepthExceeds(Buffer.from('{"a":"[[[[\\"[[["}'), 1), false)
+    assert.equal(jsonDepthExceeds(Buffer.from('{"a":{"b":1}}'), 1), true)
+    assert.equal(jsonDepthExceeds(Buffer.from('['.repeat(1000)), 999), true)
+  })
 })

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { RecentKeys } from '../../../src/streams/operators/dedupe.ts'
+import { from, lastValueFrom, toArray } from 'rxjs'
+import { dedupe, RecentKeys } from '../../../src/streams/operators/dedupe.ts'
+import { envelopeOf, RecordingHost } from '../../helpers/envelopes.ts'
 import { keyPoolArb, uuidOf } from '../../helpers/uuid-keys.ts'
 
 /** First in, first out, re-adding a present key does not refresh it: the model RecentKeys must match. */
@@ -107,4 +109,50 @@ test('RecentKeys keeps exactly the last 10,000 of 40,000 time-ordered uuids that
   assert.equal(recent.has(uuid(30_000).toUpperCase()), false, 'the uppercase form is a different key')
   // ~0.1 s on the 2-core dev machine; one cluster of 10,000 would take tens of seconds.
   assert.ok(ms < 5_000, `40,000 adds took ${Math.round(ms)} ms`)
+})
+
+describe('dedupe', () => {
+  test('drops repeated keys (acked as duplicates) and keeps the first of each', async () => {
+    const host = new RecordingHost()
+    const ids = ['a', 'b', 'a', 'c', 'b', 'a']
+    const envelopes = ids.map((id) => envelopeOf(host, id).withValue(id))
+    const out = await lastValueFrom(from(envelopes).pipe(dedupe({ key: (e) => e.value }), toArray()))
+    assert.deepEqual(
+      out.map((e) => e.value),
+      ['a', 'b', 'c']
+    )
+    assert.equal(host.drops.length, 3)
+    assert.ok(host.drops.every((d) => d.reason === 'duplicate'))
+    // Dropped deliveries are done (their offsets can be committed).
+    assert.equal(host.done_.length, 3)
+  })
+
+  test('the in-memory window forgets the oldest keys', async () => {
+    const host = new RecordingHost()
+    const ids = ['a', 'b', 'c', 'a']
+    const envelopes = ids.map((id) => envelopeOf(host, id).withValue(id))
+    const out = await lastValueFrom(from(envelopes).pipe(dedupe({ key: (e) => e.value, windowSize: 2 }), toArray()))
+    assert.equal(out.length, 4)
+  })
+
+  test('a durable store is consulted on a miss and told only once a delivery is done', async () => {
+    const host = new RecordingHost()
+    const remembered: string[] = []
+    const store = {
+      seen: async (keys: readonly string[]) => new Set(keys.filter((k) => k === 'old')),
+      remember: async (keys: readonly string[]) => {
+        remembered.push(...keys)
+      }
+    }
+    const envelopes = ['old', 'new'].map((id) => envelopeOf(host, id).withValue(id))
+    const out = await lastValueFrom(from(envelopes).pipe(dedupe({ key: (e) => e.value, store }), toArray()))
+    assert.deepEqual(
+      out.map((e) => e.value),
+      ['new']
+    )
+    assert.deepEqual(remembered, [])
+    out[0]!.ack()
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual(remembered, ['new'])
+  })
 })
