@@ -520,7 +520,7 @@ class Window {
 /**
  * The distinct messages done, by partition and offset. A flag per offset instead of a Set of `partition:offset`
  * strings: this hook runs in the measured process for every event, and the string keys cost ~3% of the `kv` side's
- * CPU (profile of 2026-11-27), which is the harness's, not the topology's. The topics are fresh: every offset is
+ * CPU, which is the harness's, not the topology's. The topics are fresh: every offset is
  * below N.
  */
 class DoneMessages {

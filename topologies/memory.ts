@@ -92,10 +92,10 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
     ...(mode === 'remote' ? { requests: kafkaEmbeddingRequests({ topic: topicName('embedding.requests', env) }) } : {})
   })
   // 2,000 (SFM_VECTOR_BATCH) as the KV branch: per batch the branch pays a fence read, an embedding call and one
-  // statement or request round; at 512 the embedded stack spent ~180-200 µs of CPU per event, at 2,000 ~150-170.
-  // 8 batches in flight: each of those rounds waits for the runner's thread to take its answer, which a PGlite KV
-  // statement can hold for tens of ms, so 4 left the branch waiting rather than working (7.4-8.2k → 8.4-8.7k
-  // events/s in alternating runs). npm run bench -- embedded, 2026-11-27. A quiet partition still flushes after 50 ms.
+  // statement or request round, so larger batches cost less CPU per event. 8 batches in flight: each of those rounds
+  // waits for the runner's thread to take its answer, which a PGlite KV statement can hold for tens of ms, so fewer
+  // leave the branch waiting rather than working (docs/BENCHMARKS.md, `embedded`). A quiet partition still flushes
+  // after 50 ms.
   return branch(sink, {
     batch: { maxCount: envInt('SFM_VECTOR_BATCH', 2000, env), maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 },
     maxInFlightBatches: 8
@@ -116,11 +116,11 @@ export function kvBatchOptions(env: NodeJS.ProcessEnv = process.env): BatchOptio
       code: ErrorCodes.CONFIG
     })
   }
-  // A timer alone (limits) cannot go much below 50 ms: it fires whether or not a write is in flight, and below
-  // ~15 ms the per-batch cost (one statement + one produce) outran a loaded 2-core machine at 2,000 events/s
-  // (p50 2.4 s at 10 ms; docs/BENCHMARKS.md, memory-kv). when-idle flushes early only into a free writer.
+  // A timer alone (limits) cannot go much below 50 ms: it fires whether or not a write is in flight, and with short
+  // waits the per-batch cost (one statement + one produce) outruns a loaded machine (docs/BENCHMARKS.md, memory-kv).
+  // when-idle flushes early only into a free writer.
   const maxWaitMs = envInt('SFM_KV_BATCH_WAIT_MS', 50, env)
-  // 5 ms: at 2,000 events/s it cut the writes by ~30% against 0 for ~3 ms of p50 (docs/BENCHMARKS.md, memory-kv).
+  // 5 ms: fewer, fuller writes for a few ms of latency (docs/BENCHMARKS.md, memory-kv, group commit).
   const lingerMs = envInt('SFM_KV_BATCH_LINGER_MS', Math.min(5, maxWaitMs), env)
   if (lingerMs > maxWaitMs) {
     throw new FatalError(`SFM_KV_BATCH_LINGER_MS (${lingerMs}) must not exceed SFM_KV_BATCH_WAIT_MS (${maxWaitMs})`, {

@@ -4,9 +4,9 @@ import { LexicalEmbedder, type LexicalEmbedderOptions } from './lexical.ts'
 import type { Embedder } from './types.ts'
 
 /**
- * The lexical embedder on a worker thread of its own (threaded-worker.ts). Why: embedding is pure CPU (~35 µs per
- * 1 KB text) and the vector branch called it on the event loop, where it competed with everything else the runner
- * does — in embedded mode with PGlite and SQLite, which run on that same thread. On a worker it uses another core,
+ * The lexical embedder on a worker thread of its own (threaded-worker.ts). Why: embedding is pure CPU, and on the
+ * event loop it would compete with everything else the runner does — in embedded mode with PGlite and SQLite, which
+ * run on that same thread (docs/BENCHMARKS.md, `vectors` and `embedded`, has the figures). On a worker it uses another core,
  * and the branch awaits it like any other I/O. The vectors are the inline embedder's, bit for bit (same code, same
  * options), and so is the revision: switching between inline and threaded never calls for a reindex.
  *

@@ -360,8 +360,8 @@ export class EmbeddedLog {
    * Inside `BEGIN IMMEDIATE` this handle is the only writer of the file, so each touched partition's `next_offset`
    * is read once and the offsets are counted here; the rows then go in multi-row INSERTs (up to 64 rows a
    * statement). The schema's triggers still check every row's offset against `next_offset` and advance it, so a
-   * wrong count could only fail the append, never store a gap or a duplicate. Measured on 1 KB records: ~30% less
-   * CPU per record than one `INSERT … SELECT next_offset … RETURNING` per row (docs/BENCHMARKS.md, `embedded`).
+   * wrong count could only fail the append, never store a gap or a duplicate. This is cheaper per record than one
+   * `INSERT … SELECT next_offset … RETURNING` per row (docs/BENCHMARKS.md, `embedded`).
    */
   append(records: readonly AppendRecord[]): AppendedRecord[] {
     if (records.length === 0) return []

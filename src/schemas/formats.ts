@@ -6,9 +6,9 @@ import { isCanonicalUuid } from '../uuid.ts'
 
 /**
  * `date-time` and `uuid` format checks that give exactly what ajv-formats' "full" formats give for every string,
- * only faster. A CPU profile of the memory topology (1 KB events, ~22 µs of CPU per event) put ajv-formats'
- * `date_time` (a split by /t|\s/i, then two regular expressions and closures) and the `uuid` regular expression at
- * ~5% of the process (~1–1.5 µs per event). Each check reads the shape producers nearly always send
+ * only faster: ajv-formats' `date_time` (a split by /t|\s/i, then two regular expressions and closures) and its `uuid`
+ * regular expression run for every event and showed in the memory topology's CPU profile (docs/BENCHMARKS.md,
+ * memory-kv). Each check reads the shape producers nearly always send
  * (`Date#toISOString`, canonical uuids) with char codes, answers true only for a string it has fully verified,
  * and hands everything else (offsets, leap seconds, `urn:uuid:`, anything odd or invalid) to ajv-formats' own
  * function, so it can never accept what ajv-formats refuses. test/schemas/formats.test.ts compares both for many

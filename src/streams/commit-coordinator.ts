@@ -21,7 +21,7 @@ export class CommitCoordinator {
   readonly #trackers = new Map<string, OffsetTracker>()
   /**
    * The same trackers by topic, then partition number: `track` and `done` run once per message each, and building
-   * the `topic:partition` string to look a tracker up was ~3% of a topology's CPU (bench/runtime.ts, 2026-11-26).
+   * the `topic:partition` string to look a tracker up showed in a topology's CPU profile (docs/BENCHMARKS.md).
    */
   readonly #byTopic = new Map<string, Array<OffsetTracker | undefined>>()
   #inflight: Promise<void> | undefined

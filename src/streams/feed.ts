@@ -5,7 +5,7 @@ import { Observable, type Subscriber } from 'rxjs'
  * the pipeline fans out to the sink branches. It does what an rxjs `Subject` (or `share()`) does there — every value
  * to every current subscriber, in subscription order; error and completion to all of them, and to late subscribers
  * — without its per-value cost: rxjs 7's CJS build (the one Node loads) allocates a closure and an iterator in every
- * `Subject.next`, and `share()` adds a SafeSubscriber hop, ~0.1–0.3 µs per message each (bench/runtime.ts).
+ * `Subject.next`, and `share()` adds a SafeSubscriber hop (docs/BENCHMARKS.md, `runtime`).
  */
 export class Feed<T> {
   /** Replaced, never mutated, on unsubscribe: `next` may be looping over it when a subscriber leaves. */

@@ -6,8 +6,8 @@
  *
  * The offsets are kept sorted in two parallel arrays (offset, open deliveries) read from `#head`, not in a Map:
  * Kafka delivers a partition in offset order and the writer acks it in order, so `track` appends and `done` finds
- * its offset at the front — O(1) without hashing BigInts, and the lowest open offset is simply the first entry.
- * A Map cost ~0.45 µs per message with 10k in flight, the arrays ~0.12 µs (bench/runtime.ts, 2026-11-26). Offsets
+ * its offset at the front — O(1) without hashing BigInts, and the lowest open offset is simply the first entry
+ * (cheaper than a Map per message: docs/BENCHMARKS.md, `runtime`). Offsets
  * seen out of order (a re-fetch) are found or inserted by binary search. Entries done out of order stay, with a
  * count of 0, until the front passes them or a compaction drops them; compaction keeps the arrays within twice the
  * open offsets (+1024), so a stuck offset cannot make them grow with the traffic behind it.

@@ -3,9 +3,9 @@
  * each element a big-endian float4), and PostgreSQL's `array_recv` format for a `vector[]` of them.
  *
  * Why not the text form (`'[0.1,0.2,…]'`): PostgreSQL parses it character by character (array_in, then vector_in's
- * strtof per element). In PGlite that runs in WebAssembly on the runner's own thread: 384-dimension vectors sent as a
- * text[] cost ~750 µs each to parse, as a binary vector[] ~25–30 µs (measured on this machine, 2026-11-27). On a
- * server it is the backend's CPU, shared with everything else. The binary form also carries the float32 exactly.
+ * strtof per element). In PGlite that runs in WebAssembly on the runner's own thread, where parsing the text form
+ * costs many times the binary form (docs/BENCHMARKS.md, `embedded`); on a server it is the backend's CPU, shared with
+ * everything else. The binary form also carries the float32 exactly.
  *
  * node-postgres sends a Buffer parameter in binary format; PGlite does when the serializer for the parameter's type
  * returns the bytes (src/pglite/parameters.ts).

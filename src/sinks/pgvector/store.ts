@@ -58,9 +58,9 @@ export const defaultPgvectorStoreOptions = {
 
 /**
  * The embedded store (pgvector in PGlite) searches exactly by default: there every statement runs in WebAssembly on
- * the runner's own thread, and maintaining HNSW costs ~1.9 ms per inserted vector (528 vectors/s, 384 dimensions),
- * which would hold the whole memory topology below 1,000 events/s; an exact search over 10,000 / 50,000 / 100,000
- * live vectors takes ~17 / 75 / 190 ms (measured on this machine, 2026-11-27; docs/BENCHMARKS.md, embedded). With
+ * the runner's own thread, and maintaining HNSW there would cap the whole memory topology far below its speed
+ * without vectors, while an exact search stays affordable for tens of thousands of live vectors (figures:
+ * docs/BENCHMARKS.md, `embedded`). With
  * SFM_VECTOR_INDEX=hnsw it keeps an HNSW index with build parameters lighter than pgvector's defaults (16/64): the
  * lexical embedder's self-recall stays ≥ 99% on 5,000 memories (test/sinks/pgvector).
  */

@@ -41,14 +41,13 @@ const LOCK_WAIT_MS = { [LockRoles.OWNER]: 60_000, [LockRoles.READER]: 10_000 } a
  * (threaded-worker.ts), the same PgvectorStore as everywhere else behind a message port.
  *
  * Why a thread and a folder of its own: PGlite executes every statement in WebAssembly on the thread that opened it,
- * and the runner's thread already runs the memories' PGlite, the embedded log and the pipeline. Measured on this
- * machine (2 cores, 2026-11-27, `npm run bench -- embedded`): with the vector index in the memories' PGlite the whole
- * memory topology did ~107 µs of main-thread CPU per event against ~62 without vectors; with it here the vector
- * statements run on another core, beside the KV writes. One PGlite cannot be shared across threads, hence the second
- * folder. The folder is locked by this process (src/pglite/folder-lock.ts) before the worker opens it — by a
- * topology at start (`lock`, from vectorStoreFromEnv), before anything else is opened — so other processes
- * (`npm run recall`) refuse with this process's pid rather than open it, and a recall that got there first is waited
- * for, never the cause of the topology's failure.
+ * and the runner's thread already runs the memories' PGlite, the embedded log and the pipeline: in the memories'
+ * PGlite the vector statements would take that thread's CPU from the KV writes (docs/BENCHMARKS.md, `embedded`); here
+ * they run on another core, beside them. One PGlite cannot be shared across threads, hence the second folder. The
+ * folder is locked by this process (src/pglite/folder-lock.ts) before the worker opens it — by a topology at start
+ * (`lock`, from vectorStoreFromEnv), before anything else is opened — so other processes (`npm run recall`) refuse
+ * with this process's pid rather than open it, and a recall that got there first is waited for, never the cause of
+ * the topology's failure.
  *
  * If the worker dies, the calls in flight fail retriable (the runtime retries their batches) and the next call
  * starts a new worker, which opens the index again.

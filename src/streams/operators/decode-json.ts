@@ -32,7 +32,7 @@ const BACKSLASH = 0x5c
  * Returns as soon as `limit` is exceeded.
  *
  * Strings are skipped with `indexOf` (native, memchr for a Buffer) instead of byte by byte: most of a memory event
- * is string content, and the byte loop cost ~2 µs per 1 KB message, twice JSON.parse itself (bench/runtime.ts).
+ * is string content, and a byte loop over it cost more than JSON.parse itself (docs/BENCHMARKS.md, `runtime`).
  */
 export function jsonDepthExceeds(bytes: Uint8Array, limit: number): boolean {
   let depth = 0
@@ -54,9 +54,8 @@ export function jsonDepthExceeds(bytes: Uint8Array, limit: number): boolean {
  * True when `text` holds more than `limit` opening brackets (`{` or `[`), counted anywhere, strings included: the
  * nesting depth cannot exceed the number of brackets opened, so below it the depth scan is skipped. A memory event
  * holds a handful of brackets, and counting them is two native searches per bracket where the scan visits every
- * string: ~0.1 against ~1 µs per 1 KB event (4% of the memory topology's CPU in a profile). It counts in the decoded
- * string, not the bytes: String#indexOf is a V8 builtin, Buffer#indexOf a call into Node's bindings, ~3x dearer
- * (1 KB event: 105–110 against 304–339 ns).
+ * string. It counts in the decoded string, not the bytes: String#indexOf is a V8 builtin, Buffer#indexOf a call
+ * into Node's bindings, dearer per call (docs/BENCHMARKS.md, memory-kv).
  */
 export function openingBracketsExceed(text: string, limit: number): boolean {
   let count = 0

@@ -29,7 +29,7 @@ export const defaultDedupeOptions = { windowSize: 100_000, stage: 'dedupe' } as 
  * A set that forgets its oldest entries beyond `capacity` (first in, first out). The insertion order is kept in a
  * ring of `capacity` slots rather than read back from the Set: V8 leaves a deleted Set entry as a hole until the
  * next rehash, and `set.values().next()` walks over every hole from the start, so evicting the oldest entry that
- * way cost O(holes) — up to ~20 µs per message with the default 100k window (bench/runtime.ts, 2026-11-26).
+ * way costs O(holes) per eviction, which grows with the window (docs/BENCHMARKS.md, `runtime`).
  *
  * Canonical lowercase uuids (what event_ids are) go to a UuidSet of 128-bit words, cheaper than a Set of strings
  * for a large window (uuid-set.ts says why); every other key to a plain Set. The ring holds both kinds in arrival

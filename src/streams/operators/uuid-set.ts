@@ -3,12 +3,11 @@ import { hasCanonicalUuidShape } from '../../uuid.ts'
 
 /**
  * A set of uuids kept as 128-bit numbers in an open-addressing hash table on typed arrays, for dedupe's window
- * (RecentKeys). A JS Set of 100k uuid strings cost ~566 ns per add in a microbenchmark (~4% of the memory
- * topology's CPU profile, 0.5–0.8 µs per event): each lookup misses the cache on the Set's hash table and again on
+ * (RecentKeys). In a JS Set of 100k uuid strings each lookup misses the cache on the Set's hash table and again on
  * the stored key's string. Here a slot is 16 bytes of words plus a one-byte tag (7 bits of the hash) in a separate
- * array, so a probe for an absent key, the common case, mostly reads tags only. RecentKeys at 100k, CPU time per
- * add (.sfm-stack/exp/dedupe-bench.ts, 2026-11-27, load ~2.2 on 2 cores): Set 715 ns median, this 425 ns; at 10k
- * about even (274 / 262 ns): parsing 32 hex digits costs ~80 ns. 100k uuids take ~6 MB here, ~11 MB as strings.
+ * array, so a probe for an absent key, the common case, mostly reads tags only, and the keys take about half the
+ * memory. It pays off for a large window; at 10k keys parsing the hex digits eats the gain (docs/BENCHMARKS.md,
+ * memory-kv).
  *
  * Linear probing at a load ≤ 1/2, backward-shift deletion (no tombstones, so a window that turns over forever never
  * degrades), and a hash that mixes all four words with a per-instance random seed: time-ordered uuids (v7: the first
@@ -26,7 +25,7 @@ const notHex = new Int32Array(1)
 
 /** The word of the four hex digits at `key[a…a+3]` then the four at `key[b…b+3]`. */
 function word8(key: string, a: number, b: number): number {
-  // Two loops of four rather than one over an index table, and the flags kept local: ~80 rather than ~120 ns a uuid.
+  // Two loops of four rather than one over an index table, and the flags kept local: the cheaper of the two shapes.
   let word = 0
   let flags = 0
   for (let i = a; i < a + 4; i++) {
