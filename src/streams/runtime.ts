@@ -286,6 +286,7 @@ export class Runtime implements DeliveryHost {
     this.#coordinator.start(settings.commitIntervalMs)
   }
 
+  /** What the source reports: rebalances and assignments (commits), lag, and a lost broker held through. */
   #sourceListener(): SourceListener {
     return {
       rebalancing: () => {
