@@ -17,7 +17,7 @@
  * - sink:  diagnostic, in no goal: `postgresSink.write` alone on the same events batched as the topology batches
  *          them, no Kafka: splits the KV side's cost into "the statement" and "everything around it".
  *
- * Every table is created by the sink's own migration (src/sinks/postgres/migrations), so all of them have the same
+ * Every table is created by the sink's own migration (src/memory/migrations), so all of them have the same
  * layout and indexes. Throughput is timed from each side's first message to its N-th done (kv/all: acked by every
  * branch, i.e. committed in PostgreSQL; naive: offset committed), so group join is not counted; the table is then
  * checked (rows, processed event ids). Each side also reports this process's CPU time per event, the PostgreSQL
@@ -51,11 +51,9 @@ import { produceLines } from '../src/kafka/produce.ts'
 import { waitForLeaders } from '../src/kafka/topics.ts'
 import { createLogger, type LogLevel } from '../src/logger.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
+import { migrate, memoriesSink as postgresSink, tableNames } from '../src/memory/memories.ts'
 import { createProducer, type OutgoingMessage } from '../src/sinks/kafka/index.ts'
-import { quoteQualified } from '../src/sinks/postgres/identifiers.ts'
-import { migrate, postgresSink, tableNames } from '../src/sinks/postgres/index.ts'
-import { resolvePostgresSinkOptions } from '../src/sinks/postgres/options.ts'
-import { createPool } from '../src/sinks/postgres/pool.ts'
+import { createPool, quoteQualified, resolveConnectionOptions } from '../src/sinks/postgres/index.ts'
 import { defaultKafkaSourceOptions, parseBrokers } from '../src/sources/kafka/index.ts'
 import { Delivery, type DeliveryHost, Envelope } from '../src/streams/envelope.ts'
 import { Runtime } from '../src/streams/runtime.ts'
@@ -433,7 +431,7 @@ function trackedPool(pool: pg.Pool, backends: Backends): pg.Pool {
 
 /** The pool postgresSink makes for itself (same settings), made here so that its backends can be measured. */
 function sinkPool(ctx: Context, backends: Backends): pg.Pool {
-  const pool = trackedPool(createPool(resolvePostgresSinkOptions({ connectionString: ctx.databaseUrl })), backends)
+  const pool = trackedPool(createPool(resolveConnectionOptions({ connectionString: ctx.databaseUrl })), backends)
   pool.on('error', () => {})
   return pool
 }

@@ -7,18 +7,15 @@ import {
   type OutgoingMessage,
   type SfmProducer
 } from '../sinks/kafka/producer.ts'
-import { toSinkError } from '../sinks/postgres/errors.ts'
-import { quoteQualified } from '../sinks/postgres/identifiers.ts'
-import { type Outcome, Outcomes, type PostgresSink, type PreparedEvent, postgresSink } from '../sinks/postgres/index.ts'
-import { resolvePostgresSinkOptions } from '../sinks/postgres/options.ts'
-import { pglitePool } from '../sinks/postgres/pglite-pool.ts'
-import { createPool } from '../sinks/postgres/pool.ts'
+import { createPool, type Outcome, Outcomes, pglitePool, resolveConnectionOptions } from '../sinks/postgres/index.ts'
 import type { Sink, SinkContext, WriteResult } from '../sinks/types.ts'
 import type { Delivery, Envelope } from '../streams/envelope.ts'
 import { type PostgresBatchMessage, postgresBatchChannel } from '../telemetry/channels.ts'
 import { injectContext } from '../telemetry/propagation.ts'
 import { type AuditFormat, auditEncoder, resolveAuditFormat } from './audit-format.ts'
 import { isDelete, type MemoryEvent } from './event.ts'
+import { DEFAULT_TABLE, type MemoriesSink, memoriesSink, tableNames } from './memories.ts'
+import type { PreparedEvent } from './prepare.ts'
 
 export interface MaterializeOptions extends CreateProducerOptions {
   /**
@@ -53,13 +50,13 @@ interface StoredRow {
   event_id: string
   /** `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the fence's exact microseconds (a `Date` would cut them to milliseconds). */
   event_ts: string
-  deleted_at: Date | null
+  deleted_at: string | null
 }
 
 /** The database behind the sink: a pg.Pool, or the adapter over this process's shared PGlite. */
 interface Store {
   pool: Pool
-  postgres: PostgresSink
+  postgres: MemoriesSink
   shared?: SharedPglite
 }
 
@@ -90,17 +87,17 @@ export function kvStoreDescription(options: Pick<MaterializeOptions, 'connection
  */
 export function materializeMemories(
   options: MaterializeOptions
-): Sink<MemoryEvent> & { readonly postgres: PostgresSink | undefined } {
-  const table = options.table === undefined ? {} : { table: options.table }
-  const resolved = resolvePostgresSinkOptions(
+): Sink<MemoryEvent> & { readonly postgres: MemoriesSink | undefined } {
+  const table = options.table ?? DEFAULT_TABLE
+  tableNames(table)
+  const resolved = resolveConnectionOptions(
     options.connectionString
       ? {
           connectionString: options.connectionString,
-          ...table,
           ...(options.poolSize === undefined ? {} : { poolSize: options.poolSize })
         }
       : // Validated now with a stand-in pool; the PGlite one is made on open.
-        { pool: {} as Pool, ...table }
+        { pool: {} as Pool }
   )
   // Opened on first use: PGlite is opened asynchronously (and takes the data folder's lock).
   let store: Store | undefined
@@ -111,11 +108,11 @@ export function materializeMemories(
       pool.on('error', () => {
         // An idle client lost its connection; the next query reconnects (see the Postgres sink).
       })
-      return { pool, postgres: postgresSink({ ...resolved, pool }) }
+      return { pool, postgres: memoriesSink({ ...resolved, pool, table }) }
     }
     const shared = await acquirePglite(options.dataDir)
     const pool = pglitePool(shared.db)
-    return { pool, postgres: postgresSink({ ...resolved, pool }), shared }
+    return { pool, postgres: memoriesSink({ ...resolved, pool, table }), shared }
   }
   const ensureStore = async (): Promise<Store> => {
     if (store) return store
@@ -131,21 +128,6 @@ export function materializeMemories(
   const topology = options.topology ?? 'memory'
   const encodeAudit = auditEncoder(resolveAuditFormat(options.auditFormat, 'auditFormat'))
 
-  const readRows = async (pool: Pool, postgres: PostgresSink, ids: readonly string[]): Promise<StoredRow[]> => {
-    const names = postgres.names
-    if (!names) throw new Error('postgres sink is not open')
-    try {
-      const result = await pool.query<StoredRow>(
-        `SELECT id, namespace, type, payload::text AS payload, importance, version::text AS version, event_id::text AS event_id, to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_ts, deleted_at
-           FROM ${quoteQualified(names.memories)} WHERE id = ANY($1::text[])`,
-        [ids]
-      )
-      return result.rows
-    } catch (error) {
-      throw toSinkError(error, 'memory.latest: read back')
-    }
-  }
-
   return {
     kind: 'postgres+kafka',
     get postgres() {
@@ -157,11 +139,11 @@ export function materializeMemories(
       producer ??= createProducer({ clientId: `sfm-${topology}-materialize`, ...options })
     },
     async write(batch: readonly Envelope<MemoryEvent>[], context: SinkContext): Promise<WriteResult> {
-      const { pool, postgres } = await ensureStore()
+      const { postgres } = await ensureStore()
       const started = performance.now()
       const result = await postgres.write(batch, context)
       postgresBatchChannel.publish({
-        table: resolved.table,
+        table,
         applied: result.counts.applied,
         fenced: result.counts.fenced,
         duplicate: result.counts.duplicate,
@@ -216,7 +198,8 @@ export function materializeMemories(
       }
       const unread = applied.size === touched.size ? [] : [...touched.keys()].filter((id) => !applied.has(id))
       if (unread.length > 0) {
-        for (const row of await readRows(pool, postgres, unread)) {
+        const rows = (await postgres.readRows(unread, 'memory.latest: read back')) as unknown as StoredRow[]
+        for (const row of rows) {
           const index = touched.get(row.id)
           if (index === undefined) continue
           records.push({

@@ -53,9 +53,13 @@ export interface Reduction<E extends FencedEvent = FencedEvent> {
  * buffer by key. PostgreSQL refuses an INSERT … ON CONFLICT DO UPDATE that touches the same row twice ("ON CONFLICT
  * DO UPDATE command cannot affect row a second time"), and the fence makes the result the same as writing the events
  * one by one in any order. Ties (equal pair, different event) keep the first in batch order, as sequential writes
- * would.
+ * would. `compare` orders two events of one id (default the fence rule; a table without a fence passes batch order,
+ * so the last event of an id wins).
  */
-export function reduceBatch<E extends FencedEvent>(events: readonly E[]): Reduction<E> {
+export function reduceBatch<E extends FencedEvent>(
+  events: readonly E[],
+  compare: (a: E, b: E) => number = compareFence
+): Reduction<E> {
   const seenEventIds = new Set<string>()
   const repeats: E[] = []
   const kept: E[] = []
@@ -68,14 +72,14 @@ export function reduceBatch<E extends FencedEvent>(events: readonly E[]): Reduct
     seenEventIds.add(event.eventId)
     kept.push(event)
     const current = winners.get(event.id)
-    if (current === undefined || compareFence(event, current) > 0) winners.set(event.id, event)
+    if (current === undefined || compare(event, current) > 0) winners.set(event.id, event)
   }
   // Sorted by id (stable): concurrent writers then lock rows in the same order, which avoids most deadlocks.
   kept.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   const items = kept.map((event): ReducedItem<E> => {
     const winner = winners.get(event.id)!
     if (winner === event) return { event, winner: true, local: undefined }
-    return { event, winner: false, local: compareFence(event, winner) === 0 ? Outcomes.DUPLICATE : Outcomes.FENCED }
+    return { event, winner: false, local: compare(event, winner) === 0 ? Outcomes.DUPLICATE : Outcomes.FENCED }
   })
   return { items, repeats }
 }

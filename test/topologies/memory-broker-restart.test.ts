@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { fold } from '../../src/sinks/postgres/index.ts'
+import { fold } from '../../src/memory/fold.ts'
 import {
   brokers,
   committedOffsets,

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import pg from 'pg'
-import { fold } from '../../src/sinks/postgres/index.ts'
+import { fold } from '../../src/memory/fold.ts'
 import {
   brokers,
   committedOffsets,

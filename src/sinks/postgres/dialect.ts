@@ -12,58 +12,45 @@ import {
 } from './binary-array.ts'
 import type { ReducedItem } from './buffer.ts'
 import { quoteQualified } from './identifiers.ts'
-import type { TableNames } from './types.ts'
+import type { ColumnSource, ResolvedLayout } from './layout.ts'
+import type { ColumnType, ColumnValue, PostgresTableNames, PreparedRow } from './types.ts'
 
 /**
- * The SQL text of the sink, after Debezium's JDBC sink dialects: identifiers quoted once here, values always bound.
+ * The SQL text of the sink, after Debezium's JDBC sink dialects: identifiers quoted here, values always bound.
  *
- * A batch is ONE statement, so it is one implicit transaction and one round trip: the whole batch goes as eleven
- * parallel arrays (UNNEST) in PostgreSQL's binary array format (binary-array.ts: no array literal to parse, a
- * timestamp is 8 bytes, a uuid 16; the payloads as jsonb[], each element the JSON text prepareEvent serialised
- * once, copied as bytes, never escaped), the event ids are claimed in the processed table, the claimed winners are
+ * A batch is ONE statement, so it is one implicit transaction and one round trip. Its parameters are parallel arrays
+ * (UNNEST) in PostgreSQL's binary array format (binary-array.ts): the item's position `ord`, the key, the ledger id
+ * (with a ledger), `winner` (the reduce step's one item per key), the data columns, the fence pair and `deleted`
+ * (with tombstones). With a ledger the ids are claimed in the ledger table first, then the claimed winners are
  * upserted under the fence, and the statement returns the outcomes the writer cannot know. A data-modifying CTE's
  * RETURNING is visible to the others, and all of them see the snapshot taken before the statement: the stored pair
  * read for the outcome is the state before this batch.
  *
- * - `claimed`: event ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and waits for
- *   a concurrent inserter of the same id, so two writers cannot both claim an event). In `ClaimModes.INSERT` (below)
- *   it is a plain INSERT that claims every row or fails the statement.
- * - `written`: only claimed winners; DO UPDATE only when the fence passes, so a stale or equal event writes nothing
- *   (no dead tuple, no WAL). Deletes leave a tombstone: payload and importance null, deleted_at set (a delete's
- *   element of the payload array is NULL already; the CASE keeps a tombstone's payload NULL whatever is sent).
- *   It reads `claimed` before its first row (in INSERT mode through a one-time `count(*)` filter that is always
- *   true), so the whole claim runs first: two writers of the same events meet at the processed table before either
- *   touches `memories`. Without it PostgreSQL ran the unreferenced claim last, and two writers of the same batch
- *   deadlocked inside the memories insert (writer.test.ts, "two writers in plain mode").
+ * - `claimed` (with a ledger): ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and
+ *   waits for a concurrent inserter of the same id, so two writers cannot both claim an event). In
+ *   `ClaimModes.INSERT` it is a plain INSERT that claims every row or fails the statement.
+ * - `written`: only claimed winners; DO UPDATE only when the fence passes, so a stale or equal value writes nothing.
+ *   Deletes leave a tombstone (the tombstone column set, the `clear` columns NULL whatever is sent). It reads
+ *   `claimed` before its first row (in INSERT mode through a count that is always true), so the whole claim runs
+ *   first: two writers of the same events meet at the ledger before either touches the table; otherwise PostgreSQL
+ *   runs the unreferenced claim last and two writers of one batch can deadlock in the table's insert.
  * - the result: one row, `applied` (how many rows `written` wrote) and the exceptions as two arrays, `ords` and
  *   `outcomes` (NULL when there are none). The writer knows every other outcome: a written winner is applied, a
  *   loser has its in-batch outcome (buffer.ts). An exception is an item not claimed (duplicate) or a winner not
  *   written, whose stored pair decides between duplicate (equal) and fenced (greater). A row inserted concurrently by
  *   another writer is not in our snapshot: such an item reports fenced. The writer checks that `applied` equals its
- *   winners minus the winners among the exceptions. One row instead of one per item: parsing ~1,000 result rows
- *   was ~4% of the memory topology's Node CPU. The search for exceptions runs only when the counts say there are
- *   some (fewer rows written than winners, fewer event ids claimed than sent): a one-time filter, so a clean batch
- *   does not unnest its arrays a second time.
+ *   winners minus the winners among the exceptions. The search for exceptions runs only when the counts say there
+ *   are some, so a clean batch does not unnest its arrays a second time.
  *
- * The arrays are unnested twice, not shared through a CTE: a CTE read by several parts is materialized, which
- * copied every payload into a tuplestore and sorted the batch to join it with `claimed`. `written` unnests the row
- * columns itself, the outcome query only the small ones. Measured with EXPLAIN ANALYZE on a 2,000-event batch of
- * new ids (server PostgreSQL 15): 30.9 → 21.5 ms, backend CPU 24.2 → 16.4 µs per event.
+ * Why this shape (each measured, see docs/BENCHMARKS.md, memory-kv): the arrays are unnested twice rather than
+ * shared through a CTE (a CTE read twice is materialized, copying every payload); the unnests are set-returning
+ * functions in a subquery's select list (a ProjectSet, one row at a time), not `FROM ROWS FROM (unnest(…))` (a
+ * FunctionScan copies every result into a tuplestore first); and the exceptions are found per input row with
+ * subqueries, not joins, so the plan's cost does not grow with the table (a join on the table made the planner scan
+ * it for every batch).
  *
- * The unnests are set-returning functions in a subquery's select list, which PostgreSQL (10 and later) runs in
- * lockstep, one row at a time (a ProjectSet node), not `FROM ROWS FROM (unnest(…), …)`: a function in FROM is a
- * FunctionScan, which first copies every function's whole result into a tuplestore, so every payload was copied
- * once more before the insert read it. Same rows (arrays of equal length either way); measured on 1,000-event
- * batches of new ids (server PostgreSQL 15, alternating, min of 5): the memories insert alone 13.3 → 11.8 µs of
- * backend CPU per event, the whole statement 20.3 → 18.0.
- *
- * The exceptions are found per input row with subqueries, not joins, so the plan's cost does not depend on the
- * table: `claimed` and `written` are each hashed once, and the stored pair is read by a primary-key probe that runs
- * only for the (rare) claimed winners that were not written. It used to be three LEFT JOINs,
- * the last on the memories table: the planner, blind to the CTEs' contents, estimated 500,000 joined rows and read
- * the whole memories table (hash join over a sequential scan) for every batch: a 2,000-row batch took 40 ms at 4k
- * rows, 99 ms at 98k and 224 ms at 198k, where the estimated cost also passed jit_above_cost and every execution
- * was JIT-compiled (found with bench/memory-kv.ts); now the cost does not grow with the table.
+ * Layout: lists of unnests and SET items go three to a line, the select list fills lines of 120 characters, so
+ * the statement is readable in pg_stat_statements and logs (and the memories table's is the text it always was).
  */
 export interface WriteStatement {
   readonly name: string
@@ -71,14 +58,13 @@ export interface WriteStatement {
 }
 
 /**
- * How `claimed` records the batch's event ids.
+ * How `claimed` records the batch's ledger ids.
  * - `skip-duplicates`: `ON CONFLICT (event_id) DO NOTHING`, so an already processed event is reported a duplicate.
  *   PostgreSQL pays a speculative insertion per row for it: a unique-index probe before the insert and a WAL record
  *   confirming it after.
  * - `insert`: a plain INSERT, for batches expected to hold no processed event (the writer's steady state); a
  *   processed one fails the statement with unique_violation (23505, also after waiting for a concurrent writer of
- *   the same id) and nothing of it is written, so the writer runs the batch again with `skip-duplicates`. Measured
- *   on one connection (900-event batches): 1.1–1.9 µs less backend CPU per event.
+ *   the same id) and nothing of it is written, so the writer runs the batch again with `skip-duplicates`.
  */
 export const ClaimModes = {
   SKIP_DUPLICATES: 'skip-duplicates',
@@ -86,67 +72,215 @@ export const ClaimModes = {
 } as const
 export type ClaimMode = (typeof ClaimModes)[keyof typeof ClaimModes]
 
-export function writeStatement(names: TableNames, claim: ClaimMode = ClaimModes.SKIP_DUPLICATES): WriteStatement {
-  const memories = quoteQualified(names.memories)
-  const processed = quoteQualified(names.processed)
-  const skip = claim === ClaimModes.SKIP_DUPLICATES
-  const text = `WITH claimed AS (
-  INSERT INTO ${processed} AS p (event_id, processed_at)
-  SELECT unnest($3::uuid[]), now()${skip ? '\n  ON CONFLICT (event_id) DO NOTHING' : ''}
+/** `items` joined by `, `, three to a line, continuation lines indented by `indent`. */
+function threePerLine(items: readonly string[], indent: string): string {
+  const lines: string[] = []
+  for (let k = 0; k < items.length; k += 3) lines.push(items.slice(k, k + 3).join(', '))
+  return lines.join(`,\n${indent}`)
+}
+
+/** `items` joined by `, `, lines filled up to 120 characters (the first starts at column `start`). */
+function fill(items: readonly string[], start: number, indent: string): string {
+  let text = ''
+  let width = start
+  items.forEach((item, k) => {
+    const piece = k === items.length - 1 ? item : `${item},`
+    if (k > 0 && width + 1 + piece.length > 120) {
+      text += `\n${indent}`
+      width = indent.length
+    } else if (k > 0) {
+      text += ' '
+      width++
+    }
+    text += piece
+    width += piece.length
+  })
+  return text
+}
+
+const SQL_TYPES: Record<ColumnType, string> = {
+  text: 'text',
+  uuid: 'uuid',
+  bool: 'bool',
+  jsonb: 'jsonb',
+  float8: 'float8',
+  int8: 'int8',
+  int4: 'int4',
+  timestamptz: 'timestamptz'
+}
+
+/** Parameter numbers of `writeStatement`, in the order `writeParameters` sends them. */
+interface Parameters {
+  readonly ord: number
+  readonly key: number
+  readonly ledger: number | undefined
+  readonly winner: number
+  /** Per data column, in layout order. */
+  readonly data: readonly number[]
+  readonly version: number | undefined
+  readonly time: number | undefined
+  readonly deleted: number | undefined
+}
+
+function parameterNumbers(layout: ResolvedLayout<unknown, PreparedRow>): Parameters {
+  let n = 0
+  const ord = ++n
+  const key = ++n
+  const ledger = layout.ledger === undefined ? undefined : ++n
+  const winner = ++n
+  const data = layout.data.map(() => ++n)
+  const version = layout.fence === undefined ? undefined : ++n
+  const time = layout.fence === undefined ? undefined : ++n
+  const deleted = layout.tombstone === undefined ? undefined : ++n
+  return { ord, key, ledger, winner, data, version, time, deleted }
+}
+
+export function writeStatement<R extends PreparedRow>(
+  layout: ResolvedLayout<never, R>,
+  names: PostgresTableNames,
+  claim: ClaimMode = ClaimModes.SKIP_DUPLICATES
+): WriteStatement {
+  const l = layout as unknown as ResolvedLayout<unknown, PreparedRow>
+  const p = parameterNumbers(l)
+  const table = quoteQualified(names.table)
+  const ledger = names.ledger === undefined || l.ledger === undefined ? undefined : quoteQualified(names.ledger)
+  const ledgerType = l.ledger?.type ?? 'uuid'
+  const skip = ledger !== undefined && claim === ClaimModes.SKIP_DUPLICATES
+  const fence = l.fence
+  const key = l.key
+  const unnest = (n: number, type: string, alias: string): string => `unnest($${n}::${type}[]) AS ${alias}`
+
+  const value = (source: ColumnSource<PreparedRow>): string => {
+    if (source.kind === 'ledger') return 'i.event_id'
+    if (source.kind !== 'data') return `i.${source.sql}`
+    return source.column.cleared && l.tombstone !== undefined
+      ? `CASE WHEN NOT i.deleted THEN i.${source.column.sql} END`
+      : `i.${source.column.sql}`
+  }
+  const targets = [key, ...l.columns.map((c) => (c.kind === 'data' ? c.column.sql : c.sql))]
+  const values = [`i.${key}`, ...l.columns.map(value)]
+  if (l.tombstone !== undefined) {
+    targets.push(l.tombstone)
+    values.push(`CASE WHEN i.deleted THEN ${fence === undefined ? 'now()' : `i.${fence.time}`} END`)
+  }
+  if (l.writtenAt !== undefined) {
+    targets.push(l.writtenAt)
+    values.push('now()')
+  }
+  const rows = [unnest(p.key, 'text', key)]
+  if (p.ledger !== undefined) rows.push(unnest(p.ledger, ledgerType, 'event_id'))
+  rows.push(unnest(p.winner, 'bool', 'winner'))
+  l.data.forEach((column, k) => {
+    rows.push(unnest(p.data[k]!, SQL_TYPES[column.type], column.sql))
+  })
+  if (fence !== undefined) {
+    rows.push(unnest(p.version!, 'int8', fence.version), unnest(p.time!, 'timestamptz', fence.time))
+  }
+  if (p.deleted !== undefined) rows.push(unnest(p.deleted, 'bool', 'deleted'))
+  const updates = targets.slice(1).map((column) => `${column} = EXCLUDED.${column}`)
+
+  const claimed =
+    ledger === undefined
+      ? ''
+      : `WITH claimed AS (
+  INSERT INTO ${ledger} AS p (event_id, processed_at)
+  SELECT unnest($${p.ledger}::${ledgerType}[]), now()${skip ? '\n  ON CONFLICT (event_id) DO NOTHING' : ''}
   RETURNING p.event_id
 ),
-written AS (
-  INSERT INTO ${memories} AS m
-    (id, namespace, type, payload, importance, version, event_id, event_ts, deleted_at, updated_at)
-  SELECT i.id, i.namespace, i.type, CASE WHEN NOT i.deleted THEN i.payload END, i.importance, i.version, i.event_id,
-    i.event_ts, CASE WHEN i.deleted THEN i.event_ts END, now()
-  FROM (SELECT unnest($2::text[]) AS id, unnest($3::uuid[]) AS event_id, unnest($4::bool[]) AS winner,
-    unnest($5::text[]) AS namespace, unnest($6::text[]) AS type, unnest($7::jsonb[]) AS payload,
-    unnest($8::float8[]) AS importance, unnest($9::int8[]) AS version, unnest($10::timestamptz[]) AS event_ts,
-    unnest($11::bool[]) AS deleted) AS i
-  WHERE i.winner AND ${skip ? 'i.event_id IN (SELECT c.event_id FROM claimed c)' : '(SELECT count(*) FROM claimed) >= 0'}
-  ON CONFLICT (id) DO UPDATE SET
-    namespace = EXCLUDED.namespace, type = EXCLUDED.type, payload = EXCLUDED.payload,
-    importance = EXCLUDED.importance, version = EXCLUDED.version, event_id = EXCLUDED.event_id,
-    event_ts = EXCLUDED.event_ts, deleted_at = EXCLUDED.deleted_at, updated_at = EXCLUDED.updated_at
-  WHERE (m.version, m.event_ts) < (EXCLUDED.version, EXCLUDED.event_ts)
-  RETURNING m.id
-)
+`
+  const gate =
+    ledger === undefined
+      ? ''
+      : skip
+        ? ' AND i.event_id IN (SELECT c.event_id FROM claimed c)'
+        : ' AND (SELECT count(*) FROM claimed) >= 0'
+  const written = `${claimed}${ledger === undefined ? 'WITH ' : ''}written AS (
+  INSERT INTO ${table} AS m
+    (${targets.join(', ')})
+  SELECT ${fill(values, 9, '    ')}
+  FROM (SELECT ${threePerLine(rows, '    ')}) AS i
+  WHERE i.winner${gate}
+  ON CONFLICT (${key}) DO UPDATE SET
+    ${threePerLine(updates, '    ')}${
+      fence === undefined
+        ? ''
+        : `\n  WHERE (m.${fence.version}, m.${fence.time}) < (EXCLUDED.${fence.version}, EXCLUDED.${fence.time})`
+    }
+  RETURNING m.${key}
+)`
+
+  // The exceptions: items not claimed, and winners not written (under the fence only: otherwise every winner is).
+  const cases: string[] = []
+  if (skip) cases.push("\n    WHEN i.event_id NOT IN (SELECT c.event_id FROM claimed c) THEN 'duplicate'")
+  if (fence !== undefined) {
+    const pair = `(s.${fence.version}, s.${fence.time}) = (i.${fence.version}, i.${fence.time})`
+    cases.push(`\n    WHEN (SELECT ${pair} FROM ${table} s WHERE s.${key} = i.${key})\n      THEN 'duplicate'`)
+  }
+  const small = [unnest(p.ord, 'int4', 'ord'), unnest(p.key, 'text', key)]
+  if (p.ledger !== undefined) small.push(unnest(p.ledger, ledgerType, 'event_id'))
+  small.push(unnest(p.winner, 'bool', 'winner'))
+  if (fence !== undefined) {
+    small.push(unnest(p.version!, 'int8', fence.version), unnest(p.time!, 'timestamptz', fence.time))
+  }
+  const someMissing = [
+    `(SELECT count(*) FROM written) < (SELECT count(*) FROM unnest($${p.winner}::bool[]) AS v(winner) WHERE v.winner)`
+  ]
+  if (skip) someMissing.push(`(SELECT count(*) FROM claimed) < cardinality($${p.ledger}::${ledgerType}[])`)
+  const text = `${written}
 SELECT (SELECT count(*) FROM written)::int4 AS applied, array_agg(i.ord) AS ords, array_agg(
-  CASE${skip ? "\n    WHEN i.event_id NOT IN (SELECT c.event_id FROM claimed c) THEN 'duplicate'" : ''}
-    WHEN (SELECT (s.version, s.event_ts) = (i.version, i.event_ts) FROM ${memories} s WHERE s.id = i.id)
-      THEN 'duplicate'
+  CASE${cases.join('')}
     ELSE 'fenced'
   END) AS outcomes
-FROM (SELECT unnest($1::int4[]) AS ord, unnest($2::text[]) AS id, unnest($3::uuid[]) AS event_id,
-  unnest($4::bool[]) AS winner, unnest($9::int8[]) AS version, unnest($10::timestamptz[]) AS event_ts) AS i
-WHERE ((SELECT count(*) FROM written) < (SELECT count(*) FROM unnest($4::bool[]) AS v(winner) WHERE v.winner)${
-    skip ? ' OR (SELECT count(*) FROM claimed) < cardinality($3::uuid[])' : ''
-  })
-  AND (${skip ? 'i.event_id NOT IN (SELECT c.event_id FROM claimed c) OR ' : ''}(i.winner AND i.id NOT IN (SELECT w.id FROM written w)))`
+FROM (SELECT ${threePerLine(small, '  ')}) AS i
+WHERE (${someMissing.join(' OR ')})
+  AND (${skip ? 'i.event_id NOT IN (SELECT c.event_id FROM claimed c) OR ' : ''}(i.winner AND i.${key} NOT IN (SELECT w.${key} FROM written w)))`
   // Named, so each connection parses and plans it once; the name follows the text (different tables, new name).
   const name = `sfm_pg_write_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`
   return { name, text }
 }
 
+/** A data column's values as the binary array of its type; uuids not in canonical form go as a text literal. */
+function encode(type: ColumnType, values: ColumnValue[]): Buffer | string {
+  switch (type) {
+    case 'text':
+      return textArrayBinary(values as (string | null)[])
+    case 'uuid':
+      return uuidArrayBinary(values as (string | null)[]) ?? textArray(values as (string | null)[])
+    case 'jsonb':
+      return jsonbArrayBinary(values as (string | null)[])
+    case 'bool':
+      return boolArrayBinary(values as (boolean | null)[])
+    case 'float8':
+      return float8ArrayBinary(values as (number | null)[])
+    case 'int8':
+      return int8ArrayBinary(values as (number | null)[])
+    case 'int4':
+      return int4ArrayBinary(values as (number | null)[])
+    case 'timestamptz':
+      return timestamptzArrayBinary(values as (bigint | null)[])
+  }
+}
+
 /**
- * The eleven parameters of `writeStatement`, in order, as binary arrays (binary-array.ts); `ord` is the item's
- * position in `items`. The event ids go as text (array-literal.ts) when one of them is not in the canonical
- * hyphenated form, so that PostgreSQL's uuid input accepts (braces, no hyphens, …) or refuses exactly what it did.
+ * The parameters of `writeStatement`, in order, as binary arrays (binary-array.ts); `ord` is the item's position in
+ * `items`. Ledger ids of type uuid go as text (array-literal.ts) when one of them is not in the canonical hyphenated
+ * form, so that PostgreSQL's uuid input accepts (braces, no hyphens, …) or refuses exactly what it would as text.
+ * A loser's data columns are sent as NULL: it is never written.
  */
-export function writeParameters(items: readonly ReducedItem[]): (Buffer | string)[] {
+export function writeParameters<R extends PreparedRow>(
+  layout: ResolvedLayout<never, R>,
+  items: readonly ReducedItem<R>[]
+): (Buffer | string)[] {
   const n = items.length
   const ord = new Array<number>(n)
   const id = new Array<string>(n)
   const eventId = new Array<string>(n)
   const winner = new Array<boolean>(n)
-  const namespace = new Array<string | null>(n)
-  const type = new Array<string | null>(n)
-  const payload = new Array<string | null>(n)
-  const importance = new Array<number | null>(n)
   const version = new Array<number | null>(n)
-  const eventTs = new Array<bigint | null>(n)
+  const micros = new Array<bigint | null>(n)
   const deleted = new Array<boolean | null>(n)
+  const data = layout.data
+  const columns = data.map(() => new Array<ColumnValue>(n))
   for (let k = 0; k < n; k++) {
     const { event, winner: isWinner } = items[k]!
     ord[k] = k
@@ -154,25 +288,47 @@ export function writeParameters(items: readonly ReducedItem[]): (Buffer | string
     eventId[k] = event.eventId
     winner[k] = isWinner
     version[k] = event.version
-    eventTs[k] = event.micros
-    // A loser is never written: its row data would only cost bytes on the wire.
-    namespace[k] = isWinner ? event.namespace : null
-    type[k] = isWinner ? event.type : null
-    payload[k] = isWinner ? event.payload : null
-    importance[k] = isWinner ? event.importance : null
+    micros[k] = event.micros
     deleted[k] = isWinner ? event.deleted : null
+    for (let c = 0; c < data.length; c++) columns[c]![k] = isWinner ? data[c]!.value(event) : null
   }
-  return [
-    int4ArrayBinary(ord),
-    textArrayBinary(id),
-    uuidArrayBinary(eventId) ?? textArray(eventId),
-    boolArrayBinary(winner),
-    textArrayBinary(namespace),
-    textArrayBinary(type),
-    jsonbArrayBinary(payload),
-    float8ArrayBinary(importance),
-    int8ArrayBinary(version),
-    timestamptzArrayBinary(eventTs),
-    boolArrayBinary(deleted)
-  ]
+  const parameters: (Buffer | string)[] = [int4ArrayBinary(ord), textArrayBinary(id)]
+  if (layout.ledger !== undefined) {
+    parameters.push(
+      layout.ledger.type === 'text' ? textArrayBinary(eventId) : (uuidArrayBinary(eventId) ?? textArray(eventId))
+    )
+  }
+  parameters.push(boolArrayBinary(winner))
+  data.forEach((column, c) => {
+    parameters.push(encode(column.type, columns[c]!))
+  })
+  if (layout.fence !== undefined) parameters.push(int8ArrayBinary(version), timestamptzArrayBinary(micros))
+  if (layout.tombstone !== undefined) parameters.push(boolArrayBinary(deleted))
+  return parameters
+}
+
+/**
+ * Reads rows back by key: every column of the layout, jsonb, int8 and uuid as text, timestamptz as canonical UTC text
+ * with microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, as event-time.ts writes it), the rest as pg returns them.
+ */
+export function readStatement(layout: ResolvedLayout<never, PreparedRow>, names: PostgresTableNames): string {
+  const l = layout as unknown as ResolvedLayout<unknown, PreparedRow>
+  const typed: [string, ColumnType][] = [[l.key, 'text']]
+  for (const c of l.columns) {
+    if (c.kind === 'data') typed.push([c.column.sql, c.column.type])
+    else
+      typed.push([
+        c.sql,
+        c.kind === 'version' ? 'int8' : c.kind === 'time' ? 'timestamptz' : (l.ledger?.type ?? 'uuid')
+      ])
+  }
+  if (l.tombstone !== undefined) typed.push([l.tombstone, 'timestamptz'])
+  const select = typed.map(([column, type]) => {
+    if (type === 'jsonb' || type === 'int8' || type === 'uuid') return `${column}::text AS ${column}`
+    if (type === 'timestamptz') {
+      return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${column}`
+    }
+    return column
+  })
+  return `SELECT ${select.join(', ')}\n  FROM ${quoteQualified(names.table)} WHERE ${l.key} = ANY($1::text[])`
 }

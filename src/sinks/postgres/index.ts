@@ -1,53 +1,79 @@
 import type pg from 'pg'
 import { ErrorCodes, RetriableError, SfmError } from '../../errors.ts'
-import type { MemoryEvent } from '../../memory/event.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import type { ItemFailure, Sink, SinkContext } from '../types.ts'
+import { readStatement } from './dialect.ts'
 import { toSinkError } from './errors.ts'
-import { migrate, resolveSchemas } from './migrate.ts'
+import { loadMigrations, migrate, resolveSchemas } from './migrate.ts'
 import { type PostgresSinkInput, resolvePostgresSinkOptions } from './options.ts'
 import { checkout, createPool } from './pool.ts'
-import { prepareEvent } from './prepare.ts'
-import type { Outcome, OutcomeCounts, PostgresWriteResult, PreparedEvent, TableNames } from './types.ts'
+import type { Outcome, OutcomeCounts, PostgresTableNames, PostgresWriteResult, PreparedRow } from './types.ts'
 import { PostgresWriter } from './writer.ts'
 
-export { fold } from './fold.ts'
-export { loadMigrations, migrate, renderMigration } from './migrate.ts'
-export { defaultPostgresSinkOptions, type PostgresSinkInput, tableNames } from './options.ts'
+export { parseEventTime } from './event-time.ts'
+export { displayName, parseTableName, type QualifiedName, quoteQualified } from './identifiers.ts'
+export {
+  loadMigrations,
+  type Migration,
+  type MigrationResult,
+  migrate,
+  type Placeholders,
+  renderMigration
+} from './migrate.ts'
+export {
+  defaultPostgresSinkOptions,
+  type PostgresConnectionInput,
+  type PostgresSinkInput,
+  postgresTableNames,
+  type ResolvedPostgresSinkOptions,
+  resolveConnectionOptions,
+  resolvePostgresSinkOptions
+} from './options.ts'
+export { pglitePool } from './pglite-pool.ts'
+export { createPool } from './pool.ts'
 export { purgeProcessed, purgeTombstones } from './purge.ts'
 export * from './types.ts'
 
-export interface PostgresSink extends Sink<MemoryEvent> {
+export interface PostgresSink<T, R extends PreparedRow = PreparedRow> extends Sink<T> {
   readonly kind: 'postgres'
   /** Table names with their schema resolved; available after `open`. */
-  readonly names: TableNames | undefined
+  readonly names: PostgresTableNames | undefined
   /** Outcomes since the sink was created. */
   readonly counts: Readonly<OutcomeCounts>
   /** Creates the pool and applies pending migrations; `write` calls it if the runtime did not. Idempotent. */
   open(context?: SinkContext): Promise<void>
-  write(batch: readonly Envelope<MemoryEvent>[], context?: SinkContext): Promise<PostgresWriteResult>
+  write(batch: readonly Envelope<T>[], context?: SinkContext): Promise<PostgresWriteResult<R>>
+  /**
+   * The stored rows of `keys` (missing keys have none), every column of the layout: jsonb, int8 and uuid as text,
+   * timestamptz as UTC text with microseconds. Opens the sink first. `what` names the read in errors.
+   */
+  readRows(keys: readonly string[], what?: string): Promise<Record<string, unknown>[]>
   close(): Promise<void>
 }
 
-interface Opened {
+interface Opened<R extends PreparedRow> {
   readonly pool: pg.Pool
-  readonly names: TableNames
-  readonly writer: PostgresWriter
+  readonly names: PostgresTableNames
+  readonly writer: PostgresWriter<R>
+  readonly read: string
 }
 
 /**
- * Materializes memory events into PostgreSQL: one row per memory id, changed only by events that pass the fence
- * `(version, timestamp)`, deletes kept as tombstones, event ids recorded for deduplication. See writer.ts for the
- * error contract and dialect.ts for the statement.
+ * Upserts values into one PostgreSQL table, one row per key, as `layout` says (types.ts, `PostgresTableLayout`):
+ * with a fence, a row changes only for a value whose `(version, time)` is greater than the stored pair; with
+ * tombstones, deletes keep their row; with a ledger, value ids are recorded and a redelivery is a duplicate. See
+ * writer.ts for the error contract and dialect.ts for the statement.
  *
- * `write` resolves with the outcome of each item (`applied`, `fenced`, `duplicate`; undefined for failures) for the
- * audit branch, and with `failures` for items that are poison (or, after a partial write, retriable).
+ * `write` resolves with the outcome of each item (`applied`, `fenced`, `duplicate`; undefined for failures), and
+ * with `failures` for items that are poison (or, after a partial write, retriable).
  */
-export function postgresSink(input: PostgresSinkInput): PostgresSink {
+export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<T, R>): PostgresSink<T, R> {
   const options = resolvePostgresSinkOptions(input)
+  const layout = options.resolvedLayout
+  const migrations = options.layout.migrations
   const counts: OutcomeCounts = { applied: 0, fenced: 0, duplicate: 0, failed: 0 }
-  let opening: Promise<Opened> | undefined
-  let opened: Opened | undefined
+  let opening: Promise<Opened<R>> | undefined
+  let opened: Opened<R> | undefined
   let closed = false
 
   const onPoolError = (error: Error): void => {
@@ -55,15 +81,16 @@ export function postgresSink(input: PostgresSinkInput): PostgresSink {
     options.onPoolError?.(error)
   }
 
-  async function doOpen(): Promise<Opened> {
+  async function doOpen(): Promise<Opened<R>> {
     const owned = options.pool === undefined
     const pool = options.pool ?? createPool(options)
     // Without a listener, an idle client's error event would crash the process.
     pool.on('error', onPoolError)
     try {
-      let names: TableNames
-      if (options.migrate) {
-        names = (await migrate(pool, options.names)).names
+      let names: PostgresTableNames
+      if (options.migrate && migrations !== undefined) {
+        const loaded = await loadMigrations(migrations.dir)
+        names = (await migrate(pool, options.names, loaded, migrations.placeholders)).names
       } else {
         const out = await checkout(pool, 'postgres sink')
         let broken = true
@@ -76,7 +103,12 @@ export function postgresSink(input: PostgresSinkInput): PostgresSink {
           out.release(broken)
         }
       }
-      opened = { pool, names, writer: new PostgresWriter(pool, names) }
+      opened = {
+        pool,
+        names,
+        writer: new PostgresWriter<R>(pool, layout, names),
+        read: readStatement(layout as never, names)
+      }
       return opened
     } catch (error) {
       pool.off('error', onPoolError)
@@ -85,7 +117,7 @@ export function postgresSink(input: PostgresSinkInput): PostgresSink {
     }
   }
 
-  async function open(): Promise<Opened> {
+  async function open(): Promise<Opened<R>> {
     if (closed) throw new RetriableError('postgres sink is closed', { code: ErrorCodes.SHUTDOWN })
     if (opened !== undefined) return opened
     // A failed open (database down at start) is forgotten so that the runtime's retry opens again.
@@ -110,10 +142,10 @@ export function postgresSink(input: PostgresSinkInput): PostgresSink {
     async write(batch, context) {
       const { writer } = await open()
       const failures: ItemFailure[] = []
-      const prepared: PreparedEvent[] = []
-      const byIndex = new Array<PreparedEvent | undefined>(batch.length)
+      const prepared: R[] = []
+      const byIndex = new Array<R | undefined>(batch.length)
       batch.forEach((envelope, index) => {
-        const event = prepareEvent(envelope.value, index)
+        const event = layout.prepare(envelope.value, index)
         if (event instanceof Error) failures.push({ index, error: event })
         else {
           prepared.push(event)
@@ -135,6 +167,14 @@ export function postgresSink(input: PostgresSinkInput): PostgresSink {
       failures.sort((a, b) => a.index - b.index)
       options.onOutcomes?.(outcomes, batchCounts)
       return { failures, outcomes, counts: batchCounts, prepared: byIndex }
+    },
+    async readRows(keys, what = 'postgres sink: read back') {
+      const { pool, read } = await open()
+      try {
+        return (await pool.query<Record<string, unknown>>(read, [keys])).rows
+      } catch (error) {
+        throw toSinkError(error, what)
+      }
     },
     async close() {
       if (closed) return

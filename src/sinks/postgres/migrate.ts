@@ -5,22 +5,27 @@ import { ErrorKinds, FatalError, SfmError } from '../../errors.ts'
 import { toSinkError } from './errors.ts'
 import { derivedName, displayName, type QualifiedName, quoteIdent, quoteQualified } from './identifiers.ts'
 import { checkout } from './pool.ts'
-import type { TableNames } from './types.ts'
+import type { PostgresTableNames } from './types.ts'
 
 /**
- * Versioned SQL migrations (`migrations/NNNN_name.sql`), rendered for the configured tables and applied in order,
- * all in one transaction under an advisory lock, so two runners (two sink instances starting together) neither race
- * nor see a half-migrated schema. Applied versions are recorded per target table in `schema_migrations` in the
- * memories table's schema, with a checksum of the file: editing an applied migration is refused, add a new one.
+ * Versioned SQL migrations (`NNNN_name.sql` in a layout's folder), rendered for the configured tables and applied in
+ * order, all in one transaction under an advisory lock, so two runners (two sink instances starting together) neither
+ * race nor see a half-migrated schema. Applied versions are recorded per target table in `schema_migrations` in the
+ * table's schema, with a checksum of the file: editing an applied migration is refused, add a new one.
  */
 
 export const MIGRATIONS_TABLE = 'schema_migrations'
 /** First key of the two-key advisory lock ("SFM"); the second is hashtext(schema). */
 const LOCK_CLASS = 0x53464d
 
-const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url)
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/
-const PLACEHOLDER = /\{\{(memories|processed|memories_name|processed_name)(?::([a-z0-9_]+))?\}\}/g
+
+/** The words a migration names the table and the ledger with (`{{table}}`, `{{table_name:suffix}}`, …). */
+export interface Placeholders {
+  readonly table: string
+  readonly ledger: string
+}
+const DEFAULT_PLACEHOLDERS: Placeholders = { table: 'table', ledger: 'ledger' }
 
 export interface Migration {
   readonly version: number
@@ -31,12 +36,12 @@ export interface Migration {
 
 export interface MigrationResult {
   /** Fully resolved names (schema included). */
-  readonly names: TableNames
+  readonly names: PostgresTableNames
   /** `NNNN_name` of the migrations this run applied. */
   readonly applied: readonly string[]
 }
 
-export async function loadMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migration[]> {
+export async function loadMigrations(dir: URL): Promise<Migration[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort()
   const migrations: Migration[] = []
   for (const file of files) {
@@ -52,9 +57,17 @@ export async function loadMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migrati
 }
 
 /** Substitutes the quoted table names; every other byte of the file is kept as written. */
-export function renderMigration(template: string, names: TableNames): string {
-  return template.replace(PLACEHOLDER, (_all, key: string, suffix: string | undefined) => {
-    const table = key.startsWith('memories') ? names.memories : names.processed
+export function renderMigration(
+  template: string,
+  names: PostgresTableNames,
+  placeholders: Placeholders = DEFAULT_PLACEHOLDERS
+): string {
+  const words = `${placeholders.table}|${placeholders.ledger}|${placeholders.table}_name|${placeholders.ledger}_name`
+  const pattern = new RegExp(`\\{\\{(${words})(?::([a-z0-9_]+))?\\}\\}`, 'g')
+  return template.replace(pattern, (_all, key: string, suffix: string | undefined) => {
+    const isTable = key === placeholders.table || key === `${placeholders.table}_name`
+    const table = isTable ? names.table : names.ledger
+    if (table === undefined) throw new FatalError(`migration placeholder {{${key}}}: the layout has no ledger`)
     if (key.endsWith('_name')) {
       if (suffix === undefined) throw new FatalError(`migration placeholder {{${key}}} needs a suffix`)
       return quoteIdent(derivedName(table.name, suffix))
@@ -64,15 +77,17 @@ export function renderMigration(template: string, names: TableNames): string {
 }
 
 /** Fills in unqualified schemas with the connection's current schema, so every statement names its schema. */
-export async function resolveSchemas(client: PoolClient, names: TableNames): Promise<TableNames> {
-  if (names.memories.schema !== undefined && names.processed.schema !== undefined) return names
+export async function resolveSchemas(client: PoolClient, names: PostgresTableNames): Promise<PostgresTableNames> {
+  if (names.table.schema !== undefined && (names.ledger === undefined || names.ledger.schema !== undefined)) {
+    return names
+  }
   const { rows } = await client.query<{ schema: string | null }>('SELECT current_schema() AS schema')
   const current = rows[0]?.schema
   if (current === null || current === undefined) {
     throw new FatalError('postgres sink: no current schema (empty search_path); qualify the table as schema.name')
   }
   const fill = (n: QualifiedName): QualifiedName => ({ schema: n.schema ?? current, name: n.name })
-  return { memories: fill(names.memories), processed: fill(names.processed) }
+  return { table: fill(names.table), ledger: names.ledger === undefined ? undefined : fill(names.ledger) }
 }
 
 async function ensureSchema(client: PoolClient, schema: string): Promise<void> {
@@ -81,28 +96,31 @@ async function ensureSchema(client: PoolClient, schema: string): Promise<void> {
   if (rows.length === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`)
 }
 
-/** Applies the pending migrations for `names`; safe to call concurrently and repeatedly. */
+/** Applies the pending `migrations` for `names`; safe to call concurrently and repeatedly. */
 export async function migrate(
   pool: Pool,
-  names: TableNames,
-  migrations?: readonly Migration[]
+  names: PostgresTableNames,
+  migrations: readonly Migration[],
+  placeholders: Placeholders = DEFAULT_PLACEHOLDERS
 ): Promise<MigrationResult> {
-  const all = migrations ?? (await loadMigrations())
+  const all = migrations
   const out = await checkout(pool, 'postgres migrations')
   const client = out.client
   let failed: unknown
   try {
     const resolved = await resolveSchemas(client, names)
-    const schema = resolved.memories.schema!
+    const schema = resolved.table.schema!
     const ledger = `${quoteIdent(schema)}.${quoteIdent(MIGRATIONS_TABLE)}`
-    const target = displayName(resolved.memories)
+    const target = displayName(resolved.table)
     await client.query('BEGIN')
     try {
       // Held to the end of the transaction. Keyed by schema: the ledger table and CREATE … IF NOT EXISTS (which
       // is not safe against a concurrent create of the same name) are per schema.
       await client.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [LOCK_CLASS, schema])
       await ensureSchema(client, schema)
-      if (resolved.processed.schema !== schema) await ensureSchema(client, resolved.processed.schema!)
+      if (resolved.ledger !== undefined && resolved.ledger.schema !== schema) {
+        await ensureSchema(client, resolved.ledger.schema!)
+      }
       await client.query(`CREATE TABLE IF NOT EXISTS ${ledger} (
         target text NOT NULL,
         version integer NOT NULL,
@@ -138,7 +156,7 @@ export async function migrate(
           continue
         }
         try {
-          await client.query(renderMigration(migration.template, resolved))
+          await client.query(renderMigration(migration.template, resolved, placeholders))
         } catch (error) {
           const wrapped = toSinkError(error, `postgres migration ${migration.name} failed on ${target}`)
           // A migration that fails on data or syntax will fail again: stop instead of retrying forever.

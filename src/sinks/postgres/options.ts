@@ -1,28 +1,30 @@
 import { FatalError } from '../../errors.ts'
 import { derivedName, parseTableName, type QualifiedName } from './identifiers.ts'
-import type { PostgresSinkOptions, TableNames } from './types.ts'
-
-export const DEFAULT_TABLE = 'memories'
-export const DEFAULT_PROCESSED_TABLE = 'memory_events_processed'
+import { type ResolvedLayout, resolveLayout } from './layout.ts'
+import type { PostgresConnectionOptions, PostgresSinkOptions, PostgresTableNames, PreparedRow } from './types.ts'
 
 /** queryTimeoutMs defaults to statementTimeoutMs plus this: the server's timeout should fire first. */
 export const QUERY_TIMEOUT_MARGIN_MS = 5_000
 
 export const defaultPostgresSinkOptions = {
-  table: DEFAULT_TABLE,
   poolSize: 4,
   statementTimeoutMs: 30_000,
   connectionTimeoutMs: 5_000,
   idleTimeoutMs: 30_000,
   applicationName: 'sfm-streams',
   migrate: true
-} as const satisfies Partial<PostgresSinkOptions>
+} as const satisfies Partial<PostgresConnectionOptions>
 
-export type PostgresSinkInput = Partial<PostgresSinkOptions> &
-  ({ connectionString: string } | { pool: NonNullable<PostgresSinkOptions['pool']> })
+/** The connection options as given: defaults for the rest; a connection string or a pool is required. */
+export type PostgresConnectionInput = Partial<PostgresConnectionOptions> &
+  ({ connectionString: string } | { pool: NonNullable<PostgresConnectionOptions['pool']> })
 
-export interface ResolvedPostgresSinkOptions extends PostgresSinkOptions {
-  readonly names: TableNames
+export type PostgresSinkInput<T, R extends PreparedRow> = PostgresConnectionInput &
+  Pick<PostgresSinkOptions<T, R>, 'table' | 'layout' | 'ledgerTable'>
+
+export interface ResolvedPostgresSinkOptions<T, R extends PreparedRow> extends PostgresSinkOptions<T, R> {
+  readonly names: PostgresTableNames
+  readonly resolvedLayout: ResolvedLayout<T, R>
 }
 
 function positiveInteger(options: Record<string, unknown>, key: string, max: number): void {
@@ -32,41 +34,44 @@ function positiveInteger(options: Record<string, unknown>, key: string, max: num
   }
 }
 
-/** The processed table sits next to the memories table unless qualified; see `PostgresSinkOptions`. */
-export function tableNames(table: string, processedTable?: string): TableNames {
-  const memories = parseTableName(table, 'table')
+/**
+ * The table and, with a ledger, the ledger table: in the table's schema unless qualified; by default
+ * `<table>_events_processed`. `what` names the ledger option in messages.
+ */
+export function postgresTableNames(
+  table: string,
+  ledger: { readonly table?: string | undefined; readonly default?: string; readonly what?: string } | undefined
+): PostgresTableNames {
+  const main = parseTableName(table, 'table')
+  if (ledger === undefined) return { table: main, ledger: undefined }
+  const what = ledger.what ?? 'ledgerTable'
   let processed: QualifiedName
-  if (processedTable === undefined) {
-    const name =
-      memories.name === DEFAULT_TABLE ? DEFAULT_PROCESSED_TABLE : derivedName(memories.name, 'events_processed')
-    processed = parseTableName(name, 'processedTable')
-    processed = { schema: memories.schema, name: processed.name }
+  if (ledger.table === undefined) {
+    processed = parseTableName(ledger.default ?? derivedName(main.name, 'events_processed'), what)
+    processed = { schema: main.schema, name: processed.name }
   } else {
-    processed = parseTableName(processedTable, 'processedTable')
-    if (processed.schema === undefined) processed = { schema: memories.schema, name: processed.name }
+    processed = parseTableName(ledger.table, what)
+    if (processed.schema === undefined) processed = { schema: main.schema, name: processed.name }
   }
-  if (processed.schema === memories.schema && processed.name === memories.name) {
-    throw new FatalError('postgres sink: processedTable must differ from table')
+  if (processed.schema === main.schema && processed.name === main.name) {
+    throw new FatalError(`postgres sink: ${what} must differ from table`)
   }
-  return { memories, processed }
+  return { table: main, ledger: processed }
 }
 
-export function resolvePostgresSinkOptions(input: PostgresSinkInput): ResolvedPostgresSinkOptions {
+/** Checks the connection options and fills in the defaults. */
+export function resolveConnectionOptions<O extends PostgresConnectionInput>(input: O): O & PostgresConnectionOptions {
   if (typeof input !== 'object' || input === null) throw new FatalError('postgres sink: options must be an object')
   const merged = { ...defaultPostgresSinkOptions, ...input }
   // Derived rather than defaulted, so raising statementTimeoutMs alone stays valid.
   const options = {
     ...merged,
     queryTimeoutMs: merged.queryTimeoutMs ?? merged.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS
-  } as PostgresSinkOptions
+  } as O & PostgresConnectionOptions
   if (options.pool === undefined) {
     if (typeof options.connectionString !== 'string' || options.connectionString.length === 0) {
       throw new FatalError('postgres sink: connectionString is required (e.g. postgresql://user@host:5432/db)')
     }
-  }
-  if (typeof options.table !== 'string') throw new FatalError('postgres sink: table must be a string')
-  if (options.processedTable !== undefined && typeof options.processedTable !== 'string') {
-    throw new FatalError('postgres sink: processedTable must be a string')
   }
   const record = options as unknown as Record<string, unknown>
   positiveInteger(record, 'poolSize', 1000)
@@ -89,5 +94,21 @@ export function resolvePostgresSinkOptions(input: PostgresSinkInput): ResolvedPo
       throw new FatalError(`postgres sink: ${key} must be a function`)
     }
   }
-  return { ...options, names: tableNames(options.table, options.processedTable) }
+  return options
+}
+
+export function resolvePostgresSinkOptions<T, R extends PreparedRow>(
+  input: PostgresSinkInput<T, R>
+): ResolvedPostgresSinkOptions<T, R> {
+  const options = resolveConnectionOptions(input)
+  if (typeof options.table !== 'string') throw new FatalError('postgres sink: table must be a string')
+  if (options.ledgerTable !== undefined && typeof options.ledgerTable !== 'string') {
+    throw new FatalError('postgres sink: ledgerTable must be a string')
+  }
+  const resolvedLayout = resolveLayout(options.layout)
+  const names = postgresTableNames(
+    options.table,
+    resolvedLayout.ledger === undefined ? undefined : { table: options.ledgerTable }
+  )
+  return { ...options, names, resolvedLayout }
 }

@@ -1,11 +1,11 @@
 import pg, { type Pool, type PoolClient } from 'pg'
 import { SfmError } from '../../errors.ts'
 import { toSinkError } from './errors.ts'
-import type { PostgresSinkOptions } from './types.ts'
+import type { PostgresConnectionOptions } from './types.ts'
 
 export function createPool(
   options: Pick<
-    PostgresSinkOptions,
+    PostgresConnectionOptions,
     | 'connectionString'
     | 'poolSize'
     | 'statementTimeoutMs'

@@ -2,14 +2,15 @@ import type { Pool } from 'pg'
 import { ErrorCodes, ErrorKinds, errorMessage, PoisonError, RetriableError, SfmError } from '../../errors.ts'
 import type { ItemFailure } from '../types.ts'
 import type { ReducedItem } from './buffer.ts'
-import { reduceBatch } from './buffer.ts'
+import { compareIndex, reduceBatch } from './buffer.ts'
 import { ClaimModes, type WriteStatement, writeParameters, writeStatement } from './dialect.ts'
 import { toSinkError } from './errors.ts'
+import type { ResolvedLayout } from './layout.ts'
 import { checkout } from './pool.ts'
-import { type Outcome, Outcomes, type PreparedEvent, type TableNames } from './types.ts'
+import { type Outcome, Outcomes, type PostgresTableNames, type PreparedRow } from './types.ts'
 
 /**
- * Batches in a row whose outcomes hold no duplicate after which the writer claims event ids with a plain INSERT
+ * Batches in a row whose outcomes hold no duplicate after which the writer claims ledger ids with a plain INSERT
  * (dialect.ts, `ClaimModes.INSERT`). A duplicate means redeliveries (a restart, a rebalance, a replayed range) that
  * usually come in runs: the plain INSERT would fail and the batch run twice, so the writer keeps skipping
  * duplicates until batches are clean again.
@@ -25,7 +26,7 @@ interface WriteResultRow {
 
 const internal = { code: ErrorCodes.INTERNAL }
 
-/** PostgreSQL's unique_violation: the plain claim met an event id already processed (or being processed). */
+/** PostgreSQL's unique_violation: the plain claim met a ledger id already processed (or being processed). */
 function isUniqueViolation(error: unknown): boolean {
   return !(error instanceof SfmError) && (error as { code?: unknown } | null)?.code === '23505'
 }
@@ -72,7 +73,7 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, aban
 }
 
 /**
- * Writes prepared events, one statement (= one transaction) per batch; resolves only after PostgreSQL has
+ * Writes prepared rows, one statement (= one transaction) per batch; resolves only after PostgreSQL has
  * committed (pg resolves a query on ReadyForQuery, which follows the commit of an implicit transaction).
  *
  * Errors: a transient failure (connection refused or lost, shutdown, serialization failure, deadlock, too many
@@ -82,24 +83,29 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, aban
  * PoisonError failures. If a transient error hits after some halves were committed, the unwritten items are
  * reported as retriable failures (the runtime retries those alone) instead of failing the batch again.
  */
-export class PostgresWriter {
+export class PostgresWriter<R extends PreparedRow> {
   readonly #pool: Pool
+  readonly #layout: ResolvedLayout<never, R>
   readonly #statement: WriteStatement
-  readonly #plainClaim: WriteStatement
+  /** Undefined without a ledger: there is nothing to claim. */
+  readonly #plainClaim: WriteStatement | undefined
+  readonly #compare: ((a: R, b: R) => number) | undefined
   /** Clean batches in a row (see CLEAN_BATCHES_FOR_PLAIN_CLAIM); shared by the writes in flight, a heuristic only. */
   #clean = 0
 
-  constructor(pool: Pool, names: TableNames) {
+  constructor(pool: Pool, layout: ResolvedLayout<never, R>, names: PostgresTableNames) {
     this.#pool = pool
-    this.#statement = writeStatement(names, ClaimModes.SKIP_DUPLICATES)
-    this.#plainClaim = writeStatement(names, ClaimModes.INSERT)
+    this.#layout = layout
+    this.#statement = writeStatement(layout, names, ClaimModes.SKIP_DUPLICATES)
+    this.#plainClaim = layout.ledger === undefined ? undefined : writeStatement(layout, names, ClaimModes.INSERT)
+    this.#compare = layout.fence === undefined ? compareIndex : undefined
   }
 
-  async write(events: readonly PreparedEvent[], signal?: AbortSignal): Promise<WriterReport> {
+  async write(events: readonly R[], signal?: AbortSignal): Promise<WriterReport> {
     const report: WriterReport = { outcomes: new Map(), failures: [] }
     if (events.length === 0) return report
     let committed = false
-    const writeRange = async (range: readonly PreparedEvent[]): Promise<void> => {
+    const writeRange = async (range: readonly R[]): Promise<void> => {
       let outcomes: Map<number, Outcome>
       try {
         outcomes = await this.#execute(range, signal)
@@ -108,10 +114,13 @@ export class PostgresWriter {
         if (sinkError.kind !== ErrorKinds.POISON) throw sinkError
         if (range.length === 1) {
           const index = range[0]!.index
-          const rejected = new PoisonError(`postgres rejected the memory event: ${errorMessage(sinkError.cause)}`, {
-            cause: sinkError.cause,
-            details: { ...sinkError.details, index }
-          })
+          const rejected = new PoisonError(
+            `postgres rejected the ${this.#layout.item}: ${errorMessage(sinkError.cause)}`,
+            {
+              cause: sinkError.cause,
+              details: { ...sinkError.details, index }
+            }
+          )
           report.failures.push({ index, error: rejected })
           return
         }
@@ -143,10 +152,10 @@ export class PostgresWriter {
    * ids are claimed with a plain INSERT; if one was processed already, that statement fails with nothing written and
    * the batch runs again skipping duplicates.
    */
-  async #execute(events: readonly PreparedEvent[], signal: AbortSignal | undefined): Promise<Map<number, Outcome>> {
-    const { items, repeats } = reduceBatch(events)
+  async #execute(events: readonly R[], signal: AbortSignal | undefined): Promise<Map<number, Outcome>> {
+    const { items, repeats } = this.#compare === undefined ? reduceBatch(events) : reduceBatch(events, this.#compare)
     let outcomes: Map<number, Outcome> | undefined
-    if (this.#clean >= CLEAN_BATCHES_FOR_PLAIN_CLAIM) {
+    if (this.#plainClaim !== undefined && this.#clean >= CLEAN_BATCHES_FOR_PLAIN_CLAIM) {
       outcomes = await this.#run(items, this.#plainClaim, signal)
       if (outcomes === undefined) this.#clean = 0
     }
@@ -166,7 +175,7 @@ export class PostgresWriter {
    * aborted, its commit rolls back).
    */
   async #run(
-    items: readonly ReducedItem[],
+    items: readonly ReducedItem<R>[],
     statement: WriteStatement,
     signal: AbortSignal | undefined
   ): Promise<Map<number, Outcome> | undefined> {
@@ -177,7 +186,7 @@ export class PostgresWriter {
       const query = out.client.query<WriteResultRow>({
         name: statement.name,
         text: statement.text,
-        values: writeParameters(items)
+        values: writeParameters(this.#layout, items)
       })
       const result = await raceAbort(query, signal, () => {})
       const row = result.rows[0]

@@ -1,8 +1,7 @@
 import { embeddingText, excerpt } from '../../embedders/text.ts'
 import { ErrorCodes, PoisonError } from '../../errors.ts'
 import type { MemoryEvent } from '../../memory/event.ts'
-import { prepareEvent } from '../postgres/prepare.ts'
-import type { PreparedEvent } from '../postgres/types.ts'
+import { type PreparedEvent, prepareEvent } from '../../memory/prepare.ts'
 import type { VectorRecord } from './types.ts'
 
 /** A memory event checked for the vector index: the fence fields, plus what to embed or the vector it carries. */

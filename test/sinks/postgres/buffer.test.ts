@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { PoisonError } from '../../../src/errors.ts'
+import { type PreparedEvent, prepareEvent } from '../../../src/memory/prepare.ts'
 import { reduceBatch } from '../../../src/sinks/postgres/buffer.ts'
-import { prepareEvent } from '../../../src/sinks/postgres/prepare.ts'
-import type { PreparedEvent } from '../../../src/sinks/postgres/types.ts'
 import { memoryEvent } from './helpers.ts'
 
 function prepared(fields: Parameters<typeof memoryEvent>[0], index: number): PreparedEvent {

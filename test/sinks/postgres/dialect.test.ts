@@ -4,7 +4,7 @@ import { type TestContext, test } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
 import type pg from 'pg'
 import { ErrorCodes, kindOf } from '../../../src/errors.ts'
-import { postgresSink } from '../../../src/sinks/postgres/index.ts'
+import { memoriesSink as postgresSink } from '../../../src/memory/memories.ts'
 import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
 import { envelopes, memoryEvent, readMemories, testSchema } from './helpers.ts'
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import type { MemoryEvent } from '../../../src/memory/event.ts'
-import { fold, postgresSink } from '../../../src/sinks/postgres/index.ts'
+import { fold } from '../../../src/memory/fold.ts'
+import { memoriesSink as postgresSink } from '../../../src/memory/memories.ts'
 import { databaseUrl, envelopes, readMemories, testSchema } from './helpers.ts'
 
 const RUNS = Number(process.env.SFM_PG_PROPERTY_RUNS ?? 1000)

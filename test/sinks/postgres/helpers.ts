@@ -3,7 +3,7 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import type { TestContext } from 'node:test'
 import pg from 'pg'
 import type { MemoryEvent } from '../../../src/memory/event.ts'
-import type { MemoryRow } from '../../../src/sinks/postgres/types.ts'
+import type { MemoryRow } from '../../../src/memory/fold.ts'
 import { Delivery, type DeliveryHost, Envelope } from '../../../src/streams/envelope.ts'
 
 export function databaseUrl(): string {

@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto'
 import { test } from 'node:test'
 import pg from 'pg'
 import { kindOf } from '../../../src/errors.ts'
-import { loadMigrations, type Migration, migrate, renderMigration } from '../../../src/sinks/postgres/migrate.ts'
-import { tableNames } from '../../../src/sinks/postgres/options.ts'
+import { loadMigrations, migrate, renderMigration, tableNames } from '../../../src/memory/memories.ts'
+import type { Migration } from '../../../src/sinks/postgres/migrate.ts'
 import { databaseUrl, testSchema } from './helpers.ts'
 
 function migration(version: number, name: string, template: string): Migration {

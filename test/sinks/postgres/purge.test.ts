@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { postgresSink, purgeProcessed, purgeTombstones } from '../../../src/sinks/postgres/index.ts'
+import { memoriesSink as postgresSink } from '../../../src/memory/memories.ts'
+import { purgeProcessed, purgeTombstones } from '../../../src/sinks/postgres/index.ts'
 import { databaseUrl, envelopes, memoryEvent, readMemories, testSchema } from './helpers.ts'
 
 test('purgeTombstones removes old tombstones only; purgeProcessed removes old event ids', async (t) => {

@@ -3,7 +3,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { ErrorCodes, kindOf } from '../../../src/errors.ts'
 import type { MemoryEvent } from '../../../src/memory/event.ts'
-import { type OutcomeCounts, postgresSink } from '../../../src/sinks/postgres/index.ts'
+import { memoriesSink as postgresSink } from '../../../src/memory/memories.ts'
+import type { OutcomeCounts } from '../../../src/sinks/postgres/index.ts'
 import {
   DatabaseProxy,
   databaseUrl,

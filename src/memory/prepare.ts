@@ -1,7 +1,17 @@
-import { ErrorCodes, PoisonError } from '../../errors.ts'
-import { isDelete, type MemoryEvent } from '../../memory/event.ts'
-import { parseEventTime } from './event-time.ts'
-import type { PreparedEvent } from './types.ts'
+import { ErrorCodes, PoisonError } from '../errors.ts'
+import { type PreparedRow, parseEventTime } from '../sinks/postgres/index.ts'
+import { isDelete, type MemoryEvent } from './event.ts'
+
+/** A memory event checked and converted for the memories table: what the reduce step and the statement need. */
+export interface PreparedEvent extends PreparedRow {
+  readonly namespace: string
+  readonly type: string | null
+  /** JSON text of the payload; null for deletes. */
+  readonly payload: string | null
+  readonly importance: number | null
+  /** Canonical UTC timestamp text (see src/sinks/postgres/event-time.ts). */
+  readonly timestamp: string
+}
 
 function reject(index: number, reason: string, cause?: unknown): PoisonError {
   return new PoisonError(`memory event cannot be stored: ${reason}`, {

@@ -1,7 +1,22 @@
-import type { MemoryEvent } from '../../memory/event.ts'
-import { compareFence } from '../../streams/fence.ts'
-import { prepareEvent } from './prepare.ts'
-import type { MemoryRow, PreparedEvent } from './types.ts'
+import { compareFence } from '../streams/fence.ts'
+import type { MemoryEvent } from './event.ts'
+import { type PreparedEvent, prepareEvent } from './prepare.ts'
+
+/** One row of the memories table, as `fold` computes it and the tests read it. */
+export interface MemoryRow {
+  readonly id: string
+  readonly namespace: string
+  readonly type: string | null
+  /** Parsed payload; null for a tombstone. */
+  readonly payload: unknown
+  readonly importance: number | null
+  readonly version: number
+  readonly eventId: string
+  /** Canonical UTC timestamp text. */
+  readonly eventTs: string
+  /** Tombstones: the delete event's timestamp; otherwise null. */
+  readonly deletedAt: string | null
+}
 
 /**
  * The `memories` table that a history of events must produce under the fence rule, whatever the batching, order of
