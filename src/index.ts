@@ -32,6 +32,27 @@ export {
   type OutgoingMessage,
   type SfmProducer
 } from './sinks/kafka/index.ts'
+// The generic PostgreSQL sink: upsert by key into a table the layout describes (fence, tombstones, ledger optional)
+export {
+  type ColumnType,
+  type ColumnValue,
+  createPool,
+  defaultPostgresSinkOptions,
+  type OutcomeCounts,
+  type PostgresColumn,
+  type PostgresConnectionInput,
+  type PostgresSink,
+  type PostgresSinkInput,
+  type PostgresTableLayout,
+  type PostgresTableNames,
+  type PostgresWriteResult,
+  type PreparedRow,
+  parseEventTime,
+  pglitePool,
+  postgresSink,
+  purgeProcessed,
+  purgeTombstones
+} from './sinks/postgres/index.ts'
 // Ports: what a source yields and what a sink implements
 export * from './sinks/types.ts'
 // Sources

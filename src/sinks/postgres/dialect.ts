@@ -216,6 +216,8 @@ export function writeStatement<R extends PreparedRow>(
     const pair = `(s.${fence.version}, s.${fence.time}) = (i.${fence.version}, i.${fence.time})`
     cases.push(`\n    WHEN (SELECT ${pair} FROM ${table} s WHERE s.${key} = i.${key})\n      THEN 'duplicate'`)
   }
+  // Without fence and ledger no item can be an exception; CASE still needs a WHEN.
+  if (cases.length === 0) cases.push("\n    WHEN false THEN 'duplicate'")
   const small = [unnest(p.ord, 'int4', 'ord'), unnest(p.key, 'text', key)]
   if (p.ledger !== undefined) small.push(unnest(p.ledger, ledgerType, 'event_id'))
   small.push(unnest(p.winner, 'bool', 'winner'))

@@ -4,12 +4,15 @@ import type { Embedder } from '../../embedders/types.ts'
 import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../logger.ts'
 import type { MemoryEvent } from '../../memory/event.ts'
-import type { PreparedEvent } from '../../memory/prepare.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import { compareFence, reduceBatch } from '../../streams/fence.ts'
 import { type VectorWriteMessage, vectorWriteChannel } from '../../telemetry/channels.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
 import { prepareVectorEvent, type VectorCandidate, vectorRecord } from './prepare.ts'
+
+/** A memory event checked for the index (the memories' prepared event, through prepare.ts). */
+type PreparedEvent = VectorCandidate['event']
+
 import type { VectorDelete, VectorRecord, VectorStore } from './types.ts'
 
 export interface VectorSinkOptions {
