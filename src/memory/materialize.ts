@@ -76,8 +76,8 @@ export function kvStoreDescription(options: Pick<MaterializeOptions, 'connection
  *    what the table holds — rather than the event — keeps the compacted topic right even for redeliveries and stale
  *    events, and makes republishing harmless. Where an event was `applied`, the row now holds exactly that event as
  *    the sink wrote it (its payload JSON text, canonical timestamp), so the record is built from it; only the ids
- *    whose events were all fenced or duplicates are read back. (Reading back every touched row with its payload
- *    cost PostgreSQL a query per batch and Node the parsing of 1 KB rows: docs/BENCHMARKS.md, memory-kv.)
+ *    whose events were all fenced or duplicates are read back (reading back every touched row costs a query per
+ *    batch and the parsing of every payload).
  * 3. One audit record per event goes to `memory.audit` (applied / fenced / duplicate).
  *
  * Steps 2 and 3 are one send (split into requests under each topic's record-size limit by the producer). If it fails,

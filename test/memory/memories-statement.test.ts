@@ -1,14 +1,28 @@
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { memoriesLayout, type TableNames, tableNames } from '../../src/memory/memories.ts'
-import { type ClaimMode, ClaimModes, writeStatement } from '../../src/sinks/postgres/dialect.ts'
+import { type PreparedEvent, prepareEvent } from '../../src/memory/prepare.ts'
+import { textArray } from '../../src/sinks/postgres/array-literal.ts'
+import {
+  boolArrayBinary,
+  float8ArrayBinary,
+  int4ArrayBinary,
+  int8ArrayBinary,
+  jsonbArrayBinary,
+  textArrayBinary,
+  timestamptzArrayBinary,
+  uuidArrayBinary
+} from '../../src/sinks/postgres/binary-array.ts'
+import { type ReducedItem, reduceBatch } from '../../src/sinks/postgres/buffer.ts'
+import { type ClaimMode, ClaimModes, writeParameters, writeStatement } from '../../src/sinks/postgres/dialect.ts'
 import { quoteQualified } from '../../src/sinks/postgres/identifiers.ts'
 import { resolveLayout } from '../../src/sinks/postgres/layout.ts'
+import { memoryEvent } from '../sinks/postgres/helpers.ts'
 
 // The memories table is one configuration of the generic sink: its statement must stay the text (and so the
 // prepared statement's name and plan) the memories sink sent before the sink was generic. statementBefore is that
-// sink's writeStatement as it was, kept here as the reference.
+// sink's writeStatement and writeParameters as they were, kept here as the reference.
 
 function statementBefore(names: TableNames, claim: ClaimMode): { name: string; text: string } {
   const memories = quoteQualified(names.memories)
@@ -65,5 +79,74 @@ test('the memories layout yields the statement of the memories sink before it wa
         assert.equal(now.name, before.name)
       }
     }
+  }
+})
+
+function parametersBefore(items: readonly ReducedItem<PreparedEvent>[]): (Buffer | string)[] {
+  const n = items.length
+  const ord = new Array<number>(n)
+  const id = new Array<string>(n)
+  const eventId = new Array<string>(n)
+  const winner = new Array<boolean>(n)
+  const namespace = new Array<string | null>(n)
+  const type = new Array<string | null>(n)
+  const payload = new Array<string | null>(n)
+  const importance = new Array<number | null>(n)
+  const version = new Array<number | null>(n)
+  const eventTs = new Array<bigint | null>(n)
+  const deleted = new Array<boolean | null>(n)
+  for (let k = 0; k < n; k++) {
+    const { event, winner: isWinner } = items[k]!
+    ord[k] = k
+    id[k] = event.id
+    eventId[k] = event.eventId
+    winner[k] = isWinner
+    version[k] = event.version
+    eventTs[k] = event.micros
+    // A loser is never written: its row data would only cost bytes on the wire.
+    namespace[k] = isWinner ? event.namespace : null
+    type[k] = isWinner ? event.type : null
+    payload[k] = isWinner ? event.payload : null
+    importance[k] = isWinner ? event.importance : null
+    deleted[k] = isWinner ? event.deleted : null
+  }
+  return [
+    int4ArrayBinary(ord),
+    textArrayBinary(id),
+    uuidArrayBinary(eventId) ?? textArray(eventId),
+    boolArrayBinary(winner),
+    textArrayBinary(namespace),
+    textArrayBinary(type),
+    jsonbArrayBinary(payload),
+    float8ArrayBinary(importance),
+    int8ArrayBinary(version),
+    timestamptzArrayBinary(eventTs),
+    boolArrayBinary(deleted)
+  ]
+}
+
+test('the memories layout sends the parameters of the memories sink before it was generic, byte for byte', () => {
+  const layout = resolveLayout(memoriesLayout)
+  const prepared = (fields: Parameters<typeof memoryEvent>[0], index: number): PreparedEvent => {
+    const event = prepareEvent(memoryEvent(fields), index)
+    if (event instanceof Error) throw event
+    return event
+  }
+  const events = [
+    prepared({ id: 'a', version: 1, payload: { text: 'é "quoted" \\ x' }, importance: 0.25 }, 0),
+    prepared({ id: 'a', version: 2, op: 'delete' }, 1),
+    prepared({ id: 'b', version: 0, op: 'delete' }, 2),
+    prepared({ id: 'c', version: 3, timestamp: '1999-12-31T23:59:59.999999Z' }, 3),
+    prepared({ id: 'c', version: 3, timestamp: '1999-12-31T23:59:59.999999Z' }, 4),
+    prepared({ id: 'd', version: 1, event_id: `{${randomUUID()}}` }, 5)
+  ]
+  for (const batch of [events.slice(0, 5), events]) {
+    const { items } = reduceBatch(batch)
+    const now = writeParameters(layout, items)
+    const before = parametersBefore(items)
+    assert.equal(now.length, 11)
+    now.forEach((value, k) => {
+      assert.ok(Buffer.isBuffer(value) ? value.equals(before[k] as Buffer) : value === before[k], `parameter ${k + 1}`)
+    })
   }
 })

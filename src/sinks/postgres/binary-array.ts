@@ -149,9 +149,8 @@ export function uuidArrayBinary(values: readonly (string | null)[]): Buffer | un
 
 /**
  * Elements written as UTF-8 text, each after `prefix` bytes (`prefixByte`): the header, then per element its length
- * and bytes, or -1 for NULL. The buffer is allocated at its exact size: a worst-case one (3 bytes per UTF-16 unit)
- * made every batch's payload array ~3× its size, and V8 counts Buffer memory as external memory that schedules full
- * garbage collections (the `sink` side of bench/memory-kv.ts spent ~7 µs more Node CPU per event that way).
+ * and bytes, or -1 for NULL. The buffer is allocated at its exact size, not a worst case (3 bytes per UTF-16 unit):
+ * V8 counts Buffer memory as external memory, and oversized buffers schedule full garbage collections.
  */
 function textLikeArray(values: readonly (string | null)[], elementOid: number, prefixByte: number): Buffer {
   const n = values.length

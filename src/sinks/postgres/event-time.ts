@@ -51,8 +51,8 @@ function daysFromCivil(year: number, month: number, day: number): number {
 /**
  * The form producers send nearly always (`Date#toISOString`: `YYYY-MM-DDTHH:MM:SS[.f…]Z`, upper-case T and Z),
  * read without the regular expression, the Date round trip and BigInt arithmetic (the date and time by
- * src/date-time.ts, which validation's `date-time` format reads them with too), which cost ~1.6 µs per event,
- * 5% of the memory topology's CPU (docs/BENCHMARKS.md, memory-kv). Returns undefined for anything else, including
+ * src/date-time.ts, which validation's `date-time` format reads them with too): those were a visible share of the
+ * memory topology's CPU (docs/BENCHMARKS.md, memory-kv). Returns undefined for anything else, including
  * leap seconds and year 0, which `parseRfc3339` handles (or refuses) with its own messages; the differential
  * test in test/sinks/postgres/event-time.test.ts holds both paths to the same results.
  */

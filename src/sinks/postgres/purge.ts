@@ -1,6 +1,7 @@
 import type { Pool } from 'pg'
 import { toSinkError } from './errors.ts'
 import { parseTableName, type QualifiedName, quoteQualified } from './identifiers.ts'
+import { columnName } from './layout.ts'
 
 /**
  * Retention for the two tables that only grow.
@@ -51,19 +52,35 @@ function qualified(table: string | QualifiedName): string {
   return quoteQualified(typeof table === 'string' ? parseTableName(table) : table)
 }
 
-/** Deletes tombstones written more than `olderThanMs` ago from the memories `table`. Returns the count. */
-export function purgeTombstones(pool: Pool, table: string | QualifiedName, options: PurgeOptions): Promise<number> {
+/** The columns of a layout's table that `purgeTombstones` reads; the defaults are the memories layout's. */
+export interface TombstoneColumns {
+  readonly key?: string
+  /** The layout's `tombstone.column`. */
+  readonly tombstone?: string
+  /** The layout's `writtenAt`: age is measured on it. */
+  readonly writtenAt?: string
+}
+
+/** Deletes tombstones written more than `olderThanMs` ago from `table`. Returns the count. */
+export function purgeTombstones(
+  pool: Pool,
+  table: string | QualifiedName,
+  options: PurgeOptions & TombstoneColumns
+): Promise<number> {
   const t = qualified(table)
-  // Re-checks deleted_at on the row being deleted: a re-create between the SELECT and the DELETE keeps its row.
-  const text = `DELETE FROM ${t} WHERE id IN (
-    SELECT id FROM ${t}
-    WHERE deleted_at IS NOT NULL AND updated_at < now() - $1::int8 * interval '1 millisecond'
+  const key = columnName(options.key ?? 'id')
+  const tombstone = columnName(options.tombstone ?? 'deleted_at')
+  const writtenAt = columnName(options.writtenAt ?? 'updated_at')
+  // Re-checks the tombstone on the row being deleted: a re-create between the SELECT and the DELETE keeps its row.
+  const text = `DELETE FROM ${t} WHERE ${key} IN (
+    SELECT ${key} FROM ${t}
+    WHERE ${tombstone} IS NOT NULL AND ${writtenAt} < now() - $1::int8 * interval '1 millisecond'
     LIMIT $2
-  ) AND deleted_at IS NOT NULL AND updated_at < now() - $1::int8 * interval '1 millisecond'`
+  ) AND ${tombstone} IS NOT NULL AND ${writtenAt} < now() - $1::int8 * interval '1 millisecond'`
   return purgeInChunks(pool, text, options, 'purge tombstones')
 }
 
-/** Deletes processed event ids recorded more than `olderThanMs` ago. Returns the count. */
+/** Deletes processed ids recorded more than `olderThanMs` ago from a ledger `table`. Returns the count. */
 export function purgeProcessed(pool: Pool, table: string | QualifiedName, options: PurgeOptions): Promise<number> {
   const t = qualified(table)
   const text = `DELETE FROM ${t} WHERE event_id IN (
