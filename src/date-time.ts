@@ -2,7 +2,7 @@
  * The date and time of day of an RFC 3339 timestamp in the form producers nearly always send
  * (`Date#toISOString`: `YYYY-MM-DDTHH:MM:SS…`), read with char codes. One reader for the two fast paths over that
  * form: the `date-time` format of validation (src/schemas/formats.ts) and the Postgres sink's conversion to exact
- * microseconds (src/sinks/postgres/event-time.ts). Each checks the rest itself (the separator at 10, the fraction,
+ * microseconds (src/event-time.ts). Each checks the rest itself (the separator at 10, the fraction,
  * the zone, the years it accepts) and hands every other form to its general path.
  */
 

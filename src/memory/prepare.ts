@@ -9,7 +9,7 @@ export interface PreparedEvent extends PreparedRow {
   /** JSON text of the payload; null for deletes. */
   readonly payload: string | null
   readonly importance: number | null
-  /** Canonical UTC timestamp text (see src/sinks/postgres/event-time.ts). */
+  /** Canonical UTC timestamp text (see src/event-time.ts). */
   readonly timestamp: string
 }
 

@@ -10,7 +10,7 @@ import { checkout, createPool } from './pool.ts'
 import type { Outcome, OutcomeCounts, PostgresTableNames, PostgresWriteResult, PreparedRow } from './types.ts'
 import { PostgresWriter } from './writer.ts'
 
-export { parseEventTime } from './event-time.ts'
+export { parseEventTime } from '../../event-time.ts'
 export { displayName, parseTableName, type QualifiedName, quoteQualified } from './identifiers.ts'
 export {
   loadMigrations,

@@ -1,9 +1,9 @@
 import type { EmbeddingResponse } from '../../embedders/messages.ts'
 import { ErrorCodes, PoisonError, RetriableError } from '../../errors.ts'
+import { parseEventTime } from '../../event-time.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import { compareFence } from '../../streams/fence.ts'
 import { type VectorWriteMessage, vectorWriteChannel } from '../../telemetry/channels.ts'
-import { parseEventTime } from '../postgres/event-time.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
 import type { VectorRecord, VectorStore } from './types.ts'
 

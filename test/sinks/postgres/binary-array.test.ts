@@ -4,6 +4,7 @@ import { type TestContext, test } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
 import fc from 'fast-check'
 import pg from 'pg'
+import { type EventTime, fromMicros, parseEventTime } from '../../../src/event-time.ts'
 import { textArray } from '../../../src/sinks/postgres/array-literal.ts'
 import {
   boolArrayBinary,
@@ -15,7 +16,6 @@ import {
   timestamptzArrayBinary,
   uuidArrayBinary
 } from '../../../src/sinks/postgres/binary-array.ts'
-import { type EventTime, fromMicros, parseEventTime } from '../../../src/sinks/postgres/event-time.ts'
 import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
 import { databaseUrl } from './helpers.ts'
 

@@ -1,4 +1,4 @@
-import { dateAndTime, daysInMonth, readDateAndTime } from '../../date-time.ts'
+import { dateAndTime, daysInMonth, readDateAndTime } from './date-time.ts'
 
 /**
  * RFC 3339 timestamps as exact microseconds since the epoch. The fence compares timestamps in JavaScript (to reduce
@@ -54,7 +54,7 @@ function daysFromCivil(year: number, month: number, day: number): number {
  * src/date-time.ts, which validation's `date-time` format reads them with too): those were a visible share of the
  * memory topology's CPU (docs/BENCHMARKS.md, memory-kv). Returns undefined for anything else, including
  * leap seconds and year 0, which `parseRfc3339` handles (or refuses) with its own messages; the differential
- * test in test/sinks/postgres/event-time.test.ts holds both paths to the same results.
+ * test in test/event-time.test.ts holds both paths to the same results.
  */
 function parseUtcFast(value: string): EventTime | undefined {
   const length = value.length

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import pg from 'pg'
-import { type EventTime, fromMicros, parseEventTime, parseRfc3339 } from '../../../src/sinks/postgres/event-time.ts'
-import { databaseUrl } from './helpers.ts'
+import { type EventTime, fromMicros, parseEventTime, parseRfc3339 } from '../src/event-time.ts'
+import { databaseUrl } from './sinks/postgres/helpers.ts'
 
 function parsed(value: string): EventTime {
   const result = parseEventTime(value)
