@@ -15,7 +15,7 @@
  */
 import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, FatalError, PoisonError } from '../../errors.ts'
-import { fromMicros, parseEventTime } from '../../sinks/postgres/event-time.ts'
+import { fromMicros, parseEventTime } from '../../event-time.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import { filterMap } from '../../streams/operators/filter-map.ts'
 import type { MemoryEvent } from '../event.ts'

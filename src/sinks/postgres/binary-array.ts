@@ -124,9 +124,9 @@ export function float8ArrayBinary(values: readonly (number | null)[]): Buffer {
 }
 
 /**
- * timestamptz[] from exact microseconds since 1970-01-01T00:00:00Z (event-time.ts): timestamptz_recv reads int64
+ * timestamptz[] from exact microseconds since 1970-01-01T00:00:00Z (src/event-time.ts): timestamptz_recv reads int64
  * microseconds since 2000-01-01T00:00:00Z, so the instant is the same one to the microsecond, with no text to parse
- * or round. Callers pass instants inside PostgreSQL's range (event-time.ts keeps to 0001..9999).
+ * or round. Callers pass instants inside PostgreSQL's range (src/event-time.ts keeps to 0001..9999).
  */
 export function timestamptzArrayBinary(values: readonly (bigint | null)[]): Buffer {
   return fixedArray(values, ElementOids.TIMESTAMPTZ, 8, (buffer, offset, micros) => {

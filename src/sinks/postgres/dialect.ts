@@ -311,7 +311,7 @@ export function writeParameters<R extends PreparedRow>(
 
 /**
  * Reads rows back by key: every column of the layout, jsonb, int8 and uuid as text, timestamptz as canonical UTC text
- * with microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, as event-time.ts writes it), the rest as pg returns them.
+ * with microseconds (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, as src/event-time.ts writes it), the rest as pg returns them.
  */
 export function readStatement(layout: ResolvedLayout<never, PreparedRow>, names: PostgresTableNames): string {
   const l = layout as unknown as ResolvedLayout<unknown, PreparedRow>

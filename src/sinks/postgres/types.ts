@@ -34,7 +34,7 @@ export type ColumnType = 'text' | 'uuid' | 'bool' | 'jsonb' | 'float8' | 'int8' 
 
 /**
  * A column's value for a row: text (text, uuid), JSON text (jsonb, already serialised), a number (float8, int8,
- * int4), microseconds since the epoch (timestamptz, see event-time.ts), a boolean, or null.
+ * int4), microseconds since the epoch (timestamptz, see src/event-time.ts), a boolean, or null.
  */
 export type ColumnValue = string | number | bigint | boolean | null
 
