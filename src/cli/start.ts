@@ -9,6 +9,7 @@ import { describeError, ErrorKinds, errorMessage, kindOf, SfmError } from '../er
 import { describeKafkaConnection, kafkaConnectionOptions } from '../kafka/connection.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
+import { toMermaid, topologyGraph } from '../streams/graph.ts'
 import { DEFAULT_HELD_AFTER_MS, formatHeld } from '../streams/held-sinks.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
 import { isTopology, type Topology } from '../streams/topology.ts'
@@ -29,6 +30,8 @@ Options:
                              (same as SFM_DATA_DIR; default ./.sfm-data)
   --demo N                   memory topology: first feed N demo memory events (creates, updates, deletes,
                              duplicates, a few invalid), run until idle, then print a report (src/demo/)
+  --graph                    print the topology as a Mermaid flowchart (source → operators → branches → sinks,
+                             DLQ) and exit without running it
   -h, --help                 show this help
 
 Environment (KAFKA_BROKERS and DATABASE_URL default to the local stack of \`npm run stack -- up\` while it runs,
@@ -70,6 +73,7 @@ function parseCli(argv: string[]) {
     'status-interval': { type: 'string' },
     demo: { type: 'string' },
     'data-dir': { type: 'string' },
+    graph: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   } as const
   try {
@@ -111,7 +115,8 @@ function parseCli(argv: string[]) {
     statusSeconds: seconds('status-interval', values['status-interval'], 5) ?? 5,
     metricsPort,
     metricsHost: values['metrics-host'],
-    dataDir: values['data-dir']
+    dataDir: values['data-dir'],
+    graph: values.graph === true
   }
 }
 
@@ -165,6 +170,10 @@ async function main(): Promise<void> {
     process.exit(EXIT_USAGE)
   }
   const topology = await loadTopology(cli.file)
+  if (cli.graph) {
+    process.stdout.write(toMermaid(topologyGraph(topology)))
+    process.exit(0)
+  }
   const log = createLogger(topology.name)
   if (logTarget({}) === LogTargets.KAFKA) {
     // Checked before anything connects: a half-set TLS/SASL group stops here, naming the variable (exit 2).
