@@ -74,11 +74,13 @@ export function topicReaderFromEnv(env: NodeJS.ProcessEnv = process.env): TopicR
 export interface DeadLetterFilter {
   stage?: string
   class?: string
+  /** The error code (`sfm.dlq.error.code`, e.g. SFM_VALIDATION): what `npm run dlq -- redrive` selects by. */
+  code?: string
 }
 
-const FILTER_KEYS = ['stage', 'class'] as const
+const FILTER_KEYS = ['stage', 'class', 'code'] as const
 
-/** `stage:validate class:PoisonError` (either, both or neither); anything else is a RequestError saying why. */
+/** `stage:validate class:PoisonError code:SFM_VALIDATION` (any of them); anything else is a RequestError saying why. */
 export function parseDeadLetterFilter(text: string | null | undefined): DeadLetterFilter {
   const filter: DeadLetterFilter = {}
   const trimmed = (text ?? '').trim()
@@ -110,6 +112,7 @@ export interface DeadLetterSummary {
   readonly offset: string
   readonly stage: string
   readonly errorClass: string
+  readonly errorCode: string
   readonly message: string
   readonly failedAt: string
   readonly source: string
@@ -154,11 +157,14 @@ export function listDeadLetters(
         classes[errorClass] = (classes[errorClass] ?? 0) + 1
         if (filter.stage !== undefined && filter.stage !== stage) continue
         if (filter.class !== undefined && filter.class !== errorClass) continue
+        const errorCode = header(r.headers, DeadLetterHeaders.ERROR_CODE) || '(none)'
+        if (filter.code !== undefined && filter.code !== errorCode) continue
         matched.push({
           partition,
           offset: String(r.offset),
           stage,
           errorClass,
+          errorCode,
           message: header(r.headers, DeadLetterHeaders.ERROR_MESSAGE).slice(0, 300),
           failedAt: header(r.headers, DeadLetterHeaders.FAILED_AT),
           source: `${header(r.headers, DeadLetterHeaders.SOURCE_TOPIC)}:${header(r.headers, DeadLetterHeaders.SOURCE_PARTITION)}@${header(r.headers, DeadLetterHeaders.SOURCE_OFFSET)}`

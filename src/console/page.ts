@@ -53,7 +53,7 @@ export const CONSOLE_PAGE = `<!doctype html>
 <button class="act" id="dlq-redrive-set">Redrive the filtered set</button></p>
 <div class="error" id="dlq-error"></div><div class="notice" id="dlq-notice"></div>
 <h3>By stage and error class</h3><table id="dlq-stages"><thead><tr><th>stage</th><th>error class</th><th>letters</th></tr></thead><tbody></tbody></table></div>
-<div class="card"><h3>Letters <span id="dlq-matching"></span></h3><table id="dlq-list"><thead><tr><th>partition@offset</th><th>stage</th><th>error class</th><th>message</th><th>failed at</th><th>from</th></tr></thead><tbody></tbody></table></div>
+<div class="card"><h3>Letters <span id="dlq-matching"></span></h3><table id="dlq-list"><thead><tr><th>partition@offset</th><th>stage</th><th>error class</th><th>code</th><th>message</th><th>failed at</th><th>from</th></tr></thead><tbody></tbody></table></div>
 <div class="card" id="dlq-detail" hidden><h3>Letter <span id="dlq-detail-title"></span> <button class="act" id="dlq-redrive-one">Redrive this letter</button></h3>
 <h4>Headers</h4><table id="dlq-headers"><tbody></tbody></table><h4>Key</h4><pre id="dlq-key"></pre><h4>Value</h4><pre id="dlq-value"></pre></div>
 </section>
@@ -218,7 +218,7 @@ async function loadDlq() {
   const body = $('dlq-list').tBodies[0]; body.replaceChildren()
   for (const l of list.letters) {
     const tr = el('tr', undefined, body); tr.className = 'pick'; tr.dataset.letter = l.partition + '@' + l.offset
-    for (const v of [l.partition + '@' + l.offset, l.stage, l.errorClass, cut(l.message, 120), l.failedAt, l.source]) el('td', v, tr)
+    for (const v of [l.partition + '@' + l.offset, l.stage, l.errorClass, l.errorCode, cut(l.message, 120), l.failedAt, l.source]) el('td', v, tr)
     tr.onclick = () => openLetter(l.partition, l.offset)
   }
 }

@@ -42,6 +42,7 @@ function letter(stage: string, errorClass: string, n: number) {
     headers: new Map([
       [DeadLetterHeaders.STAGE, Buffer.from(stage)],
       [DeadLetterHeaders.ERROR_CLASS, Buffer.from(errorClass)],
+      [DeadLetterHeaders.ERROR_CODE, Buffer.from(`SFM_${stage.toUpperCase()}`)],
       [DeadLetterHeaders.ERROR_MESSAGE, Buffer.from(`failed ${n}`)],
       [DeadLetterHeaders.FAILED_AT, Buffer.from(new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString())],
       ['traceparent', Buffer.from('00-abc')]
@@ -88,6 +89,12 @@ describe('console API (embedded log)', () => {
     const filtered = await get(`/api/dlq?filter=${encodeURIComponent('stage:validate class:PoisonError')}`)
     assert.equal(filtered.body.matching, 1)
     assert.equal((filtered.body.letters as Array<{ message: string }>)[0]?.message, 'failed 2')
+
+    const byCode = await get(`/api/dlq?filter=${encodeURIComponent('code:SFM_KV')}`)
+    assert.deepEqual(
+      (byCode.body.letters as Array<{ offset: string; errorCode: string }>).map((l) => [l.offset, l.errorCode]),
+      [['2', 'SFM_KV']]
+    )
 
     const one = await get('/api/dlq/letter?partition=0&offset=1')
     assert.equal(one.status, 200)
