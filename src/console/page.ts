@@ -30,6 +30,7 @@ export const CONSOLE_PAGE = `<!doctype html>
   svg text { font: 11px system-ui, sans-serif; fill: #1d2430; }
   .node rect { fill: #fff; stroke: #8a97a8; }
   .node.source rect { fill: #eef5ff; } .node.sink rect { fill: #eefaf0; } .node.dlq rect { fill: #fff4e5; }
+  .node.retrying rect { stroke: #e0a040; stroke-width: 2.5; }
   .node.held rect { stroke: #b3261e; stroke-width: 2.5; fill: #fdecea; }
   .node text.title { font-weight: 600; font-size: 12px; }
   .edge { stroke: #8a97a8; fill: none; } .edge.poison { stroke: #e0a040; stroke-dasharray: 4 3; }
@@ -142,7 +143,7 @@ function drawGraph(stats) {
   }
   for (const n of graph.nodes) {
     const s = (stats && stats.nodes[n.id]) || {}
-    const g = svg('g', { class: 'node ' + n.kind + (s.held ? ' held' : ''), 'data-node': n.id, transform: 'translate(' + pos[n.id].x + ',' + pos[n.id].y + ')' }, root)
+    const g = svg('g', { class: 'node ' + n.kind + (s.held ? ' held' : s.retrying ? ' retrying' : ''), 'data-node': n.id, transform: 'translate(' + pos[n.id].x + ',' + pos[n.id].y + ')' }, root)
     svg('rect', { width: W, height: H, rx: 6 }, g)
     const lines = [[n.label + (n.stage && n.stage !== n.label ? '  (' + n.stage + ')' : ''), 'title']]
     if (n.detail) lines.push([cut(n.detail, 38), 'detail'])
@@ -155,8 +156,9 @@ function drawGraph(stats) {
     if (n.kind === 'dlq') figures.push(s.deadLettered + ' dead-lettered')
     lines.push([figures.join(' · '), 'figures'])
     if (s.held) lines.push([cut('HELD: ' + s.held, 38), 'held'])
+    else if (s.retrying) lines.push([cut('retrying ' + s.retrying, 38), 'retrying'])
     lines.forEach(([t, cls], i) => { const x = svg('text', { x: 8, y: 18 + i * 18, class: cls }, g); x.textContent = t })
-    const title = svg('title', {}, g); title.textContent = [n.label, n.detail || '', s.held ? 'HELD: ' + s.held : ''].join('\\n')
+    const title = svg('title', {}, g); title.textContent = [n.label, n.detail || '', s.held ? 'HELD: ' + s.held : s.retrying ? 'retrying ' + s.retrying : ''].join('\\n')
   }
 }
 function drawRuntime(stats) {

@@ -30,7 +30,10 @@ export interface NodeStats {
   deadLettered?: number
   dropped?: number
   retries?: number
+  /** Held, as the runtime reports it (the same error retried past its threshold, SFM_HELD_AFTER_SECONDS). */
   held?: string
+  /** Its last write failed and is being retried (not yet held). */
+  retrying?: string
 }
 
 export interface ConsoleStats {
@@ -169,13 +172,15 @@ export class ConsoleRecorder implements RuntimeObserver {
       } else if (node.kind === 'sink' && node.branch !== undefined) {
         const b = this.#branch(node.branch)
         const retry = b.lastRetry
-        // Held: the last write attempt failed and no batch got through since.
-        const isHeld = retry !== undefined && retry.at > b.lastWriteAt
+        const held = s.sinksHeld.find((h) => h.branch === node.branch)
+        // Retrying: the last write attempt failed and no batch got through since.
+        const retrying = retry !== undefined && retry.at > b.lastWriteAt
         nodes[node.id] = {
           rate: this.#writeRate(node.branch, seconds),
           retries: b.retries,
           deadLettered: deadAt(node.branch),
-          ...(isHeld ? { held: `retrying (attempt ${retry.attempt}): ${retry.error}` } : {})
+          ...(held ? { held: `${held.error} (for ${Math.round(held.seconds)} s)` } : {}),
+          ...(retrying ? { retrying: `attempt ${retry.attempt}: ${retry.error}` } : {})
         }
       }
     }

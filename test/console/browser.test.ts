@@ -73,9 +73,12 @@ describe('the console in headless Chromium', { skip }, () => {
     mkdirSync(ARTIFACTS, { recursive: true })
     const dir = tempDataDir(t, 'sfm-console-')
     const total = seed(dir)
+    // The embedded stack entirely: the memories table in PGlite under `dir`, whatever DATABASE_URL the tests have.
+    const env = embeddedEnv(dir)
+    delete env.DATABASE_URL
     const runner = spawnNode(
       ['src/cli/start.ts', 'topologies/memory.ts', '--console', '0', '--status-interval', '0'],
-      embeddedEnv(dir)
+      env
     )
     t.after(async () => {
       runner.child.kill('SIGTERM')
@@ -111,13 +114,25 @@ describe('the console in headless Chromium', { skip }, () => {
     )
     assert.deepEqual(
       nodes.map(([id]) => id),
-      ['source', 'op:0', 'op:1', 'op:2', 'branch:kv:batch', 'sink:kv', 'branch:vectors:batch', 'sink:vectors', 'dlq']
+      [
+        'source',
+        'op:0',
+        'op:1',
+        'op:2',
+        'op:3',
+        'branch:kv:batch',
+        'sink:kv',
+        'branch:vectors:batch',
+        'sink:vectors',
+        'dlq'
+      ]
     )
     assert.deepEqual(
       nodes.map(([, title]) => title),
       [
         'source',
         'decodeJson  (decode)',
+        'legacyEvents  (legacy-events)',
         'validate',
         'dedupe',
         'batch (kv)',
@@ -128,7 +143,8 @@ describe('the console in headless Chromium', { skip }, () => {
       ]
     )
     assert.equal(await page.textContent('[data-node="op:0"] text.figures'), 'dlq 1')
-    assert.equal(await page.textContent('[data-node="op:1"] text.figures'), 'dlq 1')
+    assert.equal(await page.textContent('[data-node="op:1"] text.figures'), 'dlq 0')
+    assert.equal(await page.textContent('[data-node="op:2"] text.figures'), 'dlq 1')
     assert.equal(await page.textContent('[data-stat="done"]'), String(total))
     await page.screenshot({ path: join(ARTIFACTS, 'graph.png'), fullPage: true })
 

@@ -24,6 +24,7 @@ const stats: RuntimeStats = {
   sinkRetries: 0,
   sourceReconnects: 0,
   sourceHeld: undefined,
+  sinksHeld: [],
   assigned: []
 }
 

@@ -105,13 +105,20 @@ describe('npm start -- <topology> --graph', () => {
     assert.equal(code, 0, run.stderr())
     const out = run.stdout()
     assert.match(out, /^flowchart LR\n/)
-    for (const node of ['source[(', 'op_0["decodeJson', 'op_1["validate<br/>memory.event v1', 'op_2["dedupe']) {
+    for (const node of [
+      'source[(',
+      'op_0["decodeJson',
+      'op_1["legacyEvents<br/>reject',
+      'op_2["validate<br/>memory.event v1',
+      'op_3["dedupe'
+    ]) {
       assert.ok(out.includes(node), `missing ${node} in\n${out}`)
     }
     assert.match(out, /sink_kv\[\("kv<br\/>postgres\+kafka"\)\]/)
     assert.match(out, /sink_vectors\[\("vectors<br\/>vector"\)\]/)
     assert.match(out, /dlq\[\/"dead letters<br\/>topic memory\.dlq/)
-    assert.match(out, /op_2 --> branch_kv_batch\n/)
+    assert.match(out, /op_3 --> branch_kv_batch\n/)
+    assert.match(out, /op_1 -\. poison \.-> dlq\n/)
     // Nothing was consumed: the graph does not start the topology.
     assert.doesNotMatch(run.stderr(), /assigned \d+ partition/)
   })
