@@ -105,31 +105,40 @@ window.onhashchange = () => show((location.hash || '#graph').slice(1))
 
 // --- graph ---
 let graph, allowWrites = false
-const W = 210, H = 92, GX = 50, GY = 22
+const W = 200, H = 92, GX = 40, GY = 22
 function layout(g) {
+  // Columns by the longest path from the source; the DLQ in a row of its own below, under the middle.
   const col = { source: 0 }
   const flow = g.edges.filter((e) => e.to !== 'dlq')
   for (let i = 0; i < g.nodes.length; i++) for (const e of flow) if (col[e.from] !== undefined) col[e.to] = Math.max(col[e.to] || 0, col[e.from] + 1)
-  const last = Math.max(...Object.values(col)) + 1
-  col.dlq = last
+  const columns = Math.max(...Object.values(col)) + 1
   const rows = {}
   const pos = {}
   for (const n of g.nodes) {
+    if (n.id === 'dlq') continue
     const c = col[n.id] ?? 0
     const r = rows[c] = (rows[c] ?? -1) + 1
     pos[n.id] = { x: 10 + c * (W + GX), y: 10 + r * (H + GY) }
   }
   const maxRows = Math.max(...Object.values(rows)) + 1
-  // Centre single-node columns vertically.
-  for (const n of g.nodes) if (rows[col[n.id] ?? 0] === 0) pos[n.id].y = 10 + ((maxRows - 1) * (H + GY)) / 2
-  if (rows[last] === 0) pos.dlq.y = 10 + (maxRows - 1) * (H + GY) + (maxRows > 1 ? 0 : H + GY)
-  return { pos, width: 20 + (last + 1) * (W + GX), height: 20 + Math.max(maxRows, 2) * (H + GY) }
+  // Centre the columns that hold fewer nodes.
+  for (const n of g.nodes) {
+    if (n.id === 'dlq') continue
+    const count = rows[col[n.id] ?? 0] + 1
+    pos[n.id].y += ((maxRows - count) * (H + GY)) / 2
+  }
+  const width = 20 + columns * (W + GX) - GX
+  pos.dlq = { x: (width - W) / 2, y: 10 + maxRows * (H + GY) + GY }
+  return { pos, width, height: pos.dlq.y + H + 10 }
 }
 function drawGraph(stats) {
   const root = $('graph')
   root.replaceChildren()
   const { pos, width, height } = layout(graph)
+  // Scaled to the page's width when wider (the viewBox keeps it whole).
+  root.setAttribute('viewBox', '0 0 ' + width + ' ' + height)
   root.setAttribute('width', width); root.setAttribute('height', height)
+  root.style.maxWidth = '100%'; root.style.height = 'auto'
   const defs = svg('defs', {}, root)
   const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto' }, defs)
   svg('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#8a97a8' }, marker)
@@ -137,7 +146,8 @@ function drawGraph(stats) {
     const a = pos[e.from], b = pos[e.to]
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2
     const poison = e.label === 'poison'
-    const d = poison ? 'M' + (a.x + W / 2) + ',' + (a.y + H) + ' C' + (a.x + W / 2) + ',' + (height - 10) + ' ' + (x2 - 40) + ',' + y2 + ' ' + x2 + ',' + y2
+    const bx = b.x + W / 2, by = b.y
+    const d = poison ? 'M' + (a.x + W / 2) + ',' + (a.y + H) + ' C' + (a.x + W / 2) + ',' + (by - GY) + ' ' + bx + ',' + (a.y + H + GY) + ' ' + bx + ',' + by
       : 'M' + x1 + ',' + y1 + ' C' + (x1 + GX / 2) + ',' + y1 + ' ' + (x2 - GX / 2) + ',' + y2 + ' ' + x2 + ',' + y2
     svg('path', { d, class: 'edge' + (poison ? ' poison' : ''), 'marker-end': 'url(#arrow)' }, root)
   }
@@ -146,7 +156,7 @@ function drawGraph(stats) {
     const g = svg('g', { class: 'node ' + n.kind + (s.held ? ' held' : s.retrying ? ' retrying' : ''), 'data-node': n.id, transform: 'translate(' + pos[n.id].x + ',' + pos[n.id].y + ')' }, root)
     svg('rect', { width: W, height: H, rx: 6 }, g)
     const lines = [[n.label + (n.stage && n.stage !== n.label ? '  (' + n.stage + ')' : ''), 'title']]
-    if (n.detail) lines.push([cut(n.detail, 38), 'detail'])
+    if (n.detail) lines.push([cut(n.detail, 34), 'detail'])
     const figures = []
     if (s.rate !== undefined) figures.push(fmt(s.rate) + '/s')
     if (s.inFlight !== undefined) figures.push('in flight ' + s.inFlight)
