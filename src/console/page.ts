@@ -51,11 +51,11 @@ export const CONSOLE_PAGE = `<!doctype html>
 <section id="view-dlq">
 <div class="card"><div id="dlq-count"></div>
 <p><input type="text" id="dlq-filter" placeholder="stage:validate class:PoisonError"> <button class="act" id="dlq-apply">Filter</button>
-<button class="act" id="dlq-redrive-set">Redrive the filtered set</button></p>
+<button class="act" id="dlq-redrive-set">Redrive the filtered set (stage, code)</button></p>
 <div class="error" id="dlq-error"></div><div class="notice" id="dlq-notice"></div>
 <h3>By stage and error class</h3><table id="dlq-stages"><thead><tr><th>stage</th><th>error class</th><th>letters</th></tr></thead><tbody></tbody></table></div>
 <div class="card"><h3>Letters <span id="dlq-matching"></span></h3><table id="dlq-list"><thead><tr><th>partition@offset</th><th>stage</th><th>error class</th><th>code</th><th>message</th><th>failed at</th><th>from</th></tr></thead><tbody></tbody></table></div>
-<div class="card" id="dlq-detail" hidden><h3>Letter <span id="dlq-detail-title"></span> <button class="act" id="dlq-redrive-one">Redrive this letter</button></h3>
+<div class="card" id="dlq-detail" hidden><h3>Letter <span id="dlq-detail-title"></span> <button class="act" id="dlq-redrive-one">Redrive letters like this one (its stage and code)</button></h3>
 <h4>Headers</h4><table id="dlq-headers"><tbody></tbody></table><h4>Key</h4><pre id="dlq-key"></pre><h4>Value</h4><pre id="dlq-value"></pre></div>
 </section>
 <section id="view-memory">
@@ -251,7 +251,8 @@ async function redrive(body) {
   $('dlq-error').textContent = ''; $('dlq-notice').textContent = ''
   try {
     const r = await api('/api/dlq/redrive', { method: 'POST', headers: { 'content-type': 'application/json', 'x-sfm-console': '1' }, body: JSON.stringify(body) })
-    $('dlq-notice').textContent = 'redriven: ' + r.redriven
+    const sel = [r.selection.stage ? 'stage ' + r.selection.stage : '', r.selection.errorCode ? 'code ' + r.selection.errorCode : ''].filter(Boolean).join(', ') || 'every letter'
+    $('dlq-notice').textContent = 'redriven ' + r.redriven + ' of ' + r.matched + ' (' + sel + ')' + (r.alreadyRedriven ? '; ' + r.alreadyRedriven + ' redriven before' : '') + (r.refused && r.refused.length ? '; ' + r.refused.length + ' refused (redriven too often, or stored cut down)' : '')
     await loadDlq()
   } catch (e) { $('dlq-error').textContent = e.message }
 }

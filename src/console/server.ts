@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { errorMessage } from '../errors.ts'
 import type { Logger } from '../logger.ts'
+import { DeadLetterHeaders } from '../streams/dead-letter.ts'
 import {
   listDeadLetters,
   lookupMemory,
@@ -14,10 +15,22 @@ import {
 import { CONSOLE_PAGE } from './page.ts'
 import type { ConsoleRecorder } from './recorder.ts'
 
+/** Which letters a redrive takes: by stage and error code, as `npm run dlq -- redrive` selects them. */
+export interface RedriveSelection {
+  stage?: string
+  errorCode?: string
+}
+
+/** What a redrive did (the fields of `npm run dlq -- redrive`'s report the page shows). */
+export interface RedriveResult {
+  readonly matched: number
+  readonly redriven: number
+  readonly alreadyRedriven?: number
+  readonly refused?: readonly unknown[]
+}
+
 /** Puts dead letters back on their source topic; the console calls it only with writes allowed. */
-export type Redrive = (filter: { stage?: string; class?: string; partition?: number; offset?: bigint }) => Promise<{
-  redriven: number
-}>
+export type Redrive = (selection: RedriveSelection) => Promise<RedriveResult>
 
 export interface ConsoleOptions {
   recorder: ConsoleRecorder
@@ -168,14 +181,34 @@ async function handle(options: ConsoleOptions, req: IncomingMessage, res: Server
     }
     if (req.headers[WRITE_HEADER] !== '1') throw new RequestError(403, `a write needs the ${WRITE_HEADER} header`)
     const body = (await readBody(req)) as { filter?: unknown; partition?: unknown; offset?: unknown }
-    const filter = parseDeadLetterFilter(typeof body.filter === 'string' ? body.filter : '')
-    if (!options.redrive) throw new RequestError(501, 'redrive is not available in this build (npm run dlq -- redrive)')
-    const target = {
-      ...filter,
-      ...(body.partition === undefined ? {} : { partition: integer(String(body.partition), 'partition') }),
-      ...(body.offset === undefined ? {} : { offset: offsetOf(String(body.offset)) })
+    let selection: RedriveSelection
+    if (body.partition !== undefined || body.offset !== undefined) {
+      // One letter: its stage and error code (a redrive remembers its progress per stage × code).
+      const letter = readDeadLetter(
+        needReader(options),
+        options.dlqTopic,
+        integer(String(body.partition), 'partition'),
+        offsetOf(String(body.offset))
+      )
+      const stage = letter.headers[DeadLetterHeaders.STAGE]
+      const errorCode = letter.headers[DeadLetterHeaders.ERROR_CODE]
+      if (!stage || !errorCode) throw new RequestError(400, 'this letter has no sfm.dlq.stage / sfm.dlq.error.code')
+      selection = { stage, errorCode }
+    } else {
+      const filter = parseDeadLetterFilter(typeof body.filter === 'string' ? body.filter : '')
+      if (filter.class !== undefined) {
+        throw new RequestError(
+          400,
+          'a redrive selects letters by stage and code (as npm run dlq -- redrive): remove class: from the filter'
+        )
+      }
+      selection = {
+        ...(filter.stage === undefined ? {} : { stage: filter.stage }),
+        ...(filter.code === undefined ? {} : { errorCode: filter.code })
+      }
     }
-    return sendJson(res, 200, await options.redrive(target))
+    if (!options.redrive) throw new RequestError(501, 'redrive is not available in this build (npm run dlq -- redrive)')
+    return sendJson(res, 200, { selection, ...(await options.redrive(selection)) })
   }
   throw new RequestError(404, `no such page: ${path}`)
 }

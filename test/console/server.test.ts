@@ -135,6 +135,58 @@ describe('console API (embedded log)', () => {
     assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no external assets')
   })
 
+  test('with writes allowed, a redrive gets the selection npm run dlq -- redrive takes: a letter gives its stage and code', async (t) => {
+    const dir = tempDataDir(t, 'sfm-console-')
+    const log = openEmbeddedLog({ path: join(dir, 'log.sqlite') })
+    log.createTopic({ name: 'memory.dlq', partitions: 1 })
+    log.append([letter('decode', 'PoisonError', 1), letter('validate', 'PoisonError', 2)])
+    const reader = embeddedTopicReader(dir)
+    const recorder = new ConsoleRecorder(topology, () => stats, { intervalMs: 50 })
+    const selections: unknown[] = []
+    const server = await startConsole({
+      recorder,
+      reader,
+      dlqTopic: 'memory.dlq',
+      memory: { auditTopic: 'memory.audit', reader },
+      port: 0,
+      allowWrites: true,
+      redrive: async (selection) => {
+        selections.push(selection)
+        return { matched: 1, redriven: 1 }
+      }
+    })
+    t.after(async () => {
+      recorder.stop()
+      await server.close()
+      reader.close()
+      log.close()
+    })
+    const post = async (body: unknown, headers: Record<string, string> = { 'x-sfm-console': '1' }) => {
+      const res = await fetch(new URL('/api/dlq/redrive', server.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body)
+      })
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    }
+    const one = await post({ partition: 0, offset: 1 })
+    assert.equal(one.status, 200)
+    assert.deepEqual(one.body, { selection: { stage: 'validate', errorCode: 'SFM_VALIDATE' }, matched: 1, redriven: 1 })
+    const set = await post({ filter: 'stage:decode code:SFM_DECODE' })
+    assert.equal(set.status, 200)
+    const byClass = await post({ filter: 'class:PoisonError' })
+    assert.equal(byClass.status, 400)
+    assert.match(String(byClass.body.error), /by stage and code.*remove class:/)
+    const noHeader = await post({ filter: '' }, {})
+    assert.equal(noHeader.status, 403)
+    const missing = await post({ partition: 0, offset: 7 })
+    assert.equal(missing.status, 404)
+    assert.deepEqual(selections, [
+      { stage: 'validate', errorCode: 'SFM_VALIDATE' },
+      { stage: 'decode', errorCode: 'SFM_DECODE' }
+    ])
+  })
+
   test('filter grammar', () => {
     assert.deepEqual(parseDeadLetterFilter(''), {})
     assert.deepEqual(parseDeadLetterFilter('  class:PoisonError  stage:decode '), {
