@@ -2,7 +2,7 @@
  * The import boundaries of sfm-streams, checked by `npm run lint` (`depcruise` with this file). docs/ARCHITECTURE.md
  * ("Layers") draws the picture. Imports go one way only, down this list:
  *
- *   app      topologies/, src/cli/, src/demo/, bench/, scripts/      (may import anything below)
+ *   app      topologies/, src/cli/, src/demo/, src/console/, bench/, scripts/   (may import anything below)
  *   memory   src/memory/                                             the domain
  *   sources  src/sources/        sinks  src/sinks/, src/embedders/   generic connectors; never import each other
  *   io       src/kafka/, src/log/, src/pglite/, src/connect/, src/schemas/wire/   clients and codecs they share
@@ -80,7 +80,7 @@ const io = ['^src/(kafka|log|pglite|connect)/', '^src/schemas/wire/']
 const sources = ['^src/sources/']
 const sinks = ['^src/sinks/', '^src/embedders/']
 const memory = ['^src/memory/']
-const app = ['^(topologies|bench|scripts)/', '^src/(cli|demo)/']
+const app = ['^(topologies|bench|scripts)/', '^src/(cli|demo|console)/']
 
 /** Modules of a layer: its paths, less the ports (core) that live in the folders of higher layers. */
 const layer = (paths) => ({ path: paths, pathNot: core })

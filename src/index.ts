@@ -76,7 +76,17 @@ export { type PartitionSpan, type RewindOptions, rewindGroup } from './sources/r
 export * from './sources/types.ts'
 export { type BackoffOptions, defaultBackoff } from './streams/backoff.ts'
 export { type DeadLetter, DeadLetterHeaders, type DeadLetterTarget } from './streams/dead-letter.ts'
+export { describeOperator, type OperatorInfo, operatorInfos, pipeline } from './streams/describe.ts'
 export * from './streams/envelope.ts'
+export {
+  type GraphEdge,
+  type GraphNode,
+  type GraphNodeKind,
+  GraphNodeKinds,
+  type TopologyGraph,
+  toMermaid,
+  topologyGraph
+} from './streams/graph.ts'
 // Operators
 export {
   type BatchFlushMode,
@@ -104,6 +114,7 @@ export {
 // Topologies
 export {
   type Branch,
+  type BranchInfo,
   type BranchOptions,
   branch,
   defaultRuntimeSettings,

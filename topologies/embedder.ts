@@ -9,7 +9,6 @@
  * Run: `npm start -- topologies/embedder.ts` with KAFKA_BROKERS set; the embedder is chosen by SFM_EMBEDDER /
  * SFM_EMBEDDING_URL (src/embedders/index.ts), and must be the one the vector indexer expects (same dimensions).
  */
-import { pipe } from 'rxjs'
 import {
   branch,
   decodeJson,
@@ -19,6 +18,7 @@ import {
   kafkaDeadLetter,
   kafkaSource,
   loadSchema,
+  pipeline,
   topicName,
   validate
 } from 'somafractal-streams'
@@ -32,7 +32,7 @@ export async function embedderTopology() {
       topics: [topicName('embedding.requests')],
       groupId: process.env.SFM_EMBEDDER_GROUP ?? 'sfm-embedder'
     }),
-    pipeline: pipe(
+    pipeline: pipeline(
       decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024), maxDepth: 16 }),
       validate<EmbeddingRequest>(request.schema),
       dedupe({ key: (e) => e.value.request_id, windowSize: 100_000 })

@@ -21,7 +21,6 @@
  * plain memory.audit v1 record; see src/memory/audit-format.ts). SFM_LEGACY_EVENTS=upcast applies events in the legacy
  * SomaFractalMemory shape under their memory id; `reject` (default) dead-letters them (src/memory/legacy/events.ts).
  */
-import { pipe } from 'rxjs'
 import {
   type BatchFlushMode,
   BatchFlushModes,
@@ -39,6 +38,7 @@ import {
   kafkaDeadLetter,
   loadSchema,
   logSource,
+  pipeline,
   SfmError,
   topicName,
   validate
@@ -153,7 +153,7 @@ export async function memoryTopology() {
       topics: [topicName('memory.events')],
       groupId: process.env.SFM_MEMORY_GROUP ?? 'sfm-memory'
     }),
-    pipeline: pipe(
+    pipeline: pipeline(
       decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024), maxDepth: 64 }),
       legacyEvents({ mode: legacyMode }),
       validate<MemoryEvent>(memoryEvent.schema),

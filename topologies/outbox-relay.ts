@@ -10,7 +10,6 @@
  * `SFM_OUTBOX_URL=postgres://… npm start -- topologies/outbox-relay.ts`; `SFM_OUTBOX_TABLE` (default `sfm_outbox`,
  * may be `schema.table`), `SFM_OUTBOX_CHANNEL` (default `sfm_outbox`) and Kafka's variables as every topology.
  */
-import { pipe } from 'rxjs'
 import {
   branch,
   createLogger,
@@ -21,6 +20,7 @@ import {
   kafkaSink,
   loadSchema,
   outboxSource,
+  pipeline,
   topicName,
   validate
 } from 'somafractal-streams'
@@ -37,7 +37,7 @@ export async function outboxRelayTopology(env: NodeJS.ProcessEnv = process.env) 
   return defineTopology<MemoryEvent>({
     name: 'outbox-relay',
     source,
-    pipeline: pipe(
+    pipeline: pipeline(
       decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024, env), maxDepth: 64 }),
       validate<MemoryEvent>(memoryEvent.schema),
       keyIsMemoryId()

@@ -9,7 +9,6 @@
  * as the memory topology (QDRANT_URL or VECTOR_DATABASE_URL: the embedded PGlite store is one process's alone,
  * so remote mode across processes needs Qdrant or a server PostgreSQL with pgvector).
  */
-import { pipe } from 'rxjs'
 import {
   branch,
   decodeJson,
@@ -18,6 +17,7 @@ import {
   kafkaDeadLetter,
   kafkaSource,
   loadSchema,
+  pipeline,
   topicName,
   validate
 } from 'somafractal-streams'
@@ -38,7 +38,7 @@ export async function vectorIndexerTopology() {
       topics: [topicName('embedding.responses')],
       groupId: process.env.SFM_INDEXER_GROUP ?? 'sfm-vector-indexer'
     }),
-    pipeline: pipe(
+    pipeline: pipeline(
       decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024), maxDepth: 16 }),
       validate<EmbeddingResponse>(response.schema)
     ),

@@ -3,12 +3,16 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { chooseStack, describeStack, envInt, unreachableServers } from '../config.ts'
+import { chooseStack, describeStack, envInt, topicName, unreachableServers } from '../config.ts'
+import { memorySourcesOf, topicReaderFromEnv } from '../console/data.ts'
+import { ConsoleRecorder, combineObservers } from '../console/recorder.ts'
+import { type ConsoleServer, startConsole } from '../console/server.ts'
 import { feedDemo, formatReport } from '../demo/index.ts'
 import { describeError, ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
 import { describeKafkaConnection, kafkaConnectionOptions } from '../kafka/connection.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
+import { toMermaid, topologyGraph } from '../streams/graph.ts'
 import { DEFAULT_HELD_AFTER_MS, formatHeld } from '../streams/held-sinks.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
 import { isTopology, type Topology } from '../streams/topology.ts'
@@ -29,6 +33,12 @@ Options:
                              (same as SFM_DATA_DIR; default ./.sfm-data)
   --demo N                   memory topology: first feed N demo memory events (creates, updates, deletes,
                              duplicates, a few invalid), run until idle, then print a report (src/demo/)
+  --console [PORT]           serve the web console at http://127.0.0.1:PORT/ (default 7070; 0: any free port): the
+                             graph with live figures, lag and throughput, dead letters, a memory's row and history
+  --console-host HOST        interface for the console (default 127.0.0.1)
+  --console-allow-writes     let the console redrive dead letters (read-only without it)
+  --graph                    print the topology as a Mermaid flowchart (source → operators → branches → sinks,
+                             DLQ) and exit without running it
   -h, --help                 show this help
 
 Environment (KAFKA_BROKERS and DATABASE_URL default to the local stack of \`npm run stack -- up\` while it runs,
@@ -51,6 +61,7 @@ a database that do not answer at start, too: one line each).
 `
 
 const EXIT_FATAL = 1
+const DEFAULT_CONSOLE_PORT = 7070
 const EXIT_USAGE = 2
 
 function fail(message: string, code: number): never {
@@ -61,7 +72,19 @@ function fail(message: string, code: number): never {
 
 function parseCli(argv: string[]) {
   // `--until-idle` takes an optional value: rewrite the bare flag so parseArgs sees `--until-idle=5`.
-  const args = argv.map((a) => (a === '--until-idle' ? '--until-idle=5' : a))
+  // `--console` takes an optional port: `--console 8080` and `--console=8080` give one, a bare flag the default.
+  const args: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--until-idle') args.push('--until-idle=5')
+    else if (a === '--console') {
+      const next = argv[i + 1]
+      if (next !== undefined && /^\d+$/.test(next)) {
+        args.push(`--console=${next}`)
+        i++
+      } else args.push(`--console=${DEFAULT_CONSOLE_PORT}`)
+    } else args.push(a)
+  }
   let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>
   const options = {
     'until-idle': { type: 'string' },
@@ -70,6 +93,10 @@ function parseCli(argv: string[]) {
     'status-interval': { type: 'string' },
     demo: { type: 'string' },
     'data-dir': { type: 'string' },
+    graph: { type: 'boolean' },
+    console: { type: 'string' },
+    'console-host': { type: 'string' },
+    'console-allow-writes': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   } as const
   try {
@@ -96,6 +123,16 @@ function parseCli(argv: string[]) {
       fail(`--metrics-port expects a port number, got "${values['metrics-port']}"`, EXIT_USAGE)
     }
   }
+  let consolePort: number | undefined
+  if (values.console !== undefined) {
+    consolePort = Number(values.console)
+    if (!Number.isInteger(consolePort) || consolePort < 0 || consolePort > 65535) {
+      fail(`--console expects a port number, got "${values.console}"`, EXIT_USAGE)
+    }
+  }
+  if (consolePort === undefined && (values['console-allow-writes'] || values['console-host'] !== undefined)) {
+    fail('--console-allow-writes and --console-host go with --console', EXIT_USAGE)
+  }
   let demo: number | undefined
   if (values.demo !== undefined) {
     demo = Number(values.demo)
@@ -111,7 +148,11 @@ function parseCli(argv: string[]) {
     statusSeconds: seconds('status-interval', values['status-interval'], 5) ?? 5,
     metricsPort,
     metricsHost: values['metrics-host'],
-    dataDir: values['data-dir']
+    dataDir: values['data-dir'],
+    graph: values.graph === true,
+    consolePort,
+    consoleHost: values['console-host'],
+    consoleAllowWrites: values['console-allow-writes'] === true
   }
 }
 
@@ -165,6 +206,10 @@ async function main(): Promise<void> {
     process.exit(EXIT_USAGE)
   }
   const topology = await loadTopology(cli.file)
+  if (cli.graph) {
+    process.stdout.write(toMermaid(topologyGraph(topology)))
+    process.exit(0)
+  }
   const log = createLogger(topology.name)
   if (logTarget({}) === LogTargets.KAFKA) {
     // Checked before anything connects: a half-set TLS/SASL group stops here, naming the variable (exit 2).
@@ -196,12 +241,38 @@ async function main(): Promise<void> {
   const observer = telemetryObserver(metrics)
   const demo = cli.demo === undefined ? undefined : await feedDemo(cli.demo)
   if (demo) log.info(`demo: fed ${cli.demo} memory events to the source`)
+  // The console's recorder reads the runtime's stats(); the runtime is made after it, so it reads through this.
+  let statsOf: () => RuntimeStats = () => {
+    throw new Error('runtime not started')
+  }
+  const recorder = cli.consolePort === undefined ? undefined : new ConsoleRecorder(topology, () => statsOf())
+  const observed = recorder ? combineObservers(observer, recorder) : observer
   const runtime = new Runtime(topology, {
-    observer: demo ? demo.wrap(observer) : observer,
+    observer: demo ? demo.wrap(observed) : observed,
     logger: log,
     heldAfterMs: heldAfterSeconds * 1000,
     ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 })
   })
+  statsOf = () => runtime.stats()
+  let consoleServer: ConsoleServer | undefined
+  if (recorder && cli.consolePort !== undefined) {
+    const reader = topicReaderFromEnv()
+    try {
+      consoleServer = await startConsole({
+        recorder,
+        reader,
+        dlqTopic: topicName('memory.dlq'),
+        memory: memorySourcesOf(topology, reader),
+        port: cli.consolePort,
+        ...(cli.consoleHost === undefined ? {} : { host: cli.consoleHost }),
+        allowWrites: cli.consoleAllowWrites,
+        logger: log
+      })
+    } catch (error) {
+      fail(`console: cannot listen on port ${cli.consolePort}: ${errorMessage(error)}`, EXIT_USAGE)
+    }
+    log.info(`console: ${consoleServer.url} (${cli.consoleAllowWrites ? 'writes allowed' : 'read-only'})`)
+  }
   metrics.setInflight(() => {
     const s = runtime.stats()
     return { messages: s.inFlight, bytes: s.inFlightBytes }
@@ -253,6 +324,8 @@ async function main(): Promise<void> {
     exitCode = configProblem ? EXIT_USAGE : EXIT_FATAL
   } finally {
     if (status) clearInterval(status)
+    recorder?.stop()
+    await consoleServer?.close().catch(() => {})
     observer.dispose()
     await metrics.close().catch(() => {})
     await tracing.shutdown().catch(() => {})

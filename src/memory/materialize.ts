@@ -39,8 +39,8 @@ export interface MaterializeOptions extends CreateProducerOptions {
   auditFormat?: AuditFormat
 }
 
-/** One row of `memories` as read back after a write. */
-interface StoredRow {
+/** One row of `memories` as read back after a write (and by the console's memory lookup). */
+export interface StoredRow {
   id: string
   namespace: string
   type: string | null
@@ -85,9 +85,11 @@ export function kvStoreDescription(options: Pick<MaterializeOptions, 'connection
  * remembered per delivery for the audit record. A record too large for its topic is not retried: its event is
  * dead-lettered with the reason and the rest of the batch is done.
  */
-export function materializeMemories(
-  options: MaterializeOptions
-): Sink<MemoryEvent> & { readonly postgres: MemoriesSink | undefined } {
+export function materializeMemories(options: MaterializeOptions): Sink<MemoryEvent> & {
+  readonly postgres: MemoriesSink | undefined
+  /** The memories table's row of `id` (a deleted memory's tombstone included), or undefined; after `open`. */
+  readMemory(id: string): Promise<StoredRow | undefined>
+} {
   const table = options.table ?? DEFAULT_TABLE
   tableNames(table)
   const resolved = resolveConnectionOptions(
@@ -132,6 +134,10 @@ export function materializeMemories(
     kind: 'postgres+kafka',
     get postgres() {
       return store?.postgres
+    },
+    async readMemory(id: string) {
+      const { postgres } = await ensureStore()
+      return ((await postgres.readRows([id], 'console: memory lookup')) as unknown as StoredRow[])[0]
     },
     async open(context?: SinkContext) {
       const { postgres } = await ensureStore()

@@ -5,13 +5,14 @@
  */
 import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, PoisonError } from '../errors.ts'
+import { describeOperator } from '../streams/describe.ts'
 import type { Envelope } from '../streams/envelope.ts'
 import { filterMap } from '../streams/operators/filter-map.ts'
 import type { MemoryEvent } from './event.ts'
 
 /** Passes events whose message key equals their `id`; the others go to the DLQ (stage `outbox-key`). */
 export function keyIsMemoryId(): OperatorFunction<Envelope<MemoryEvent>, Envelope<MemoryEvent>> {
-  return filterMap((envelope) => {
+  const operator = filterMap((envelope: Envelope<MemoryEvent>) => {
     const key = envelope.key?.toString('utf8')
     if (key === envelope.value.id) return envelope
     envelope.reject(
@@ -23,4 +24,5 @@ export function keyIsMemoryId(): OperatorFunction<Envelope<MemoryEvent>, Envelop
     )
     return undefined
   })
+  return describeOperator(operator, { name: 'keyIsMemoryId', stage: 'outbox-key', deadLetters: true })
 }

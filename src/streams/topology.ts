@@ -4,6 +4,7 @@ import type { Sink, SinkContext } from '../sinks/types.ts'
 import type { Source } from '../sources/types.ts'
 import type { BackoffOptions } from './backoff.ts'
 import type { DeadLetterTarget } from './dead-letter.ts'
+import { type OperatorInfo, operatorInfos } from './describe.ts'
 import type { Envelope } from './envelope.ts'
 import { BatchFlushModes, type BatchOptions, batch, resolveBatchOptions } from './operators/batch.ts'
 import { type BatchReport, type WriteObserver, writeBatches } from './write-batches.ts'
@@ -44,7 +45,16 @@ export interface BranchContext extends SinkContext {
  */
 export interface Branch<T> {
   readonly sink: Pick<Sink<never>, 'kind' | 'open' | 'close'>
+  /** What the branch does before its sink, for the topology graph. */
+  readonly info?: BranchInfo
   connect(input: Observable<Envelope<T>>, context: BranchContext): Observable<BatchReport>
+}
+
+export interface BranchInfo {
+  /** The branch's own operators (see `pipeline` in describe.ts); empty when it has none. */
+  readonly operators: readonly OperatorInfo[]
+  readonly batch: Required<BatchOptions>
+  readonly maxInFlightBatches: number
 }
 
 export interface BranchOptions<T, U> {
@@ -60,8 +70,14 @@ export function branch<T, U = T>(sink: Sink<U>, options: BranchOptions<T, U> = {
   const batchOptions = resolveBatchOptions(options.batch)
   const pipeline = options.pipeline ?? (identity as unknown as OperatorFunction<Envelope<T>, Envelope<U>>)
   const maxInFlightBatches = options.maxInFlightBatches ?? 4
+  const info: BranchInfo = {
+    operators: options.pipeline ? (operatorInfos(options.pipeline) ?? [{ name: 'pipeline' }]) : [],
+    batch: batchOptions,
+    maxInFlightBatches
+  }
   return {
     sink,
+    info,
     connect(input, context) {
       // when-idle: the writer tells the batch operator which partitions it could start at once (a gate per run).
       const gate = batchOptions.flush === BatchFlushModes.WHEN_IDLE ? new WriteGate(maxInFlightBatches) : undefined

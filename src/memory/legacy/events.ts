@@ -16,6 +16,7 @@
 import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, FatalError, PoisonError } from '../../errors.ts'
 import { fromMicros, parseEventTime } from '../../event-time.ts'
+import { describeOperator } from '../../streams/describe.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import { filterMap } from '../../streams/operators/filter-map.ts'
 import type { MemoryEvent } from '../event.ts'
@@ -132,7 +133,7 @@ export interface LegacyEventsOptions {
 export function legacyEvents(options: LegacyEventsOptions): OperatorFunction<Envelope<unknown>, Envelope<unknown>> {
   const stage = options.stage ?? 'legacy-events'
   const upcast = options.mode === LegacyEventModes.UPCAST
-  return filterMap((envelope) => {
+  const operator = filterMap((envelope: Envelope<unknown>) => {
     const value = envelope.value
     if (!isLegacyEvent(value)) return envelope
     if (!upcast) {
@@ -151,4 +152,5 @@ export function legacyEvents(options: LegacyEventsOptions): OperatorFunction<Env
       return undefined
     }
   })
+  return describeOperator(operator, { name: 'legacyEvents', stage, deadLetters: true, detail: options.mode })
 }

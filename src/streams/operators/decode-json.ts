@@ -1,5 +1,6 @@
 import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, PoisonError } from '../../errors.ts'
+import { describeOperator } from '../describe.ts'
 import type { Envelope } from '../envelope.ts'
 import { filterMap } from './filter-map.ts'
 
@@ -117,12 +118,18 @@ export function decodeJson(options: DecodeJsonOptions = {}): OperatorFunction<En
   const settings = { ...defaultDecodeJsonOptions, ...options }
   if (!Number.isInteger(settings.maxBytes) || settings.maxBytes < 1) throw new RangeError('maxBytes must be > 0')
   if (!Number.isInteger(settings.maxDepth) || settings.maxDepth < 1) throw new RangeError('maxDepth must be > 0')
-  return filterMap((envelope) => {
+  const operator = filterMap<Envelope<Buffer>, Envelope<unknown>>((envelope) => {
     try {
       return envelope.withValue(decodeJsonValue(envelope.value, settings))
     } catch (error) {
       envelope.reject(error, settings.stage)
       return undefined
     }
+  })
+  return describeOperator(operator, {
+    name: 'decodeJson',
+    stage: settings.stage,
+    deadLetters: true,
+    detail: `≤ ${settings.maxBytes} bytes, depth ≤ ${settings.maxDepth}`
   })
 }

@@ -1,4 +1,5 @@
 import { concatMap, filter, type OperatorFunction, pipe } from 'rxjs'
+import { describeOperator } from '../describe.ts'
 import { DropReasons, type Envelope } from '../envelope.ts'
 import { filterMap } from './filter-map.ts'
 import { copyWords, parseUuid, UuidSet } from './uuid-set.ts'
@@ -120,10 +121,17 @@ export function dedupe<T>(options: DedupeOptions<T>): OperatorFunction<Envelope<
     return undefined
   }
   const store = options.store
-  if (!store) return filterMap((envelope) => inMemory(envelope, options.key(envelope)))
+  const windowSize = options.windowSize ?? defaultDedupeOptions.windowSize
+  const info = { name: 'dedupe', stage, detail: `last ${windowSize} keys${store ? ' + a store' : ''}` }
+  if (!store) {
+    return describeOperator(
+      filterMap((envelope: Envelope<T>) => inMemory(envelope, options.key(envelope))),
+      info
+    )
+  }
 
   // With a store the check is asynchronous; concatMap keeps arrival order.
-  return pipe(
+  const operator = pipe(
     concatMap(async (envelope: Envelope<T>) => {
       const key = options.key(envelope)
       if (key === undefined || recent.has(key)) return inMemory(envelope, key)
@@ -142,4 +150,5 @@ export function dedupe<T>(options: DedupeOptions<T>): OperatorFunction<Envelope<
     }),
     filter((envelope): envelope is Envelope<T> => envelope !== undefined)
   )
+  return describeOperator(operator, info)
 }

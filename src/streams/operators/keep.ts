@@ -1,4 +1,5 @@
 import type { OperatorFunction } from 'rxjs'
+import { describeOperator } from '../describe.ts'
 import { DropReasons, type Envelope } from '../envelope.ts'
 import { filterMap } from './filter-map.ts'
 
@@ -11,9 +12,10 @@ export function keep<T>(
   options: { stage?: string } = {}
 ): OperatorFunction<Envelope<T>, Envelope<T>> {
   const stage = options.stage ?? 'keep'
-  return filterMap((envelope) => {
+  const operator = filterMap((envelope: Envelope<T>) => {
     if (predicate(envelope)) return envelope
     envelope.drop(DropReasons.FILTERED, stage)
     return undefined
   })
+  return describeOperator(operator, { name: 'keep', stage })
 }

@@ -3,6 +3,7 @@ import addFormatsModule from 'ajv-formats'
 import type { OperatorFunction } from 'rxjs'
 import { ErrorCodes, PoisonError } from '../../errors.ts'
 import { fastFormatDefinitions } from '../../schemas/formats.ts'
+import { describeOperator } from '../describe.ts'
 import type { Envelope } from '../envelope.ts'
 import { filterMap } from './filter-map.ts'
 
@@ -56,7 +57,9 @@ export function validate<T>(
 ): OperatorFunction<Envelope<unknown>, Envelope<T>> {
   const check = compileSchema<T>(schema)
   const stage = options.stage ?? 'validate'
-  return filterMap((envelope) => {
+  const title = (schema as { title?: unknown; $id?: unknown }).title ?? (schema as { $id?: unknown }).$id
+  const info = { name: 'validate', stage, deadLetters: true, ...(typeof title === 'string' ? { detail: title } : {}) }
+  const operator = filterMap<Envelope<unknown>, Envelope<T>>((envelope) => {
     if (check(envelope.value)) return envelope as Envelope<T>
     envelope.reject(
       new PoisonError(`schema validation failed: ${describeSchemaErrors(check.errors)}`, {
@@ -66,4 +69,5 @@ export function validate<T>(
     )
     return undefined
   })
+  return describeOperator(operator, info)
 }
