@@ -4,6 +4,7 @@
  *
  *   app      topologies/, src/cli/, src/demo/, src/console/, bench/, scripts/   (may import anything below)
  *   memory   src/memory/                                             the domain
+ *   ops      src/ops/                                                operations tools (DLQ, groups): read and produce
  *   sources  src/sources/        sinks  src/sinks/, src/embedders/   generic connectors; never import each other
  *   io       src/kafka/, src/log/, src/pglite/, src/connect/, src/schemas/wire/   clients and codecs they share
  *   streams  src/streams/, src/telemetry/                           runtime and operators
@@ -80,6 +81,8 @@ const io = ['^src/(kafka|log|pglite|connect)/', '^src/schemas/wire/']
 const sources = ['^src/sources/']
 const sinks = ['^src/sinks/', '^src/embedders/']
 const memory = ['^src/memory/']
+/** Operations tools (DLQ inspect and redrive, group offsets): beside the domain, below the CLIs and consoles. */
+const ops = ['^src/ops/']
 const app = ['^(topologies|bench|scripts)/', '^src/(cli|demo|console)/']
 
 /** Modules of a layer: its paths, less the ports (core) that live in the folders of higher layers. */
@@ -114,19 +117,19 @@ const rules = [
     }
   ),
   forbid('streams-not-up', 'streams import only core and streams', layer(streams), {
-    path: [...io, ...sources, ...sinks, ...memory, ...app],
+    path: [...io, ...sources, ...sinks, ...memory, ...ops, ...app],
     pathNot: core
   }),
   forbid('io-not-up', 'the shared connector clients import only core, streams and io', layer(io), {
-    path: [...sources, ...sinks, ...memory, ...app],
+    path: [...sources, ...sinks, ...memory, ...ops, ...app],
     pathNot: core
   }),
   forbid('sources-not-sinks-or-up', 'a source imports no sink, no domain, no app', layer(sources), {
-    path: [...sinks, ...memory, ...app],
+    path: [...sinks, ...memory, ...ops, ...app],
     pathNot: core
   }),
   forbid('sinks-not-sources-or-up', 'a sink imports no source, no domain, no app', layer(sinks), {
-    path: [...sources, ...memory, ...app],
+    path: [...sources, ...memory, ...ops, ...app],
     pathNot: core
   }),
   forbid(
@@ -142,6 +145,9 @@ const rules = [
     { path: '^src/sinks/', pathNot: [...core, vectorFamily] }
   ),
   forbid('memory-not-app', 'the domain imports no topology, CLI or benchmark', layer(memory), { path: app }),
+  forbid('ops-not-app', 'the operations tools import no topology, CLI or benchmark (consoles call them)', layer(ops), {
+    path: app
+  }),
   forbid(
     'public-api-is-the-framework',
     'src/index.ts exports the framework; the domain is its own entry',

@@ -40,6 +40,22 @@ function processExists(pid: number): boolean {
   }
 }
 
+/**
+ * The group's member while it is alive (same rule as `joinGroup`: heartbeat within the session timeout, and on this
+ * host a pid that still exists), else undefined. For tools that must not move a group someone consumes with.
+ */
+export function liveMember(log: EmbeddedLog, groupId: string, sessionTimeoutMs: number): GroupMember | undefined {
+  const row = log.query(`reading members of group ${groupId}`, () =>
+    log.statement('SELECT * FROM group_members WHERE group_id = ?').get(groupId)
+  ) as Row | undefined
+  if (!row) return undefined
+  const pid = Number(row.pid)
+  const host = String(row.host)
+  const age = Date.now() - Number(row.heartbeat_at)
+  const gone = age > sessionTimeoutMs || (host === hostname() && pid !== process.pid && !processExists(pid))
+  return gone ? undefined : { groupId, memberId: String(row.member_id), pid, host }
+}
+
 /** Joins `groupId` as its only member, or throws a FatalError naming the live member that holds it. */
 export function joinGroup(log: EmbeddedLog, groupId: string, sessionTimeoutMs: number): GroupMember {
   const member: GroupMember = { groupId, memberId: randomUUID(), pid: process.pid, host: hostname() }

@@ -9,7 +9,7 @@ export {
   type PartitionState,
   type StoredRecord
 } from './embedded-log.ts'
-export { commitOffsets, committedOffsets, type GroupMember, joinGroup, leaveGroup } from './groups.ts'
+export { commitOffsets, committedOffsets, type GroupMember, joinGroup, leaveGroup, liveMember } from './groups.ts'
 export {
   DEFAULT_DATA_DIR,
   dataDir,
