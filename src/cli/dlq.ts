@@ -4,7 +4,7 @@ import { describeError } from '../errors.ts'
 import { TopicNames } from '../kafka/topics.ts'
 import { defaultRedriveOptions, type InspectReport, inspectDlq, type RedriveReport, redriveDlq } from '../ops/dlq.ts'
 import { openLogAccess } from '../ops/log.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, rfc3339Ms, stdio, UsageError } from './io.ts'
 import { useServices } from './services.ts'
 
 const USAGE = `Usage: npm run dlq -- <command> [options]
@@ -58,10 +58,8 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 export function parseSince(value: string, now = Date.now()): number {
   const duration = /^(\d+)(ms|s|m|h|d)$/.exec(value)
   if (duration) return now - Number(duration[1]) * UNITS[duration[2]!]!
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(value)) {
-    const ms = Date.parse(value)
-    if (!Number.isNaN(ms)) return ms
-  }
+  const time = rfc3339Ms(value)
+  if (time !== undefined) return time
   throw new UsageError(`--since: expected a duration (30s, 15m, 2h, 7d) or an RFC 3339 time, got "${value}"`)
 }
 

@@ -1,3 +1,5 @@
+import { readDateAndTime } from '../date-time.ts'
+
 /** What every command line tool of the project shares: exit codes, usage errors, and where its lines go. */
 export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
 
@@ -25,4 +27,15 @@ export function endQuietlyWhenStdoutCloses(): void {
     if (error.code !== 'EPIPE') throw error
     process.exit(process.exitCode ?? ExitCodes.OK)
   })
+}
+
+/**
+ * An RFC 3339 time (`2026-12-07T18:00:00Z`, `…+01:00`, with or without a fraction) as ms since the epoch, or
+ * undefined for anything else (a date alone, no zone, an impossible day).
+ */
+export function rfc3339Ms(value: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(value)) return undefined
+  if (!readDateAndTime(value)) return undefined
+  const ms = Date.parse(value.replace(' ', 'T'))
+  return Number.isNaN(ms) ? undefined : ms
 }

@@ -6,6 +6,7 @@ import { explainKafkaError, kafkaConnectionOptions, probeKafka } from '../kafka/
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
 import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { isOffsetsCommand, offsetsMain } from './offsets.ts'
 
 const USAGE = `Usage: npm run topics -- <command> [options]
 
@@ -13,6 +14,11 @@ Commands:
   apply    Create missing topics, add partitions, set configs that differ (idempotent)
   plan     Same as apply --dry-run
   print    Print the topic specs as JSON (no broker needed)
+  offsets --group G [--topic T] [--json]
+           A consumer group's committed offset, start, end and lag per partition, and its live members
+  reset-offsets --group G --to earliest|latest|<RFC 3339 time> [--topic T] [--dry-run]
+           Move a group's committed offsets; refused while the group has live members (named).
+           Both run on the embedded log when KAFKA_BROKERS is unset (--data-dir DIR, default SFM_DATA_DIR)
 
 Options:
   --dry-run                  Show the diff, change nothing
@@ -38,6 +44,9 @@ export async function main(
   io: Io = stdio,
   localStack = false
 ): Promise<number> {
+  if (isOffsetsCommand(argv) && !argv.includes('--help') && !argv.includes('-h')) {
+    return offsetsMain(argv, env, io, localStack)
+  }
   let parsed: ReturnType<typeof parse>
   try {
     parsed = parse(argv)
@@ -116,10 +125,11 @@ function parse(argv: string[]) {
     }
   })
   if (values.help) return { help: true as const }
-  if (positionals.length !== 1) throw new UsageError('expected exactly one command: apply, plan or print')
+  if (positionals.length !== 1)
+    throw new UsageError('expected exactly one command: apply, plan, print, offsets or reset-offsets')
   const command = positionals[0]
   if (command !== 'apply' && command !== 'plan' && command !== 'print') {
-    throw new UsageError(`unknown command "${command}" (expected apply, plan or print)`)
+    throw new UsageError(`unknown command "${command}" (expected apply, plan, print, offsets or reset-offsets)`)
   }
   const flags = {
     prefix: values.prefix,
