@@ -6,6 +6,7 @@ import type { SfmProducer } from '../kafka/messages.ts'
 import { type EmbeddedLog, embeddedLogExists, openEmbeddedLog } from '../log/embedded-log.ts'
 import { commitOffsets, joinGroup, leaveGroup, liveMember } from '../log/groups.ts'
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../log/options.ts'
+import { createEmbeddedProducer } from '../log/producer.ts'
 import { knownTopicConfig } from '../log/topics.ts'
 import { createProducer } from '../sinks/kafka/producer.ts'
 
@@ -414,8 +415,8 @@ function embeddedAccess(options: LogAccessOptions, env: NodeJS.ProcessEnv): LogA
         leaveGroup(l, member)
       }
     },
-    producer(clientId) {
-      const producer = createProducer({ target: LogTargets.EMBEDDED, dataDir: options.dataDir, clientId })
+    producer() {
+      const producer = createEmbeddedProducer({ path, env })
       producers.push(producer)
       return producer
     },

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Admin } from '@platformatic/kafka'
-import { ErrorCodes } from '../../src/errors.ts'
+import { ErrorCodes, PoisonError } from '../../src/errors.ts'
 import type { OutgoingMessage } from '../../src/kafka/messages.ts'
 import { createEmbeddedProducer } from '../../src/log/producer.ts'
 import type { InspectReport, RedriveReport } from '../../src/ops/dlq.ts'
+import { buildDeadLetter } from '../../src/streams/dead-letter.ts'
+import { Delivery } from '../../src/streams/envelope.ts'
 import { letter, runCli } from '../helpers/dlq.ts'
 import { embeddedEnv, openLog, readAll, tempDataDir } from '../helpers/embedded-log.ts'
 import { brokers, createTopics, NO_KAFKA, produce, readTopic, uniqueName } from '../helpers/kafka.ts'
@@ -113,6 +115,49 @@ describe('npm run dlq on the embedded log', () => {
     // Refused letters are passed over by their group too: a higher limit later needs the group reset.
     const loop = await dlq(['redrive', '--max-redrives', '4', '--json'], env)
     assert.equal((JSON.parse(loop.stdout) as RedriveReport).redriven, 0, 'the groups remember the refused letters too')
+
+    // A redriven record that fails again is dead-lettered by the runtime with its sfm.redrive.* headers kept: the
+    // next redrive counts on from there, and past --max-redrives refuses it.
+    const failAgain = async (record: (typeof events)[number]) => {
+      const failed = buildDeadLetter(
+        new Delivery(
+          { done() {}, deadLetter() {} },
+          {
+            origin: {
+              topic: record.topic,
+              partition: record.partition,
+              offset: record.offset,
+              leaderEpoch: 0,
+              timestamp: record.timestamp
+            },
+            key: record.key,
+            raw: record.value!,
+            headers: record.headers
+          }
+        ),
+        new PoisonError('still bad', { code: ErrorCodes.VALIDATION }),
+        'validate',
+        'memory'
+      )
+      const p = createEmbeddedProducer({ dataDir: dir, env })
+      await p.send([{ topic: 'memory.dlq', key: failed.key, value: failed.value, headers: failed.headers }])
+      await p.close()
+    }
+    const v1s = () => readAll(log, 'memory.events').filter((e) => e.key?.toString() === 'v1')
+    await failAgain(v1s()[0]!)
+    const second = await dlq(['redrive', '--stage', 'validate', '--max-redrives', '2', '--json'], env)
+    assert.equal((JSON.parse(second.stdout) as RedriveReport).redriven, 1)
+    assert.deepEqual(
+      v1s().map((e) => e.headers.get('sfm.redrive.count')?.toString()),
+      ['1', '2']
+    )
+    assert.equal(v1s()[1]!.headers.get('trace')?.toString(), 't1')
+    await failAgain(v1s()[1]!)
+    const limited = await dlq(['redrive', '--stage', 'validate', '--max-redrives', '2'], env)
+    assert.equal(limited.code, 0, limited.stderr)
+    assert.match(limited.stdout, /redrove 0 of 5 matching letter\(s\); already redriven 4, .* refused 1/)
+    assert.match(limited.stdout, /refused partition \d+ offset \d+: redriven 2 times already \(--max-redrives 2\)/)
+    assert.equal(v1s().length, 2)
   })
 
   test('bad input: one line, exit 1 or 2, nothing sent', async (t) => {
