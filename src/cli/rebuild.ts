@@ -20,6 +20,7 @@ Options:
   --swap           After a clean check, exchange it with the live table
   --table T        The live memories table (default memories)
   --topic T        The latest topic (default SFM_TOPIC_PREFIX + memory.latest)
+  --batch-size N   Rows per INSERT (default 1000)
   --data-dir DIR   Embedded log folder when KAFKA_BROKERS is unset (default SFM_DATA_DIR, ./.sfm-data)
   -h, --help       This help
 
@@ -40,6 +41,7 @@ function parse(argv: string[]) {
       swap: { type: 'boolean', default: false },
       table: { type: 'string' },
       topic: { type: 'string' },
+      'batch-size': { type: 'string' },
       'data-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
     }
@@ -56,9 +58,14 @@ function parse(argv: string[]) {
   for (const flag of ['table', 'topic', 'data-dir'] as const) {
     if (values[flag] === '') throw new UsageError(`--${flag} must not be empty`)
   }
+  const batch = values['batch-size']
+  if (batch !== undefined && (!/^\d+$/.test(batch) || Number(batch) < 1 || Number(batch) > 100_000)) {
+    throw new UsageError(`--batch-size: expected an integer from 1 to 100000, got "${batch}"`)
+  }
   return {
     help: false as const,
     into: values.into,
+    batchSize: batch === undefined ? undefined : Number(batch),
     swap: values.swap,
     table: values.table,
     topic: values.topic,
@@ -110,6 +117,7 @@ export async function main(
       topic,
       swap: parsed.swap,
       ...(parsed.table === undefined ? {} : { table: parsed.table }),
+      ...(parsed.batchSize === undefined ? {} : { batchSize: parsed.batchSize }),
       onProgress: (read, total) => {
         // About every tenth of the way, and at the end.
         if (read === total || read - shown >= Math.max(1000, total / 10)) {

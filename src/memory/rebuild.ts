@@ -135,22 +135,18 @@ export async function rebuildKv(access: LogAccess, pool: Pool, options: RebuildK
     }
     options.onProgress?.(read, total)
   }
-  // A key's records all sit in one partition, in order: the last one read is its state. Pending writes are sent
-  // between partitions and whenever a batch is full; a key seen again replaces its pending state.
+  // A key's records all sit in one partition, in order: the last one read is its state. A batch is written when it
+  // is full (the scan waits for it) and at the end of each partition; a key seen again replaces its pending state.
   for (const p of partitions) {
-    const records: LogRecord[] = []
     await access.scan(options.topic, [{ partition: p.partition, from: p.start, to: p.end }], (record) => {
-      records.push(record)
-    })
-    for (const record of records) {
       read++
       if (record.key === undefined) throw badRecord(record, 'no key')
       const id = record.key.toString('utf8')
       const state = stateOf(record)
       fold.set(id, state === null ? null : { version: state.version, eventId: state.event_id })
       pending.set(id, state)
-      if (pending.size >= batchSize) await flush()
-    }
+      return pending.size >= batchSize ? flush() : undefined
+    })
     await flush()
   }
 

@@ -51,8 +51,15 @@ export interface LogAccess {
   partitions(topic: string): Promise<PartitionOffsets[]>
   /** Per partition, the first offset whose record is at or after `ms` (the end when none is). */
   offsetsForTime(topic: string, ms: number): Promise<Map<number, bigint>>
-  /** Calls `onRecord` for every record of the ranges, in offset order within each partition. */
-  scan(topic: string, ranges: readonly ScanRange[], onRecord: (record: LogRecord) => void): Promise<void>
+  /**
+   * Calls `onRecord` for every record of the ranges, in offset order within each partition. When it returns a
+   * promise, the next record waits for it (in order, with bounded memory); a rejection ends the scan with it.
+   */
+  scan(
+    topic: string,
+    ranges: readonly ScanRange[],
+    onRecord: (record: LogRecord) => void | Promise<void>
+  ): Promise<void>
   /** Whether the group has committed offsets or members. */
   groupExists(groupId: string): Promise<boolean>
   /** The topics the group has committed offsets for. */
@@ -221,15 +228,28 @@ function kafkaAccess(options: LogAccessOptions, env: NodeJS.ProcessEnv): LogAcce
               )
             }
             stream.on('error', reject)
+            let settled = false
+            const fail = (error: unknown) => {
+              settled = true
+              clearTimeout(timer)
+              reject(error)
+            }
             stream.on('data', (m) => {
               const to = pending.get(m.partition)
-              if (to === undefined || m.offset >= to) return
+              if (settled || to === undefined || m.offset >= to) return
               clearTimeout(timer)
-              timer = setTimeout(onStall, stall)
               const headers = new Map<string, Buffer>()
               for (const [k, v] of m.headers) headers.set(k.toString(), v)
+              const after = () => {
+                if (m.offset + 1n >= to) pending.delete(m.partition)
+                if (pending.size === 0) {
+                  settled = true
+                  resolve()
+                } else timer = setTimeout(onStall, stall)
+              }
+              let result: void | Promise<void>
               try {
-                onRecord({
+                result = onRecord({
                   topic,
                   partition: m.partition,
                   offset: m.offset,
@@ -239,15 +259,20 @@ function kafkaAccess(options: LogAccessOptions, env: NodeJS.ProcessEnv): LogAcce
                   headers
                 })
               } catch (error) {
-                clearTimeout(timer)
-                reject(error)
+                fail(error)
                 return
               }
-              if (m.offset + 1n >= to) pending.delete(m.partition)
-              if (pending.size === 0) {
-                clearTimeout(timer)
-                resolve()
+              if (!(result instanceof Promise)) {
+                after()
+                return
               }
+              // The handler writes somewhere: no further record until it is done (in order, bounded memory).
+              stream.pause()
+              result.then(() => {
+                if (settled) return
+                after()
+                stream.resume()
+              }, fail)
             })
           })
         } finally {
@@ -357,7 +382,7 @@ function embeddedAccess(options: LogAccessOptions, env: NodeJS.ProcessEnv): LogA
           if (chunk.length === 0) break
           for (const r of chunk) {
             if (r.offset >= range.to) break
-            onRecord({
+            await onRecord({
               topic,
               partition: r.partition,
               offset: r.offset,
@@ -368,9 +393,9 @@ function embeddedAccess(options: LogAccessOptions, env: NodeJS.ProcessEnv): LogA
             })
           }
           from = chunk[chunk.length - 1]!.offset + 1n
+          // Let timers run between chunks.
+          await new Promise((resolve) => setImmediate(resolve))
         }
-        // Let timers run between partitions.
-        await new Promise((resolve) => setImmediate(resolve))
       }
     },
     async groupExists(groupId) {

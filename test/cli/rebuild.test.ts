@@ -102,10 +102,24 @@ describe('npm run rebuild -- kv', () => {
     assert.match(again.stderr, /table .*rebuilt exists: choose a new --into/)
     assert.equal(Number((await pool.query(`SELECT count(*) AS n FROM "${schema}"."rebuilt"`)).rows[0].n), 25)
 
-    const swapped = await rebuild(['kv', '--into', `${schema}.fresh`, '--table', live, '--topic', topic, '--swap'])
+    // Small batches: the scan waits for each write (the same fold, in 12 INSERTs).
+    const swapped = await rebuild([
+      'kv',
+      '--into',
+      `${schema}.fresh`,
+      '--table',
+      live,
+      '--topic',
+      topic,
+      '--swap',
+      '--batch-size',
+      '4'
+    ])
     assert.equal(swapped.code, 0, swapped.stderr)
     const r = JSON.parse(swapped.stdout) as RebuildKvReport
     assert.equal(r.swapped, true)
+    assert.equal(r.mismatches, 0)
+    assert.equal(r.records, 45)
     assert.equal(r.merged, 2, 'the newer m29 and the m20 tombstone')
     assert.match(swapped.stderr, /swapped in for the live table/)
     const now = await pool.query<{ id: string; version: string; deleted: boolean }>(
@@ -126,7 +140,12 @@ describe('npm run rebuild -- kv', () => {
   })
 
   test('usage and configuration errors', async () => {
-    const runs = await Promise.all([rebuild(['kv']), rebuild(['vectors', '--into', 'x']), rebuild(['kv', 'x'])])
+    const runs = await Promise.all([
+      rebuild(['kv']),
+      rebuild(['vectors', '--into', 'x']),
+      rebuild(['kv', 'x']),
+      rebuild(['kv', '--into', 'x', '--batch-size', '0'])
+    ])
     for (const run of runs) {
       assert.equal(run.code, 2, run.stderr)
       assert.match(run.stderr, /--help/)
