@@ -167,6 +167,14 @@ describe('npm run dlq on the embedded log', () => {
     assert.equal(none.code, 1)
     assert.match(none.stderr, /no embedded log at .*: set KAFKA_BROKERS, or --data-dir/)
 
+    // A log where nothing was dead-lettered yet: memory.dlq is created on first use, so it is empty, not unknown.
+    const seed = createEmbeddedProducer({ dataDir: dir, env })
+    await seed.send([{ topic: 'memory.events', key: 'x', value: '{}' }])
+    await seed.close()
+    const empty = await dlq(['inspect'], env)
+    assert.equal(empty.code, 0, empty.stderr)
+    assert.match(empty.stdout, /^memory\.dlq: no dead letters$/m)
+
     const producer = createEmbeddedProducer({ dataDir: dir, env })
     await producer.send([
       letter('memory.dlq', { key: 'a', value: '{}', stage: 'validate', source: 'memory.events' }),
@@ -181,7 +189,7 @@ describe('npm run dlq on the embedded log', () => {
       foreign.stderr,
       /memory\.dlq partition \d+ offset \d+ \(written .*\) has no sfm\.dlq\.\* headers, so its source topic is unknown: leave it out with --since after .* or with --stage/
     )
-    assert.equal(readAll(log, 'memory.events').length, 0)
+    assert.equal(readAll(log, 'memory.events').length, 1, 'only the seed record: nothing was redriven')
     const inspect = await dlq(['inspect'], env)
     assert.equal(inspect.code, 0)
     assert.match(inspect.stdout, /\(no sfm\.dlq\.\* headers\)\s+1/)
@@ -189,7 +197,7 @@ describe('npm run dlq on the embedded log', () => {
     // Filtered to a stage, the foreign record is not part of the selection.
     const staged = await dlq(['redrive', '--stage', 'validate'], env)
     assert.equal(staged.code, 0, staged.stderr)
-    assert.equal(readAll(log, 'memory.events').length, 1)
+    assert.equal(readAll(log, 'memory.events').length, 2)
 
     log.createTopic({ name: 'old.source', partitions: 1 })
     const more = createEmbeddedProducer({ dataDir: dir, env })
