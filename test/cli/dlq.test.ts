@@ -7,7 +7,7 @@ import { createEmbeddedProducer } from '../../src/log/producer.ts'
 import type { InspectReport, RedriveReport } from '../../src/ops/dlq.ts'
 import { buildDeadLetter } from '../../src/streams/dead-letter.ts'
 import { Delivery } from '../../src/streams/envelope.ts'
-import { letter, runCli } from '../helpers/dlq.ts'
+import { letter, linesAfterStackChoice, runCli } from '../helpers/dlq.ts'
 import { embeddedEnv, openLog, readAll, tempDataDir } from '../helpers/embedded-log.ts'
 import { brokers, createTopics, NO_KAFKA, produce, readTopic, uniqueName } from '../helpers/kafka.ts'
 
@@ -184,7 +184,7 @@ describe('npm run dlq on the embedded log', () => {
     const log = openLog(t, dir)
     const foreign = await dlq(['redrive'], env)
     assert.equal(foreign.code, 1)
-    assert.equal(foreign.stderr.trim().split('\n').length, 2, foreign.stderr)
+    assert.equal(linesAfterStackChoice(foreign.stderr).length, 2, foreign.stderr)
     assert.match(
       foreign.stderr,
       /memory\.dlq partition \d+ offset \d+ \(written .*\) has no sfm\.dlq\.\* headers, so its source topic is unknown: leave it out with --since after .* or with --stage/
@@ -223,6 +223,10 @@ describe('npm run dlq on the embedded log', () => {
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`)
       assert.match(run.stderr, /--help/)
     }
+    // Brokers that do not answer: one line naming them, exit 2, no client started.
+    const down = await dlq(['inspect'], { ...env, KAFKA_BROKERS: '127.0.0.1:1' })
+    assert.equal(down.code, 2, down.stderr)
+    assert.match(down.stderr, /^dlq: cannot reach .* at 127\.0\.0\.1:1 \(KAFKA_BROKERS\): connection refused/m)
     const help = await dlq(['--help'], env)
     assert.equal(help.code, 0)
     assert.match(help.stdout, /redrive/)

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Consumer } from '@platformatic/kafka'
 import { commitOffsets, joinGroup, leaveGroup } from '../../src/log/groups.ts'
-import { runCli } from '../helpers/dlq.ts'
+import { linesAfterStackChoice, runCli } from '../helpers/dlq.ts'
 import { embeddedEnv, openLog, tempDataDir } from '../helpers/embedded-log.ts'
 import { brokers, committedOffsets, createTopics, NO_KAFKA, produce, uniqueName, waitFor } from '../helpers/kafka.ts'
 
@@ -30,7 +30,7 @@ describe('npm run topics -- offsets | reset-offsets on Kafka', () => {
 
     const unknown = await topics(['offsets', '--group', group], env)
     assert.equal(unknown.code, 1)
-    assert.equal(unknown.stderr.trim().split('\n').length, 1, unknown.stderr)
+    assert.equal(linesAfterStackChoice(unknown.stderr).length, 1, unknown.stderr)
     assert.match(unknown.stderr, new RegExp(`consumer group ${group} does not exist on Kafka at .*: check the id`))
 
     // A live member that read the first 10 records and committed after each.
@@ -78,7 +78,7 @@ describe('npm run topics -- offsets | reset-offsets on Kafka', () => {
 
     const refused = await topics(['reset-offsets', '--group', group, '--to', 'earliest'], env)
     assert.equal(refused.code, 1)
-    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr)
+    assert.equal(linesAfterStackChoice(refused.stderr).length, 1, refused.stderr)
     assert.match(
       refused.stderr,
       /has 1 live member\(s\): sfm-offsets-live on .* — stop them, then reset \(nothing was changed\)/

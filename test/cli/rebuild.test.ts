@@ -4,7 +4,7 @@ import { describe, test } from 'node:test'
 import type { OutgoingMessage } from '../../src/kafka/messages.ts'
 import { migrate, tableNames } from '../../src/memory/memories.ts'
 import type { RebuildKvReport } from '../../src/memory/rebuild.ts'
-import { runCli } from '../helpers/dlq.ts'
+import { linesAfterStackChoice, runCli } from '../helpers/dlq.ts'
 import { brokers, createTopics, NO_KAFKA, produce, uniqueName } from '../helpers/kafka.ts'
 import { testSchema } from '../sinks/postgres/helpers.ts'
 
@@ -98,7 +98,7 @@ describe('npm run rebuild -- kv', () => {
 
     const again = await rebuild(['kv', '--into', `${schema}.rebuilt`, '--table', live, '--topic', topic])
     assert.equal(again.code, 1)
-    assert.equal(again.stderr.trim().split('\n').length, 2, again.stderr)
+    assert.equal(linesAfterStackChoice(again.stderr).length, 2, again.stderr)
     assert.match(again.stderr, /table .*rebuilt exists: choose a new --into/)
     assert.equal(Number((await pool.query(`SELECT count(*) AS n FROM "${schema}"."rebuilt"`)).rows[0].n), 25)
 

@@ -51,3 +51,10 @@ export async function runCli(file: string, args: string[], env: NodeJS.ProcessEn
   const [code] = (await once(child, 'exit')) as [number | null]
   return { code, stdout, stderr }
 }
+
+/** stderr's lines less the first one every command prints (`<command>: using … (why)`, src/config.ts chooseStack). */
+export function linesAfterStackChoice(stderr: string): string[] {
+  const lines = stderr.trim().split('\n')
+  if (!/^[a-z-]+: using /.test(lines[0] ?? '')) throw new Error(`no "using …" line first: ${stderr}`)
+  return lines.slice(1)
+}
