@@ -15,7 +15,7 @@ import {
 import { readParityReport } from '../memory/legacy/parity-report.ts'
 import { openLegacyStore } from '../memory/legacy/store.ts'
 import { createProducer, producerTarget } from '../sinks/kafka/producer.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run backfill -- --legacy-url URL [options]
 
@@ -161,18 +161,8 @@ function summaryLines(s: BackfillSummary): string[] {
 }
 
 export async function main(argv: string[], io: Io = stdio, tty = Boolean(process.stderr.isTTY)): Promise<number> {
-  let cli: ReturnType<typeof parse>
-  try {
-    cli = parse(argv)
-  } catch (error) {
-    io.err(`backfill: ${describeError(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
-  if (cli.help) {
-    io.out(USAGE)
-    return ExitCodes.OK
-  }
+  const cli = parseCommandLine('backfill', USAGE, io, () => parse(argv))
+  if (typeof cli === 'number') return cli
   const topic = topicName('memory.events')
   const statePath = cli.state ?? defaultStatePath(cli, topic)
   let legacy: Awaited<ReturnType<typeof openLegacyStore>> | undefined

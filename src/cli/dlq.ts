@@ -4,7 +4,7 @@ import { describeError } from '../errors.ts'
 import { TopicNames } from '../kafka/topics.ts'
 import { defaultRedriveOptions, type InspectReport, inspectDlq, type RedriveReport, redriveDlq } from '../ops/dlq.ts'
 import { openLogAccess } from '../ops/log.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, rfc3339Ms, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, rfc3339Ms, stdio, UsageError } from './io.ts'
 import { useServices } from './services.ts'
 
 const USAGE = `Usage: npm run dlq -- <command> [options]
@@ -124,18 +124,8 @@ export async function main(
   io: Io = stdio,
   localStack = false
 ): Promise<number> {
-  let parsed: Parsed
-  try {
-    parsed = parse(argv)
-  } catch (error) {
-    io.err(`dlq: ${describeError(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
-  if (parsed.help) {
-    io.out(USAGE)
-    return ExitCodes.OK
-  }
+  const parsed = parseCommandLine('dlq', USAGE, io, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
   let access: ReturnType<typeof openLogAccess> | undefined
   try {
     const services = { localStack, dataDir: parsed.dataDir, names: ['KAFKA_BROKERS'] as const }

@@ -1,4 +1,5 @@
 import { readDateAndTime } from '../date-time.ts'
+import { describeError } from '../errors.ts'
 
 /** What every command line tool of the project shares: exit codes, usage errors, and where its lines go. */
 export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const
@@ -9,6 +10,32 @@ export class UsageError extends Error {}
 export interface Io {
   out: (line: string) => void
   err: (line: string) => void
+}
+
+/**
+ * Reads a command line the way every tool does: a mistake prints `<tool>: <why>` and the pointer to `--help`
+ * (exit 2), `--help` prints the usage (exit 0). Returns the parsed options, or the exit code to end with.
+ */
+export function parseCommandLine<T extends object>(
+  tool: string,
+  usage: string,
+  io: Io,
+  parse: () => T
+): Exclude<T, { help: true }> | number {
+  let parsed: T
+  try {
+    parsed = parse()
+  } catch (error) {
+    io.err(`${tool}: ${describeError(error)}`)
+    io.err('Run with --help for usage.')
+    return ExitCodes.USAGE
+  }
+  if ((parsed as { help?: unknown }).help === true) {
+    io.out(usage)
+    return ExitCodes.OK
+  }
+  // Sound: a parse result whose help is true has returned above.
+  return parsed as Exclude<T, { help: true }>
 }
 
 /** Data on stdout, messages on stderr. */

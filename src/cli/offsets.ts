@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { describeError } from '../errors.ts'
 import { openLogAccess } from '../ops/log.ts'
 import { groupOffsets, type ResetTarget, resetGroupOffsets } from '../ops/offsets.ts'
-import { ExitCodes, type Io, rfc3339Ms, UsageError } from './io.ts'
+import { ExitCodes, type Io, parseCommandLine, rfc3339Ms, UsageError } from './io.ts'
 import { useServices } from './services.ts'
 
 /** The `offsets` and `reset-offsets` commands of `npm run topics` (see its --help). */
@@ -73,14 +73,8 @@ function parse(argv: string[]) {
 
 /** Runs `offsets` / `reset-offsets`; on Kafka when KAFKA_BROKERS is set, else on the embedded log. */
 export async function offsetsMain(argv: string[], env: NodeJS.ProcessEnv, io: Io, localStack = false): Promise<number> {
-  let parsed: ReturnType<typeof parse>
-  try {
-    parsed = parse(argv)
-  } catch (error) {
-    io.err(`topics: ${describeError(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
+  const parsed = parseCommandLine('topics', '', io, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
   let access: ReturnType<typeof openLogAccess> | undefined
   try {
     const services = { localStack, dataDir: parsed.dataDir, names: ['KAFKA_BROKERS'] as const }

@@ -13,7 +13,7 @@ import { parseTableName, quoteQualified } from '../sinks/postgres/identifiers.ts
 import type { VectorStore } from '../sinks/vector/index.ts'
 import { vectorStoreFromEnv } from '../sinks/vector/index.ts'
 import { Metrics } from '../telemetry/metrics.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run parity -- --legacy-url URL [options]
 
@@ -184,18 +184,8 @@ function summaryLines(r: ParityResult): string[] {
 }
 
 export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let cli: ReturnType<typeof parse>
-  try {
-    cli = parse(argv, env)
-  } catch (error) {
-    io.err(`parity: ${describeError(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
-  if (cli.help) {
-    io.out(USAGE)
-    return ExitCodes.OK
-  }
+  const cli = parseCommandLine('parity', USAGE, io, () => parse(argv, env))
+  if (typeof cli === 'number') return cli
   if (cli.watch !== undefined) return watch(cli, cli.watch, io, env)
   try {
     const result = await compareOnce(cli, env)

@@ -3,7 +3,7 @@ import { chooseStack, describeStack, unreachableServers } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
 import { producerTarget } from '../sinks/kafka/producer.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run produce -- --topic T --file F [options]
 
@@ -88,18 +88,8 @@ function integerFlag(value: string | undefined, flag: string): number | undefine
  * that pass their own environment).
  */
 export async function main(argv: string[], io: Io = stdio, stack: { env?: NodeJS.ProcessEnv } = {}): Promise<number> {
-  let parsed: ReturnType<typeof parse>
-  try {
-    parsed = parse(argv)
-  } catch (error) {
-    io.err(`produce: ${describeError(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
-  if (parsed.help) {
-    io.out(USAGE)
-    return ExitCodes.OK
-  }
+  const parsed = parseCommandLine('produce', USAGE, io, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
   const { options } = parsed
   try {
     const env = stack.env ?? process.env

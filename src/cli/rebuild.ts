@@ -5,7 +5,7 @@ import { TopicNames } from '../kafka/topics.ts'
 import { rebuildKv } from '../memory/rebuild.ts'
 import { openLogAccess } from '../ops/log.ts'
 import { createPool } from '../sinks/postgres/pool.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 import { useServices } from './services.ts'
 
 const USAGE = `Usage: npm run rebuild -- kv --into <table> [--swap] [options]
@@ -80,18 +80,8 @@ export async function main(
   io: Io = stdio,
   localStack = false
 ): Promise<number> {
-  let parsed: ReturnType<typeof parse>
-  try {
-    parsed = parse(argv)
-  } catch (error) {
-    io.err(`rebuild: ${describeError(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
-  if (parsed.help) {
-    io.out(USAGE)
-    return ExitCodes.OK
-  }
+  const parsed = parseCommandLine('rebuild', USAGE, io, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
   let access: ReturnType<typeof openLogAccess> | undefined
   let pool: ReturnType<typeof createPool> | undefined
   try {

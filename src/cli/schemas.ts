@@ -5,7 +5,7 @@ import { redact } from '../logger.ts'
 import { checkCompatibility, checkSchemasDir, diffSchemas, formatIssue } from '../schemas/compat/index.ts'
 import { createRegistryClient, type RegistryApi, registerSubjects, testSubjects } from '../schemas/registry/index.ts'
 import { type Compatibility, isCompatibility, loadSubjectHistory } from '../schemas.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run schemas -- <command> [options]
 
@@ -97,18 +97,8 @@ function versionFlag(value: string | undefined, flag: string): number | undefine
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, io: Io = stdio): Promise<number> {
-  let parsed: ReturnType<typeof parse>
-  try {
-    parsed = parse(argv)
-  } catch (error) {
-    io.err(`schemas: ${error instanceof Error ? error.message : String(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
-  if (parsed.help) {
-    io.out(USAGE)
-    return ExitCodes.OK
-  }
+  const parsed = parseCommandLine('schemas', USAGE, io, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
   try {
     const dirOptions = parsed.dir === undefined ? {} : { dir: parsed.dir }
     switch (parsed.command) {

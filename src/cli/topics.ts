@@ -5,7 +5,7 @@ import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.t
 import { explainKafkaError, kafkaConnectionOptions, probeKafka } from '../kafka/connection.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'
-import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, stdio, UsageError } from './io.ts'
+import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 import { isOffsetsCommand, offsetsMain } from './offsets.ts'
 
 const USAGE = `Usage: npm run topics -- <command> [options]
@@ -47,18 +47,8 @@ export async function main(
   if (isOffsetsCommand(argv) && !argv.includes('--help') && !argv.includes('-h')) {
     return offsetsMain(argv, env, io, localStack)
   }
-  let parsed: ReturnType<typeof parse>
-  try {
-    parsed = parse(argv)
-  } catch (error) {
-    io.err(`topics: ${errorMessage(error)}`)
-    io.err('Run with --help for usage.')
-    return ExitCodes.USAGE
-  }
-  if (parsed.help) {
-    io.out(USAGE)
-    return ExitCodes.OK
-  }
+  const parsed = parseCommandLine('topics', USAGE, io, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
   try {
     const specs = topicSpecs({
       prefix: parsed.prefix,
