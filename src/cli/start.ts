@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { chooseStack, describeStack, envInt, topicName, unreachableServers } from '../config.ts'
 import { memorySourcesOf, topicReaderFromEnv } from '../console/data.ts'
 import { ConsoleRecorder, combineObservers } from '../console/recorder.ts'
+import { logRedrive } from '../console/redrive.ts'
 import { type ConsoleServer, startConsole } from '../console/server.ts'
 import { feedDemo, formatReport } from '../demo/index.ts'
 import { describeError, ErrorKinds, errorMessage, kindOf, SfmError } from '../errors.ts'
@@ -257,15 +258,18 @@ async function main(): Promise<void> {
   let consoleServer: ConsoleServer | undefined
   if (recorder && cli.consolePort !== undefined) {
     const reader = topicReaderFromEnv()
+    const dlqTopic = topicName('memory.dlq')
     try {
       consoleServer = await startConsole({
         recorder,
         reader,
-        dlqTopic: topicName('memory.dlq'),
+        dlqTopic,
         memory: memorySourcesOf(topology, reader),
         port: cli.consolePort,
         ...(cli.consoleHost === undefined ? {} : { host: cli.consoleHost }),
         allowWrites: cli.consoleAllowWrites,
+        // Redrive only behind --console-allow-writes (the server refuses it without, too).
+        ...(cli.consoleAllowWrites ? { redrive: logRedrive(dlqTopic, process.env, log) } : {}),
         logger: log
       })
     } catch (error) {

@@ -10,6 +10,8 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, test } from 'node:test'
 import { openEmbeddedLog } from '../../src/log/embedded-log.ts'
+import { RedriveHeaders } from '../../src/ops/dlq.ts'
+import { openLogAccess } from '../../src/ops/log.ts'
 import { embeddedEnv, spawnNode, tempDataDir } from '../helpers/embedded-log.ts'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -68,7 +70,7 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 }
 
 describe('the console in headless Chromium', { skip }, () => {
-  test('graph, DLQ count, a dead letter, a memory, and bad input — as a person sees them', async (t) => {
+  test('graph, DLQ count, a dead letter, a redrive, a memory, and bad input — as a person sees them', async (t) => {
     const { chromium } = await import('playwright-core')
     mkdirSync(ARTIFACTS, { recursive: true })
     const dir = tempDataDir(t, 'sfm-console-')
@@ -76,10 +78,9 @@ describe('the console in headless Chromium', { skip }, () => {
     // The embedded stack entirely: the memories table in PGlite under `dir`, whatever DATABASE_URL the tests have.
     const env = embeddedEnv(dir)
     delete env.DATABASE_URL
-    const runner = spawnNode(
-      ['src/cli/start.ts', 'topologies/memory.ts', '--console', '0', '--status-interval', '0'],
-      env
-    )
+    const startRunner = (...extra: string[]) =>
+      spawnNode(['src/cli/start.ts', 'topologies/memory.ts', '--console', '0', '--status-interval', '0', ...extra], env)
+    let runner = startRunner()
     t.after(async () => {
       runner.child.kill('SIGTERM')
       await runner.exited
@@ -99,10 +100,10 @@ describe('the console in headless Chromium', { skip }, () => {
     const pageErrors: string[] = []
     page.on('pageerror', (error) => pageErrors.push(error.message))
     // Offline: any request that leaves the runner's origin fails the test.
-    const origin = new URL(url).origin
+    const origins = [new URL(url).origin]
     const foreign: string[] = []
     page.on('request', (request) => {
-      if (!request.url().startsWith(origin)) foreign.push(request.url())
+      if (!origins.some((o) => request.url().startsWith(`${o}/`))) foreign.push(request.url())
     })
 
     // --- the topology graph: the memory topology's nodes, live figures
@@ -188,6 +189,7 @@ describe('the console in headless Chromium', { skip }, () => {
     assert.match(headers['sfm.dlq.error.message'] ?? '', /not JSON/)
     assert.equal(await page.textContent('#dlq-key'), 'poison-1')
     assert.equal(await page.textContent('#dlq-value'), 'not json {')
+    const firstLetter = (await page.textContent('#dlq-detail-title')) ?? ''
     await page.screenshot({ path: join(ARTIFACTS, 'dlq.png'), fullPage: true })
 
     // Bad input: a malformed filter, and a redrive on a read-only console — a clear message, nothing changes.
@@ -242,6 +244,78 @@ describe('the console in headless Chromium', { skip }, () => {
     )
     assert.equal(await page.isHidden('#memory-result'), true)
     await page.screenshot({ path: join(ARTIFACTS, 'memory-unknown.png'), fullPage: true })
+
+    // --- a redrive with writes allowed: the same runner's data, restarted with --console-allow-writes
+    runner.child.kill('SIGTERM')
+    assert.equal((await runner.exited).code, 0)
+    runner = startRunner('--console-allow-writes')
+    const writeUrl = await waitFor('the writable console URL in the log', 60_000, async () => {
+      return /console: (http:\/\/127\.0\.0\.1:\d+\/) \(writes allowed\)/.exec(runner.stderr())?.[1]
+    })
+    origins.push(new URL(writeUrl).origin)
+    await page.goto(`${writeUrl}#dlq`)
+    await page.waitForSelector('#dlq-list tbody tr')
+    await page.fill('#dlq-filter', 'stage:decode')
+    await page.click('#dlq-apply')
+    await page.locator('#dlq-matching', { hasText: '(1 matching)' }).waitFor()
+    await page.click('#dlq-redrive-set')
+    await page.locator('#dlq-notice:not(:empty)').waitFor()
+    assert.equal(await page.textContent('#dlq-notice'), 'redriven 1 of 1 (stage decode)')
+    assert.equal(await page.textContent('#dlq-error'), '')
+    // Back on memory.events, once, with the original key and value and the sfm.redrive.* headers.
+    const access = openLogAccess({ target: 'embedded', dataDir: dir, env })
+    const redriven: { key: string; value: string; headers: Record<string, string> }[] = []
+    try {
+      const parts = await access.partitions('memory.events')
+      await access.scan(
+        'memory.events',
+        parts.map((p) => ({ partition: p.partition, from: p.start, to: p.end })),
+        (r) => {
+          if (!r.headers.has(RedriveHeaders.COUNT)) return
+          redriven.push({
+            key: r.key?.toString('utf8') ?? '',
+            value: r.value?.toString('utf8') ?? '',
+            headers: Object.fromEntries([...r.headers].map(([k, v]) => [k, v.toString('utf8')]))
+          })
+        }
+      )
+    } finally {
+      await access.close()
+    }
+    assert.equal(redriven.length, 1, JSON.stringify(redriven))
+    assert.equal(redriven[0]!.key, 'poison-1')
+    assert.equal(redriven[0]!.value, 'not json {')
+    assert.equal(redriven[0]!.headers[RedriveHeaders.COUNT], '1')
+    assert.equal(redriven[0]!.headers[RedriveHeaders.DLQ_TOPIC], 'memory.dlq')
+    // The runner consumes it, and (still not JSON) dead-letters it again; the DLQ view shows the new letter,
+    // marked as redriven once, and the runner's own count.
+    await waitFor('the redriven letter consumed and dead-lettered again', 60_000, async () => {
+      const s = (await (await fetch(new URL('/api/stats', writeUrl))).json()) as Stats
+      return s.runtime.deadLettered === 1 ? s : undefined
+    })
+    await page.fill('#dlq-filter', '')
+    await page.click('#dlq-apply')
+    await page
+      .locator('#dlq-count', { hasText: /^3 dead letters in memory\.dlq · this runner dead-lettered 1$/ })
+      .waitFor()
+    // The other decode letter: the redriven poison-1, dead-lettered again.
+    const decodeLetters = await page.$$eval('#dlq-list tbody tr', (rows) =>
+      rows.filter((r) => r.children[1]?.textContent === 'decode').map((r) => r.getAttribute('data-letter') ?? '')
+    )
+    assert.equal(decodeLetters.length, 2, JSON.stringify(decodeLetters))
+    const newLetter = decodeLetters.find((l) => l !== firstLetter)
+    assert.ok(newLetter, `a decode letter other than ${firstLetter}: ${JSON.stringify(decodeLetters)}`)
+    await page.click(`#dlq-list tbody tr[data-letter="${newLetter}"]`)
+    await page.locator('#dlq-headers th', { hasText: RedriveHeaders.COUNT }).waitFor()
+    const again = Object.fromEntries(
+      await page.$$eval('#dlq-headers tr', (rows) =>
+        rows.map((r) => [r.querySelector('th')?.textContent ?? '', r.querySelector('td')?.textContent ?? ''])
+      )
+    )
+    assert.equal(again[RedriveHeaders.COUNT], '1')
+    assert.equal(again['sfm.dlq.stage'], 'decode')
+    assert.equal(await page.textContent('#dlq-key'), 'poison-1')
+    await page.screenshot({ path: join(ARTIFACTS, 'dlq-redrive.png'), fullPage: true })
 
     assert.deepEqual(pageErrors, [], 'no script errors on the page')
     assert.deepEqual(foreign, [], 'no request left the runner (no external assets)')
