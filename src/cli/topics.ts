@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { Admin } from '@platformatic/kafka'
 import { chooseStack, describeStack, unreachableServers } from '../config.ts'
-import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
+import { describeError, ErrorCodes, FatalError } from '../errors.ts'
 import { explainKafkaError, kafkaConnectionOptions, probeKafka } from '../kafka/connection.ts'
 import { reconcileTopics, topicSpecs } from '../kafka/topics.ts'
 import { parseBrokers } from '../sources/kafka/options.ts'

@@ -74,7 +74,7 @@ describe('writeBatches', () => {
   test('named items: poison is dead-lettered, retriable ones alone are written again until they succeed', async () => {
     const host = new RecordingHost()
     const batch = ['a', 'bad', 'later', 'd'].map((v) => envelopeOf(host, v))
-    const sink = scriptedSink((values, call) => {
+    const sink = scriptedSink((_values, call) => {
       if (call === 1)
         return {
           failures: failures([
