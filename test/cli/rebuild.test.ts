@@ -152,7 +152,8 @@ describe('npm run rebuild -- kv', () => {
     }
     assert.match(runs[0]!.stderr, /--into <table> is required/)
     assert.match(runs[1]!.stderr, /SFM_REINDEX_FILL=true/)
-    const env = { ...process.env, DATABASE_URL: '' }
+    // No running local stack either (npm test's private stack is one: its stack.env would fill DATABASE_URL).
+    const env = { ...process.env, DATABASE_URL: '', SFM_STACK_DIR: '/nonexistent/sfm-stack' }
     const noDb = await runCli('src/cli/rebuild.ts', ['kv', '--into', 'x'], env)
     assert.equal(noDb.code, 1)
     assert.match(noDb.stderr, /DATABASE_URL is not set/)
