@@ -53,18 +53,7 @@ const knownExceptions = Object.groupBy(
         ['src/sinks/pgvector/store.ts', 'src/sinks/postgres/errors.ts'],
         ['src/sinks/pgvector/store.ts', 'src/sinks/postgres/identifiers.ts']
       ]
-    ],
-    // issue 16, the Kafka producer: the embedders' request publisher and sink, and src/kafka/produce.ts (`npm run
-    // produce`), produce with the Kafka sink's createProducer. Moving createProducer down to src/kafka/ (after
-    // issue 15's changes to src/sinks/kafka/producer.ts and src/kafka/produce.ts land) removes these.
-    [
-      'vector-sinks-not-other-sinks',
-      [
-        ['src/embedders/embed-sink.ts', 'src/sinks/kafka/producer.ts'],
-        ['src/embedders/requests.ts', 'src/sinks/kafka/producer.ts']
-      ]
-    ],
-    ['io-not-up', [['src/kafka/produce.ts', 'src/sinks/kafka/producer.ts']]]
+    ]
   ].flatMap(([rule, pairs]) => pairs.map(([from, to]) => ({ rule, from, to }))),
   ({ rule }) => rule
 )
