@@ -6,7 +6,8 @@
  *   memory   src/memory/                                             the domain
  *   ops      src/ops/                                                operations tools (DLQ, groups): read and produce
  *   sources  src/sources/        sinks  src/sinks/, src/embedders/   generic connectors; never import each other
- *   io       src/kafka/, src/log/, src/pglite/, src/connect/, src/schemas/wire/   clients and codecs they share
+ *   io       src/kafka/, src/log/, src/pglite/, src/postgres/,     clients and codecs they share
+ *            src/connect/, src/schemas/wire/
  *   streams  src/streams/, src/telemetry/                           runtime and operators
  *   core     errors, logger, config, uuid, date-time, event-time, schemas.ts, schemas/{formats,compat,registry}, workers/,
  *            and the ports: src/sources/types.ts, src/sinks/types.ts, src/streams/envelope.ts
@@ -42,17 +43,6 @@ const knownExceptions = Object.groupBy(
         ['src/sinks/vector/reindex.ts', 'src/memory/prepare.ts'],
         ['src/sinks/vector/sink.ts', 'src/memory/event.ts']
       ]
-    ],
-    // issue 16, later work: pgvector reuses the PostgreSQL sink's helpers (binary arrays, SQLSTATE classification,
-    // identifier quoting), which belong in a shared PostgreSQL place below both.
-    [
-      'vector-sinks-not-other-sinks',
-      [
-        ['src/sinks/pgvector/binary.ts', 'src/sinks/postgres/binary-array.ts'],
-        ['src/sinks/pgvector/store.ts', 'src/sinks/postgres/binary-array.ts'],
-        ['src/sinks/pgvector/store.ts', 'src/sinks/postgres/errors.ts'],
-        ['src/sinks/pgvector/store.ts', 'src/sinks/postgres/identifiers.ts']
-      ]
     ]
   ].flatMap(([rule, pairs]) => pairs.map(([from, to]) => ({ rule, from, to }))),
   ({ rule }) => rule
@@ -66,7 +56,7 @@ const core = [
   '^src/schemas/(formats[.]ts|compat/|registry/)'
 ]
 const streams = ['^src/streams/', '^src/telemetry/']
-const io = ['^src/(kafka|log|pglite|connect)/', '^src/schemas/wire/']
+const io = ['^src/(kafka|log|pglite|postgres|connect)/', '^src/schemas/wire/']
 const sources = ['^src/sources/']
 const sinks = ['^src/sinks/', '^src/embedders/']
 const memory = ['^src/memory/']
