@@ -43,11 +43,6 @@ import { fold } from '../src/memory/fold.ts'
 import { migrate, tableNames } from '../src/memory/memories.ts'
 import { type PreparedEvent, prepareEvent } from '../src/memory/prepare.ts'
 import { acquirePglite } from '../src/pglite/shared.ts'
-import { createProducer } from '../src/sinks/kafka/index.ts'
-import { sharedPgliteDatabase } from '../src/sinks/pgvector/database.ts'
-import { embeddedPgvectorStoreOptions, PgvectorIndexes, PgvectorStore } from '../src/sinks/pgvector/store.ts'
-import { ThreadedPgvectorStore } from '../src/sinks/pgvector/threaded.ts'
-import { textArray } from '../src/sinks/postgres/array-literal.ts'
 import {
   boolArrayBinary,
   float8ArrayBinary,
@@ -56,8 +51,13 @@ import {
   textArrayBinary,
   timestamptzArrayBinary,
   uuidArrayBinary
-} from '../src/sinks/postgres/binary-array.ts'
-import { quoteQualified } from '../src/sinks/postgres/identifiers.ts'
+} from '../src/postgres/binary-array.ts'
+import { quoteQualified } from '../src/postgres/identifiers.ts'
+import { createProducer } from '../src/sinks/kafka/index.ts'
+import { sharedPgliteDatabase } from '../src/sinks/pgvector/database.ts'
+import { embeddedPgvectorStoreOptions, PgvectorIndexes, PgvectorStore } from '../src/sinks/pgvector/store.ts'
+import { ThreadedPgvectorStore } from '../src/sinks/pgvector/threaded.ts'
+import { textArray } from '../src/sinks/postgres/array-literal.ts'
 import { pglitePool } from '../src/sinks/postgres/pglite-pool.ts'
 import type { VectorSink } from '../src/sinks/vector/sink.ts'
 import { compareFence } from '../src/streams/fence.ts'

@@ -13,10 +13,10 @@
  */
 import { cpus, loadavg } from 'node:os'
 import { Admin, compatibilityPartitioner, type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
+import { prepareMessages } from '../src/kafka/producer.ts'
 import { headerBytesBound, recordBytesBound } from '../src/kafka/record-limit.ts'
 import { waitForLeaders } from '../src/kafka/topics.ts'
 import { createProducer, type OutgoingMessage } from '../src/sinks/kafka/index.ts'
-import { prepareMessages } from '../src/sinks/kafka/producer.ts'
 import { parseBrokers } from '../src/sources/kafka/options.ts'
 import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, round } from './lib/benchmark.ts'

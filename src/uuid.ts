@@ -1,7 +1,7 @@
 /**
  * The canonical text form of a uuid, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` with hex digits of either case: the form
  * `randomUUID()` and nearly every producer send. One check for the two places that take a fast path on it: the
- * Postgres sink's binary uuid[] (src/sinks/postgres/binary-array.ts, 16 bytes instead of text) and the `uuid`
+ * Postgres sink's binary uuid[] (src/postgres/binary-array.ts, 16 bytes instead of text) and the `uuid`
  * format of validation (src/schemas/formats.ts, before ajv-formats' regular expression). Dedupe's window parses the
  * same shape (`hasCanonicalUuidShape`) into four 32-bit words with a table of its own that takes lowercase digits
  * only, since there 'A' and 'a' make different keys (src/streams/operators/uuid-set.ts).

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chooseStack, describeStack, topicName } from '../config.ts'
 import { describeError, ErrorKinds, kindOf } from '../errors.ts'
+import { createProducer, producerTarget } from '../kafka/producer.ts'
 import { redact } from '../logger.ts'
 import {
   type BackfillProgress,
@@ -14,7 +15,6 @@ import {
 } from '../memory/legacy/backfill.ts'
 import { readParityReport } from '../memory/legacy/parity-report.ts'
 import { openLegacyStore } from '../memory/legacy/store.ts'
-import { createProducer, producerTarget } from '../sinks/kafka/producer.ts'
 import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run backfill -- --legacy-url URL [options]

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { chooseStack, describeStack, unreachableServers } from '../config.ts'
 import { describeError } from '../errors.ts'
 import { defaultProduceOptions, type ProduceFileOptions, produceFile } from '../kafka/produce.ts'
-import { producerTarget } from '../sinks/kafka/producer.ts'
+import { producerTarget } from '../kafka/producer.ts'
 import { ExitCodes, endQuietlyWhenStdoutCloses, type Io, parseCommandLine, stdio, UsageError } from './io.ts'
 
 const USAGE = `Usage: npm run produce -- --topic T --file F [options]

@@ -1,5 +1,5 @@
 import { topicName } from '../config.ts'
-import { createProducer } from '../sinks/kafka/producer.ts'
+import { createProducer } from '../kafka/producer.ts'
 import { demoHistory } from './events.ts'
 import { DemoCollector } from './report.ts'
 

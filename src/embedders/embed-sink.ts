@@ -3,7 +3,7 @@ import {
   createProducer,
   type OutgoingMessage,
   type SfmProducer
-} from '../sinks/kafka/producer.ts'
+} from '../kafka/producer.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../sinks/types.ts'
 import type { Envelope } from '../streams/envelope.ts'
 import { injectContext } from '../telemetry/propagation.ts'

@@ -1,4 +1,4 @@
-import { type CreateProducerOptions, createProducer, type SfmProducer } from '../sinks/kafka/producer.ts'
+import { type CreateProducerOptions, createProducer, type SfmProducer } from '../kafka/producer.ts'
 import type { EmbeddingRequest, EmbeddingRequestPublisher } from './messages.ts'
 
 export interface KafkaEmbeddingRequestsOptions extends CreateProducerOptions {

@@ -1,5 +1,5 @@
 /**
- * What a producer sends and the producer port: one interface for Kafka (src/sinks/kafka/producer.ts) and the embedded
+ * What a producer sends and the producer port: one interface for Kafka (src/kafka/producer.ts) and the embedded
  * log (src/log/producer.ts), so either can stand behind the sinks, the DLQ and the CLIs.
  */
 

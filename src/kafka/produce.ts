@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs'
 import { Admin } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../errors.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
-import { createProducer, type OutgoingMessage, type SfmProducer } from '../sinks/kafka/producer.ts'
 import {
   explainKafkaError,
   type KafkaConnectionOptions,
@@ -10,6 +9,7 @@ import {
   parseBrokers,
   probeKafka
 } from './connection.ts'
+import { createProducer, type OutgoingMessage, type SfmProducer } from './producer.ts'
 import { RecordsTooLargeError } from './record-limit.ts'
 
 /**

@@ -24,3 +24,4 @@ export { kvStoreDescription, type MaterializeOptions, materializeMemories, type 
 export * from './memories.ts'
 export * from './outbox.ts'
 export * from './prepare.ts'
+export { type ReindexSink, type ReindexSinkOptions, reindexSink } from './vectors/reindex.ts'

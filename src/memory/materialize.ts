@@ -1,12 +1,12 @@
 import type { Pool } from 'pg'
-import { RecordsTooLargeError } from '../kafka/record-limit.ts'
-import { acquirePglite, displayFolder, pgliteFolder, type SharedPglite } from '../pglite/shared.ts'
 import {
   type CreateProducerOptions,
   createProducer,
   type OutgoingMessage,
   type SfmProducer
-} from '../sinks/kafka/producer.ts'
+} from '../kafka/producer.ts'
+import { RecordsTooLargeError } from '../kafka/record-limit.ts'
+import { acquirePglite, displayFolder, pgliteFolder, type SharedPglite } from '../pglite/shared.ts'
 import { createPool, type Outcome, Outcomes, pglitePool, resolveConnectionOptions } from '../sinks/postgres/index.ts'
 import type { Sink, SinkContext, WriteResult } from '../sinks/types.ts'
 import type { Delivery, Envelope } from '../streams/envelope.ts'

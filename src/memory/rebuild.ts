@@ -1,7 +1,7 @@
 import type { Pool } from 'pg'
 import { ErrorCodes, FatalError } from '../errors.ts'
 import type { LogAccess, LogRecord } from '../ops/log.ts'
-import { displayName, quoteIdent, quoteQualified } from '../sinks/postgres/identifiers.ts'
+import { displayName, quoteIdent, quoteQualified } from '../postgres/identifiers.ts'
 import { checkout } from '../sinks/postgres/pool.ts'
 import type { LatestMemory } from './latest.ts'
 import { migrate, type TableNames, tableNames } from './memories.ts'

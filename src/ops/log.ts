@@ -3,12 +3,12 @@ import { Admin, Consumer } from '@platformatic/kafka'
 import { ErrorCodes, FatalError, RetriableError } from '../errors.ts'
 import { explainKafkaError, kafkaConnectionOptions, parseBrokers } from '../kafka/connection.ts'
 import type { SfmProducer } from '../kafka/messages.ts'
+import { createProducer } from '../kafka/producer.ts'
 import { type EmbeddedLog, embeddedLogExists, openEmbeddedLog } from '../log/embedded-log.ts'
 import { commitOffsets, joinGroup, leaveGroup, liveMember } from '../log/groups.ts'
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../log/options.ts'
 import { createEmbeddedProducer } from '../log/producer.ts'
 import { knownTopicConfig } from '../log/topics.ts'
-import { createProducer } from '../sinks/kafka/producer.ts'
 
 /**
  * One place for the operations tools (`npm run dlq`, `npm run topics -- offsets`, a web console) to read topics,

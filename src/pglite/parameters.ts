@@ -6,7 +6,7 @@ export type Serializer = (value: unknown) => string
 /**
  * Query options under which a byte view (Buffer, Uint8Array) is sent as a binary-format parameter, whatever the
  * parameter's type — as node-postgres sends a Buffer — so one encoder serves both clients: the Postgres sink's binary
- * arrays (src/sinks/postgres/binary-array.ts) and pgvector's vectors (src/sinks/pgvector/binary.ts).
+ * arrays (src/postgres/binary-array.ts) and pgvector's vectors (src/sinks/pgvector/binary.ts).
  *
  * Why a proxy: PGlite picks a parameter's serializer by the type OID the statement declares
  * (`options.serializers[oid]`, else its own, else `String(value)`), has none that passes bytes through, and an

@@ -31,7 +31,7 @@ interface Request {
 /**
  * An error carried back. The framework's own errors (SfmError) keep their kind and code. Any other error (a
  * database's, with its SQLSTATE `code`) comes back as a plain Error with its name, message and string fields, so the
- * caller classifies it exactly as it would on its own thread (src/sinks/postgres/errors.ts reads `code`).
+ * caller classifies it exactly as it would on its own thread (src/postgres/errors.ts reads `code`).
  */
 interface ErrorReply {
   readonly message: string

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { TestContext } from 'node:test'
 import { Admin, Consumer } from '@platformatic/kafka'
+import { createProducer, type OutgoingMessage } from '../../src/kafka/producer.ts'
 import { waitForLeaders } from '../../src/kafka/topics.ts'
-import { createProducer, type OutgoingMessage } from '../../src/sinks/kafka/producer.ts'
 import { parseBrokers } from '../../src/sources/kafka/options.ts'
 
 /** The stack's brokers, or undefined (the caller skips with a printed reason). */

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test'
 import { Admin, ConfigResourceTypes } from '@platformatic/kafka'
 import { pipe } from 'rxjs'
 import { ErrorKinds, kindOf, PoisonError } from '../../src/errors.ts'
+import { createProducer, type OutgoingMessage } from '../../src/kafka/producer.ts'
 import {
   planRequests,
   RecordsTooLargeError,
@@ -10,7 +11,6 @@ import {
   TopicRecordLimits
 } from '../../src/kafka/record-limit.ts'
 import { kafkaDeadLetter, kafkaSink } from '../../src/sinks/kafka/index.ts'
-import { createProducer, type OutgoingMessage } from '../../src/sinks/kafka/producer.ts'
 import { KafkaSource } from '../../src/sources/kafka/index.ts'
 import { DeadLetterHeaders } from '../../src/streams/dead-letter.ts'
 import { decodeJson } from '../../src/streams/operators/decode-json.ts'

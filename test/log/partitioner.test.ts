@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { murmur2 } from '@platformatic/kafka'
+import { createProducer } from '../../src/kafka/producer.ts'
 import { partitionForKey } from '../../src/log/partitioner.ts'
-import { createProducer } from '../../src/sinks/kafka/producer.ts'
 import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
 
 /** murmur2 values from Apache Kafka's own tests (clients/src/test/java/org/apache/kafka/common/utils/UtilsTest). */

@@ -3,7 +3,6 @@ import { createHash, randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { memoriesLayout, type TableNames, tableNames } from '../../src/memory/memories.ts'
 import { type PreparedEvent, prepareEvent } from '../../src/memory/prepare.ts'
-import { textArray } from '../../src/sinks/postgres/array-literal.ts'
 import {
   boolArrayBinary,
   float8ArrayBinary,
@@ -13,10 +12,11 @@ import {
   textArrayBinary,
   timestamptzArrayBinary,
   uuidArrayBinary
-} from '../../src/sinks/postgres/binary-array.ts'
+} from '../../src/postgres/binary-array.ts'
+import { quoteQualified } from '../../src/postgres/identifiers.ts'
+import { textArray } from '../../src/sinks/postgres/array-literal.ts'
 import { type ReducedItem, reduceBatch } from '../../src/sinks/postgres/buffer.ts'
 import { type ClaimMode, ClaimModes, writeParameters, writeStatement } from '../../src/sinks/postgres/dialect.ts'
-import { quoteQualified } from '../../src/sinks/postgres/identifiers.ts'
 import { resolveLayout } from '../../src/sinks/postgres/layout.ts'
 import { memoryEvent } from '../sinks/postgres/helpers.ts'
 

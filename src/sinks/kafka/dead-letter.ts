@@ -1,7 +1,7 @@
 import { ErrorCodes, FatalError } from '../../errors.ts'
+import { type CreateProducerOptions, createProducer, producerTarget, type SfmProducer } from '../../kafka/producer.ts'
 import { RECORD_BATCH_OVERHEAD, RecordsTooLargeError, recordBytesBound } from '../../kafka/record-limit.ts'
 import { type DeadLetter, DeadLetterHeaders, type DeadLetterTarget } from '../../streams/dead-letter.ts'
-import { type CreateProducerOptions, createProducer, producerTarget, type SfmProducer } from './producer.ts'
 
 export interface KafkaDeadLetterOptions extends CreateProducerOptions {
   topic: string

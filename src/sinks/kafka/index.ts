@@ -1,4 +1,10 @@
 import { ErrorCodes, PoisonError } from '../../errors.ts'
+import {
+  type CreateProducerOptions,
+  createProducer,
+  type OutgoingMessage,
+  type SfmProducer
+} from '../../kafka/producer.ts'
 import { RecordsTooLargeError } from '../../kafka/record-limit.ts'
 import { frame } from '../../schemas/wire/framing.ts'
 import { type WireRegistry, type WireRegistryOptions, wireRegistry } from '../../schemas/wire/registry.ts'
@@ -6,11 +12,15 @@ import type { Envelope } from '../../streams/envelope.ts'
 import { describeSchemaErrors } from '../../streams/operators/validate.ts'
 import { injectContext } from '../../telemetry/propagation.ts'
 import type { ItemFailure, Sink } from '../types.ts'
-import { type CreateProducerOptions, createProducer, type OutgoingMessage, type SfmProducer } from './producer.ts'
 
+export {
+  type CreateProducerOptions,
+  createProducer,
+  type OutgoingMessage,
+  type SfmProducer
+} from '../../kafka/producer.ts'
 export { RecordsTooLargeError, type RejectedRecord } from '../../kafka/record-limit.ts'
 export { kafkaDeadLetter } from './dead-letter.ts'
-export { type CreateProducerOptions, createProducer, type OutgoingMessage, type SfmProducer } from './producer.ts'
 
 /** What to produce for one envelope: a record, several, or none (nothing to write for it). */
 export type KafkaRecordMapper<T> = (

@@ -11,7 +11,7 @@
  * returns the bytes (src/pglite/parameters.ts).
  */
 import { endianness } from 'node:os'
-import { fixedArray } from '../postgres/binary-array.ts'
+import { fixedArray } from '../../postgres/binary-array.ts'
 
 /** Bytes of one vector in `vector_recv` format. */
 function vectorSize(dimensions: number): number {

@@ -1,15 +1,15 @@
 import { ErrorCodes, FatalError, SfmError } from '../../errors.ts'
-import type { FencePair } from '../../streams/fence.ts'
-import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
 import {
   boolArrayBinary,
   float8ArrayBinary,
   int8ArrayBinary,
   textArrayBinary,
   timestamptzArrayBinary
-} from '../postgres/binary-array.ts'
-import { toSinkError } from '../postgres/errors.ts'
-import { derivedName, displayName, parseTableName, quoteIdent, quoteQualified } from '../postgres/identifiers.ts'
+} from '../../postgres/binary-array.ts'
+import { toSinkError } from '../../postgres/errors.ts'
+import { derivedName, displayName, parseTableName, quoteIdent, quoteQualified } from '../../postgres/identifiers.ts'
+import type { FencePair } from '../../streams/fence.ts'
+import { type VectorRequestMessage, vectorRequestChannel } from '../../telemetry/channels.ts'
 import type {
   SearchHit,
   SearchOptions,
@@ -329,7 +329,7 @@ CREATE INDEX IF NOT EXISTS ${this.#names.namespaceIndex} ON ${this.#table} (name
   /**
    * The columns of `upserts` then `deletes` as binary array parameters, in write's order: id, namespace, type,
    * importance, version, event_ts (from the exact microseconds), model_revision, embedding, excerpt, deleted.
-   * Binary (src/sinks/postgres/binary-array.ts, binary.ts): PostgreSQL's text array parser was most of PGlite's
+   * Binary (src/postgres/binary-array.ts, binary.ts): PostgreSQL's text array parser was most of PGlite's
    * work for this statement.
    */
   #parameters(upserts: readonly VectorRecord[], deletes: readonly VectorDelete[]): Buffer[] {

@@ -1,7 +1,8 @@
 /**
  * A text array literal, built here instead of by pg. The batch statement (dialect.ts) takes binary arrays
- * (binary-array.ts: no literal for PostgreSQL to parse at all); this text form remains for uuids that are not in the
- * canonical form, which uuid_in must judge (accept braces, no hyphens…, or refuse) as it would any text.
+ * (src/postgres/binary-array.ts: no literal for PostgreSQL to parse at all); this text form remains for uuids that
+ * are not in the canonical form, which uuid_in must judge (accept braces, no hyphens…, or refuse) as it would any
+ * text.
  *
  * pg turns a JS array into an array literal by running two regular-expression replaces over every element and
  * quoting it (`escapeElement` in pg/lib/utils.js), whatever its type. Here strings are escaped only when they hold

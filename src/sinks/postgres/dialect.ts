@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { textArray } from './array-literal.ts'
 import {
   boolArrayBinary,
   float8ArrayBinary,
@@ -9,9 +8,10 @@ import {
   textArrayBinary,
   timestamptzArrayBinary,
   uuidArrayBinary
-} from './binary-array.ts'
+} from '../../postgres/binary-array.ts'
+import { quoteQualified } from '../../postgres/identifiers.ts'
+import { textArray } from './array-literal.ts'
 import type { ReducedItem } from './buffer.ts'
-import { quoteQualified } from './identifiers.ts'
 import type { ColumnSource, ResolvedLayout } from './layout.ts'
 import type { ColumnType, ColumnValue, PostgresTableNames, PreparedRow } from './types.ts'
 
@@ -19,12 +19,12 @@ import type { ColumnType, ColumnValue, PostgresTableNames, PreparedRow } from '.
  * The SQL text of the sink, after Debezium's JDBC sink dialects: identifiers quoted here, values always bound.
  *
  * A batch is ONE statement, so it is one implicit transaction and one round trip. Its parameters are parallel arrays
- * (UNNEST) in PostgreSQL's binary array format (binary-array.ts): the item's position `ord`, the key, the ledger id
- * (with a ledger), `winner` (the reduce step's one item per key), the data columns, the fence pair and `deleted`
- * (with tombstones). With a ledger the ids are claimed in the ledger table first, then the claimed winners are
- * upserted under the fence, and the statement returns the outcomes the writer cannot know. A data-modifying CTE's
- * RETURNING is visible to the others, and all of them see the snapshot taken before the statement: the stored pair
- * read for the outcome is the state before this batch.
+ * (UNNEST) in PostgreSQL's binary array format (src/postgres/binary-array.ts): the item's position `ord`, the key, the
+ * ledger id (with a ledger), `winner` (the reduce step's one item per key), the data columns, the fence pair and
+ * `deleted` (with tombstones). With a ledger the ids are claimed in the ledger table first, then the claimed winners
+ * are upserted under the fence, and the statement returns the outcomes the writer cannot know. A data-modifying CTE's
+ * RETURNING is visible to the others, and all of them see the snapshot taken before the statement: the stored pair read
+ * for the outcome is the state before this batch.
  *
  * - `claimed` (with a ledger): ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and
  *   waits for a concurrent inserter of the same id, so two writers cannot both claim an event). In
@@ -264,10 +264,10 @@ function encode(type: ColumnType, values: ColumnValue[]): Buffer | string {
 }
 
 /**
- * The parameters of `writeStatement`, in order, as binary arrays (binary-array.ts); `ord` is the item's position in
- * `items`. Ledger ids of type uuid go as text (array-literal.ts) when one of them is not in the canonical hyphenated
- * form, so that PostgreSQL's uuid input accepts (braces, no hyphens, …) or refuses exactly what it would as text.
- * A loser's data columns are sent as NULL: it is never written.
+ * The parameters of `writeStatement`, in order, as binary arrays (src/postgres/binary-array.ts); `ord` is the item's
+ * position in `items`. Ledger ids of type uuid go as text (array-literal.ts) when one of them is not in the canonical
+ * hyphenated form, so that PostgreSQL's uuid input accepts (braces, no hyphens, …) or refuses exactly what it would as
+ * text. A loser's data columns are sent as NULL: it is never written.
  */
 export function writeParameters<R extends PreparedRow>(
   layout: ResolvedLayout<never, R>,

@@ -1,9 +1,9 @@
 import type pg from 'pg'
 import { ErrorCodes, RetriableError, SfmError } from '../../errors.ts'
+import { toSinkError } from '../../postgres/errors.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import type { ItemFailure, Sink, SinkContext } from '../types.ts'
 import { readStatement } from './dialect.ts'
-import { toSinkError } from './errors.ts'
 import { loadMigrations, migrate, resolveSchemas } from './migrate.ts'
 import { type PostgresSinkInput, resolvePostgresSinkOptions } from './options.ts'
 import { checkout, createPool } from './pool.ts'
@@ -11,7 +11,7 @@ import type { Outcome, OutcomeCounts, PostgresTableNames, PostgresWriteResult, P
 import { PostgresWriter } from './writer.ts'
 
 export { parseEventTime } from '../../event-time.ts'
-export { displayName, parseTableName, type QualifiedName, quoteQualified } from './identifiers.ts'
+export { displayName, parseTableName, type QualifiedName, quoteQualified } from '../../postgres/identifiers.ts'
 export {
   loadMigrations,
   type Migration,

@@ -1,5 +1,5 @@
 import { FatalError } from '../../errors.ts'
-import { quoteIdent } from './identifiers.ts'
+import { quoteIdent } from '../../postgres/identifiers.ts'
 import type { ColumnType, ColumnValue, PostgresTableLayout, PreparedRow } from './types.ts'
 
 const TYPES: ReadonlySet<string> = new Set(['text', 'uuid', 'bool', 'jsonb', 'float8', 'int8', 'int4', 'timestamptz'])

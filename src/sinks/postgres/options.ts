@@ -1,5 +1,5 @@
 import { FatalError } from '../../errors.ts'
-import { derivedName, parseTableName, type QualifiedName } from './identifiers.ts'
+import { derivedName, parseTableName, type QualifiedName } from '../../postgres/identifiers.ts'
 import { type ResolvedLayout, resolveLayout } from './layout.ts'
 import type { PostgresConnectionOptions, PostgresSinkOptions, PostgresTableNames, PreparedRow } from './types.ts'
 

@@ -124,7 +124,7 @@ class PgliteClient {
 }
 
 export function pglitePool(db: PGlite): Pool {
-  // Byte views (binary-array.ts) go as they are; other jsonb values in jsonb's binary format.
+  // Byte views (src/postgres/binary-array.ts) go as they are; other jsonb values in jsonb's binary format.
   const options = binaryParameters(db, { [JSONB_OID]: jsonbBinary as unknown as Serializer })
   const pool = {
     async query<R>(config: QueryConfig, values?: unknown[]): Promise<Result<R>> {

@@ -1,6 +1,6 @@
 import pg, { type Pool, type PoolClient } from 'pg'
 import { SfmError } from '../../errors.ts'
-import { toSinkError } from './errors.ts'
+import { toSinkError } from '../../postgres/errors.ts'
 import type { PostgresConnectionOptions } from './types.ts'
 
 export function createPool(

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg'
-import { toSinkError } from './errors.ts'
-import { parseTableName, type QualifiedName, quoteQualified } from './identifiers.ts'
+import { toSinkError } from '../../postgres/errors.ts'
+import { parseTableName, type QualifiedName, quoteQualified } from '../../postgres/identifiers.ts'
 import { columnName } from './layout.ts'
 
 /**

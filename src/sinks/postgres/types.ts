@@ -1,8 +1,8 @@
 import type { Pool } from 'pg'
 import type { PoisonError } from '../../errors.ts'
+import type { QualifiedName } from '../../postgres/identifiers.ts'
 import type { FencedEvent, Outcome } from '../../streams/fence.ts'
 import type { WriteResult } from '../types.ts'
-import type { QualifiedName } from './identifiers.ts'
 
 /** What writing one value did to its row (the fence rule's outcomes, src/streams/fence.ts). */
 export { type Outcome, Outcomes } from '../../streams/fence.ts'
@@ -29,7 +29,7 @@ export interface PreparedRow extends FencedEvent {
   readonly deleted: boolean
 }
 
-/** PostgreSQL types a column can have; each is sent as a binary array (binary-array.ts). */
+/** PostgreSQL types a column can have; each is sent as a binary array (src/postgres/binary-array.ts). */
 export type ColumnType = 'text' | 'uuid' | 'bool' | 'jsonb' | 'float8' | 'int8' | 'int4' | 'timestamptz'
 
 /**

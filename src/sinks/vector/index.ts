@@ -1,6 +1,5 @@
 export { type IndexResponsesSinkOptions, indexResponsesSink } from './index-responses.ts'
 export { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
-export { type ReindexSink, type ReindexSinkOptions, reindexSink } from './reindex.ts'
 export {
   emptyReindexCounts,
   type ReindexCounts,

@@ -5,7 +5,6 @@ import { PGlite } from '@electric-sql/pglite'
 import fc from 'fast-check'
 import pg from 'pg'
 import { type EventTime, fromMicros, parseEventTime } from '../../../src/event-time.ts'
-import { textArray } from '../../../src/sinks/postgres/array-literal.ts'
 import {
   boolArrayBinary,
   float8ArrayBinary,
@@ -15,7 +14,8 @@ import {
   textArrayBinary,
   timestamptzArrayBinary,
   uuidArrayBinary
-} from '../../../src/sinks/postgres/binary-array.ts'
+} from '../../../src/postgres/binary-array.ts'
+import { textArray } from '../../../src/sinks/postgres/array-literal.ts'
 import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
 import { databaseUrl } from './helpers.ts'
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { test } from 'node:test'
 import { ErrorCodes, kindOf } from '../../../src/errors.ts'
-import { classifyPgError, toSinkError } from '../../../src/sinks/postgres/errors.ts'
+import { classifyPgError, toSinkError } from '../../../src/postgres/errors.ts'
 
 test('SQLSTATE classes map to error kinds', () => {
   const cases: [string | undefined, string][] = [

@@ -5,13 +5,13 @@ import pg from 'pg'
 import { LexicalEmbedder } from '../../../src/embedders/lexical.ts'
 import type { Logger } from '../../../src/logger.ts'
 import type { LatestMemory, LatestRecord } from '../../../src/memory/latest.ts'
+import { reindexSink } from '../../../src/memory/vectors/reindex.ts'
 import { PgvectorStore, pgDatabase, pgliteDatabase } from '../../../src/sinks/pgvector/index.ts'
 import { QdrantStore } from '../../../src/sinks/qdrant/index.ts'
 import type { SinkContext } from '../../../src/sinks/types.ts'
 import {
   type ReindexCounts,
   ReindexProgress,
-  reindexSink,
   type VectorRecord,
   type VectorStore,
   vectorSink

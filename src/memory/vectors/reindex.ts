@@ -4,16 +4,23 @@ import type { Embedder } from '../../embedders/types.ts'
 import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
 import { fromMicros } from '../../event-time.ts'
 import { createLogger, type Logger } from '../../logger.ts'
-import type { MemoryEvent } from '../../memory/event.ts'
-import type { LatestRecord } from '../../memory/latest.ts'
-import { type PreparedEvent, prepareEvent } from '../../memory/prepare.ts'
+import type { ItemFailure, Sink, SinkContext, WriteResult } from '../../sinks/types.ts'
+import { vectorRecord } from '../../sinks/vector/prepare.ts'
+import { emptyReindexCounts, type ReindexCounts, ReindexProgress } from '../../sinks/vector/reindex-progress.ts'
+import type {
+  StoredPoint,
+  VectorDelete,
+  VectorEvict,
+  VectorRecord,
+  VectorStore,
+  VectorWriteReport
+} from '../../sinks/vector/types.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import { compareFence, type FencePair } from '../../streams/fence.ts'
 import { type VectorWriteMessage, vectorWriteChannel } from '../../telemetry/channels.ts'
-import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
-import { vectorRecord } from './prepare.ts'
-import { emptyReindexCounts, type ReindexCounts, ReindexProgress } from './reindex-progress.ts'
-import type { StoredPoint, VectorDelete, VectorEvict, VectorRecord, VectorStore, VectorWriteReport } from './types.ts'
+import type { MemoryEvent } from '../event.ts'
+import type { LatestRecord } from '../latest.ts'
+import { type PreparedEvent, prepareEvent } from '../prepare.ts'
 
 export interface ReindexSinkOptions {
   embedder: Embedder

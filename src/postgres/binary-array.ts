@@ -1,4 +1,4 @@
-import { isCanonicalUuid, writeUuidBytes } from '../../uuid.ts'
+import { isCanonicalUuid, writeUuidBytes } from '../uuid.ts'
 
 /**
  * Array parameters in PostgreSQL's binary format, for the batch statement (dialect.ts).

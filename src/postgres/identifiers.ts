@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { FatalError } from '../../errors.ts'
+import { FatalError } from '../errors.ts'
 
 /** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; we refuse longer names instead of colliding. */
 export const MAX_IDENTIFIER_BYTES = 63

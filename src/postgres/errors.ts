@@ -7,7 +7,7 @@ import {
   PoisonError,
   RetriableError,
   type SfmError
-} from '../../errors.ts'
+} from '../errors.ts'
 
 /**
  * Maps what `pg` throws to the framework's error kinds, by SQLSTATE class

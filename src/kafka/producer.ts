@@ -6,14 +6,12 @@ import {
   ProduceAcks,
   Producer
 } from '@platformatic/kafka'
-import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../../errors.ts'
-import {
-  explainKafkaError,
-  type KafkaConnectionOptions,
-  kafkaConnectionOptions,
-  parseBrokers
-} from '../../kafka/connection.ts'
-import type { HeaderValue, OutgoingMessage, SfmProducer } from '../../kafka/messages.ts'
+import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../errors.ts'
+import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../log/options.ts'
+import { createEmbeddedProducer } from '../log/producer.ts'
+import { reportSent } from '../telemetry/channels.ts'
+import { explainKafkaError, type KafkaConnectionOptions, kafkaConnectionOptions, parseBrokers } from './connection.ts'
+import type { HeaderValue, OutgoingMessage, SfmProducer } from './messages.ts'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   describeProtocolError,
@@ -26,10 +24,7 @@ import {
   recordBytesBound,
   TopicRecordLimits,
   tooLargeRecord
-} from '../../kafka/record-limit.ts'
-import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../../log/options.ts'
-import { createEmbeddedProducer } from '../../log/producer.ts'
-import { reportSent } from '../../telemetry/channels.ts'
+} from './record-limit.ts'
 
 export type { HeaderValue, OutgoingMessage, SfmProducer }
 
