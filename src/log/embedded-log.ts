@@ -441,7 +441,7 @@ export class EmbeddedLog {
       let statement = this.#statements.get(READ_RECORDS)
       if (!statement) {
         statement = this.db.prepare(READ_RECORDS)
-        // Rows as arrays: no property map per row, measurably cheaper at ~100k rows/s.
+        // Rows as arrays: no property map per row, cheaper on the read path (docs/BENCHMARKS.md, figures table).
         statement.setReturnArrays(true)
         this.#statements.set(READ_RECORDS, statement)
       }

@@ -18,7 +18,7 @@ export interface LatestMemory {
   readonly version: number
   /** The event that made this state. */
   readonly event_id: string
-  /** RFC 3339, UTC. Records written before 2026-11-27 carry milliseconds only (the fence keeps microseconds). */
+  /** RFC 3339, UTC. Records of older versions may carry milliseconds only (the fence keeps microseconds). */
   readonly timestamp: string
   readonly payload: JsonValue
 }
