@@ -4,6 +4,7 @@ import pg from 'pg'
 import { redact } from '../../logger.ts'
 import { binaryParameters } from '../../pglite/parameters.ts'
 import { acquirePglite, displayFolder } from '../../pglite/shared.ts'
+import { guardClientErrors } from '../../postgres/client-errors.ts'
 
 /**
  * The few things the pgvector store needs from a database, so one store serves a server PostgreSQL (through a
@@ -38,17 +39,18 @@ export interface PgDatabaseOptions {
 
 export function pgDatabase(options: PgDatabaseOptions): SqlDatabase {
   const owned = options.pool === undefined
-  const pool =
+  const pool = guardClientErrors(
     options.pool ??
-    new pg.Pool({
-      connectionString: options.connectionString,
-      max: options.poolSize ?? 4,
-      statement_timeout: options.statementTimeoutMs ?? 30_000,
-      query_timeout: (options.statementTimeoutMs ?? 30_000) + 5_000,
-      connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
-      application_name: 'sfm-pgvector',
-      keepAlive: true
-    })
+      new pg.Pool({
+        connectionString: options.connectionString,
+        max: options.poolSize ?? 4,
+        statement_timeout: options.statementTimeoutMs ?? 30_000,
+        query_timeout: (options.statementTimeoutMs ?? 30_000) + 5_000,
+        connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
+        application_name: 'sfm-pgvector',
+        keepAlive: true
+      })
+  )
   // Without a listener, an idle client's error (server restarted) would crash the process; the next query reconnects.
   const onError = (): void => {}
   pool.on('error', onError)

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { ErrorCodes, RetriableError, SfmError } from '../../errors.ts'
+import { guardClientErrors } from '../../postgres/client-errors.ts'
 import { toSinkError } from '../../postgres/errors.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import type { ItemFailure, Sink, SinkContext } from '../types.ts'
@@ -84,6 +85,8 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
   async function doOpen(): Promise<Opened<R>> {
     const owned = options.pool === undefined
     const pool = options.pool ?? createPool(options)
+    // A given pool's clients get an 'error' listener too (the PGlite pool's `on` does nothing).
+    guardClientErrors(pool)
     // Without a listener, an idle client's error event would crash the process.
     pool.on('error', onPoolError)
     try {

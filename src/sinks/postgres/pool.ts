@@ -1,5 +1,6 @@
 import pg, { type Pool, type PoolClient } from 'pg'
 import { SfmError } from '../../errors.ts'
+import { guardClientErrors } from '../../postgres/client-errors.ts'
 import { toSinkError } from '../../postgres/errors.ts'
 import type { PostgresConnectionOptions } from './types.ts'
 
@@ -15,7 +16,7 @@ export function createPool(
     | 'applicationName'
   >
 ): Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolSize,
     // Sent as startup parameters: every connection of the pool has them, no SET round trip.
@@ -26,6 +27,7 @@ export function createPool(
     application_name: options.applicationName,
     keepAlive: true
   })
+  return guardClientErrors(pool)
 }
 
 /**
@@ -41,10 +43,10 @@ export interface Checkout {
 const ignore = (): void => {}
 
 /**
- * Checks a client out of the pool with an 'error' listener attached while it is out. pg-pool listens for errors
- * only on idle clients; a checked-out client whose connection dies emits 'error' with no listener, which crashes
- * the process (brianc/node-postgres#2439, #3202). The query in flight still rejects, so the listener only has to
- * exist.
+ * Checks a client out of the pool with an 'error' listener attached while it is out, for pools made elsewhere:
+ * pg-pool listens for errors only on idle clients (brianc/node-postgres#2439, #3202). Pools made here are guarded
+ * from the moment each client connects (src/postgres/client-errors.ts), which also covers the instant between the
+ * hand-over and this listener.
  */
 export async function checkout(pool: Pool, what: string): Promise<Checkout> {
   let client: PoolClient
