@@ -106,7 +106,15 @@ test('guardClientErrors: the same termination is absorbed; the pool drops the cl
 test('createPool guards its pool', async (t) => {
   const { server, url } = await shuttingDownServer()
   t.after(() => server.close())
-  const pool = createPool({ connectionString: url, poolSize: 1 })
+  const pool = createPool({
+    connectionString: url,
+    poolSize: 1,
+    statementTimeoutMs: 5_000,
+    queryTimeoutMs: 10_000,
+    connectionTimeoutMs: 5_000,
+    idleTimeoutMs: 10_000,
+    applicationName: 'test'
+  })
   pool.on('error', () => {})
   t.after(() => pool.end().catch(() => {}))
   const seen = await uncaughtDuring(() => connectAndRelease(pool))
