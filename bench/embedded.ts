@@ -35,13 +35,13 @@ import { join } from 'node:path'
 import type { PGlite } from '@electric-sql/pglite'
 import { type DemoHistory, demoHistory } from '../src/demo/events.ts'
 import { LexicalEmbedder } from '../src/embedders/lexical.ts'
-import { embeddingText } from '../src/embedders/text.ts'
 import { ErrorCodes, FatalError } from '../src/errors.ts'
 import { createLogger, type LogLevel } from '../src/logger.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
 import { fold } from '../src/memory/fold.ts'
 import { migrate, tableNames } from '../src/memory/memories.ts'
 import { type PreparedEvent, prepareEvent } from '../src/memory/prepare.ts'
+import { embeddingText } from '../src/memory/vectors/text.ts'
 import { acquirePglite } from '../src/pglite/shared.ts'
 import {
   boolArrayBinary,
@@ -303,7 +303,7 @@ async function measureTopology(ctx: Context, side: 'kv' | 'vectors', r: number):
   let workers = ''
   await withEnv(env, async () => {
     const topology = await memoryTopology()
-    const vectorSink = topology.branches.vectors?.sink as VectorSink | undefined
+    const vectorSink = topology.branches.vectors?.sink as VectorSink<MemoryEvent> | undefined
     const readWorkers = () => Promise.all([threadCpu(vectorSink?.embedder), threadCpu(vectorSink?.store)])
     let done = 0
     let timedOut = false

@@ -9,9 +9,10 @@ import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { LexicalEmbedder } from '../src/embedders/lexical.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
+import { memoryVectorSink } from '../src/memory/vectors/sink.ts'
 import { PgvectorStore, pgliteDatabase } from '../src/sinks/pgvector/index.ts'
 import { QdrantStore } from '../src/sinks/qdrant/index.ts'
-import { type VectorStore, vectorSink } from '../src/sinks/vector/index.ts'
+import type { VectorStore } from '../src/sinks/vector/index.ts'
 import { Delivery, Envelope } from '../src/streams/envelope.ts'
 import { type BenchResult, progress, type Requirement, round } from './lib/benchmark.ts'
 
@@ -66,7 +67,7 @@ function events(n: number, prefix: string): MemoryEvent[] {
 }
 
 async function throughput(store: VectorStore, embedder: LexicalEmbedder, list: MemoryEvent[], batch: number) {
-  const sink = vectorSink({ embedder, store, owns: false })
+  const sink = memoryVectorSink({ embedder, store, owns: false })
   await sink.open()
   const started = performance.now()
   for (let i = 0; i < list.length; i += batch) await sink.write(envelopes(list.slice(i, i + batch)))

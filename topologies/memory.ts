@@ -53,7 +53,7 @@ import {
   legacyEvents,
   type MemoryEvent,
   materializeMemories,
-  vectorSink,
+  memoryVectorSink,
   vectorStoreFromEnv
 } from 'somafractal-streams/memory'
 
@@ -86,7 +86,7 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
     await store.close()
     throw error
   }
-  const sink = vectorSink({
+  const sink = memoryVectorSink({
     embedder,
     store,
     ...(mode === 'remote' ? { requests: kafkaEmbeddingRequests({ topic: topicName('embedding.requests', env) }) } : {})

@@ -8,7 +8,7 @@ import type { Embedder } from './types.ts'
 export { type EmbedOutcome, embedIsolating } from './embed-isolating.ts'
 export { HttpEmbedder, type HttpEmbedderInput, type HttpEmbedderOptions } from './http.ts'
 export { LexicalEmbedder, type LexicalEmbedderOptions } from './lexical.ts'
-export { canonicalJson, embeddingText, excerpt } from './text.ts'
+export { canonicalJson, excerpt } from './text.ts'
 export { ThreadedEmbedder } from './threaded.ts'
 export type { Embedder } from './types.ts'
 

@@ -24,4 +24,7 @@ export { kvStoreDescription, type MaterializeOptions, materializeMemories, type 
 export * from './memories.ts'
 export * from './outbox.ts'
 export * from './prepare.ts'
+export * from './vectors/prepare.ts'
 export { type ReindexSink, type ReindexSinkOptions, reindexSink } from './vectors/reindex.ts'
+export * from './vectors/sink.ts'
+export * from './vectors/text.ts'

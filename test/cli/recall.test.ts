@@ -8,8 +8,8 @@ import { promisify } from 'node:util'
 import { formatHits, parseRecallArguments } from '../../src/cli/recall.ts'
 import { LexicalEmbedder } from '../../src/embedders/lexical.ts'
 import { createLogger } from '../../src/logger.ts'
+import { memoryVectorSink } from '../../src/memory/vectors/sink.ts'
 import { ThreadedPgvectorStore } from '../../src/sinks/pgvector/index.ts'
-import { vectorSink } from '../../src/sinks/vector/index.ts'
 import { vectorStoreFromEnv } from '../../src/sinks/vector/select.ts'
 import { serverPgvectorSkip } from '../helpers/pgvector.ts'
 import { memoryEnvelopes, upsert } from '../helpers/vectors.ts'
@@ -33,7 +33,7 @@ test('arguments', () => {
 test('npm run recall prints the nearest memories of the embedded store', { timeout: 60_000 }, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'sfm-recall-test-'))
   t.after(() => rm(dataDir, { recursive: true, force: true }))
-  const sink = vectorSink({
+  const sink = memoryVectorSink({
     embedder: new LexicalEmbedder(),
     store: new ThreadedPgvectorStore({ dataDir })
   })
@@ -77,7 +77,7 @@ test('npm run recall reads pgvector on a server PostgreSQL (VECTOR_DATABASE_URL)
     SFM_VECTOR_TABLE: `${schema}.memory_vectors`,
     SFM_EMBEDDER: ''
   }
-  const sink = vectorSink({
+  const sink = memoryVectorSink({
     embedder: new LexicalEmbedder(),
     store: await vectorStoreFromEnv(env, createLogger('test', 'error'))
   })

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { canonicalJson, embeddingText, excerpt, MAX_EMBED_TEXT_LENGTH } from '../../src/embedders/text.ts'
+import { canonicalJson, excerpt } from '../../src/embedders/text.ts'
+import { embeddingText, MAX_EMBED_TEXT_LENGTH } from '../../src/memory/vectors/text.ts'
 
 test('payload.text when it is a string', () => {
   assert.equal(embeddingText({ payload: { text: 'hello world', tags: ['a'] } }), 'hello world')

@@ -1,11 +1,11 @@
 import { embedIsolating } from '../../embedders/embed-isolating.ts'
-import { embeddingText, excerpt } from '../../embedders/text.ts'
+import { excerpt } from '../../embedders/text.ts'
 import type { Embedder } from '../../embedders/types.ts'
 import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
 import { fromMicros } from '../../event-time.ts'
 import { createLogger, type Logger } from '../../logger.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../../sinks/types.ts'
-import { vectorRecord } from '../../sinks/vector/prepare.ts'
+import { vectorRecord } from '../../sinks/vector/record.ts'
 import { emptyReindexCounts, type ReindexCounts, ReindexProgress } from '../../sinks/vector/reindex-progress.ts'
 import type {
   StoredPoint,
@@ -21,6 +21,7 @@ import { type VectorWriteMessage, vectorWriteChannel } from '../../telemetry/cha
 import type { MemoryEvent } from '../event.ts'
 import type { LatestRecord } from '../latest.ts'
 import { type PreparedEvent, prepareEvent } from '../prepare.ts'
+import { embeddingText } from './text.ts'
 
 export interface ReindexSinkOptions {
   embedder: Embedder

@@ -1,5 +1,5 @@
 export { type IndexResponsesSinkOptions, indexResponsesSink } from './index-responses.ts'
-export { prepareVectorEvent, type VectorCandidate } from './prepare.ts'
+export { vectorRecord } from './record.ts'
 export {
   emptyReindexCounts,
   type ReindexCounts,

@@ -3,19 +3,16 @@ import type { EmbeddingRequest, EmbeddingRequestPublisher } from '../../embedder
 import type { Embedder } from '../../embedders/types.ts'
 import { ErrorCodes, ErrorKinds, errorMessage, kindOf, PoisonError, RetriableError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../logger.ts'
-import type { MemoryEvent } from '../../memory/event.ts'
 import type { Envelope } from '../../streams/envelope.ts'
 import { compareFence, reduceBatch } from '../../streams/fence.ts'
 import { type VectorWriteMessage, vectorWriteChannel } from '../../telemetry/channels.ts'
 import type { ItemFailure, Sink, SinkContext, WriteResult } from '../types.ts'
-import { prepareVectorEvent, type VectorCandidate, vectorRecord } from './prepare.ts'
+import { vectorRecord } from './record.ts'
+import type { VectorDelete, VectorItem, VectorLayout, VectorRecord, VectorStore } from './types.ts'
 
-/** A memory event checked for the index (the memories' prepared event, through prepare.ts). */
-type PreparedEvent = VectorCandidate['event']
-
-import type { VectorDelete, VectorRecord, VectorStore } from './types.ts'
-
-export interface VectorSinkOptions {
+export interface VectorSinkOptions<T> {
+  /** How a value becomes a point or a delete (the memories: `memoryVectorLayout`, src/memory/vectors/prepare.ts). */
+  layout: VectorLayout<T>
   /** Embeds inline; in remote mode only its `dimensions` and `revision` are used. */
   embedder: Embedder
   store: VectorStore
@@ -38,30 +35,31 @@ export interface VectorSinkCounts {
   failed: number
 }
 
-export interface VectorSink extends Sink<MemoryEvent> {
+export interface VectorSink<T> extends Sink<T> {
   readonly kind: 'vector'
   readonly store: VectorStore
   readonly embedder: Embedder
   readonly counts: Readonly<VectorSinkCounts>
   open(context?: SinkContext): Promise<void>
-  write(batch: readonly Envelope<MemoryEvent>[], context?: SinkContext): Promise<WriteResult>
+  write(batch: readonly Envelope<T>[], context?: SinkContext): Promise<WriteResult>
   close(): Promise<void>
 }
 
 /**
- * The vector branch of the memory topology: keeps a vector index equal to the latest state of every memory.
+ * A vector sink: keeps a vector index equal to the latest state of every key. The layout says how a value becomes
+ * a point (the memory topology's vector branch uses the memories' layout, `memoryVectorSink` in src/memory/vectors/).
  *
- * Per batch: each event is checked (fence fields; text or a carried `embedding`), the batch is reduced to one
- * event per id with the fence rule (the Postgres sink's reduceBatch), events that cannot beat the stored pair are
- * skipped before any embedding, the rest are embedded in one call and written to the store under the fence.
- * Deletes remove the memory from the index. In remote mode upserts to embed become `embedding.requests` instead,
+ * Per batch: each value is checked by the layout (fence fields; text or a carried vector), the batch is reduced to
+ * one item per id with the fence rule (reduceBatch, as the PostgreSQL sink), items that cannot beat the stored pair
+ * are skipped before any embedding, the rest are embedded in one call and written to the store under the fence.
+ * Deletes remove the point from the index. In remote mode upserts to embed become `embedding.requests` instead,
  * and `topologies/vector-indexer.ts` writes the embedded responses.
  *
  * Errors: an item the embedder or the store refuses (PoisonError) is isolated by bisection and dead-lettered
  * alone; an unavailable embedder or store (RetriableError) fails the batch, which the runtime holds and retries.
  */
-export function vectorSink(options: VectorSinkOptions): VectorSink {
-  const { embedder, store } = options
+export function vectorSink<T>(options: VectorSinkOptions<T>): VectorSink<T> {
+  const { embedder, store, layout } = options
   const skipStale = options.skipStale ?? true
   const log = options.logger ?? createLogger('vectors')
   const counts: VectorSinkCounts = { embedded: 0, upserts: 0, deletes: 0, skipped: 0, requested: 0, failed: 0 }
@@ -87,12 +85,12 @@ export function vectorSink(options: VectorSinkOptions): VectorSink {
 
   /** Embeds texts; a text the embedder refuses is isolated by bisection and reported alone. */
   async function embedAll(
-    items: readonly VectorCandidate[],
+    items: readonly VectorItem[],
     signal: AbortSignal | undefined,
     failures: ItemFailure[]
-  ): Promise<Map<VectorCandidate, Float32Array>> {
+  ): Promise<Map<VectorItem, Float32Array>> {
     const { vectors, refused } = await embedIsolating(embedder, items, (c) => c.text!, signal)
-    for (const { item, error } of refused) failures.push({ index: item.event.index, error })
+    for (const { item, error } of refused) failures.push({ index: item.index, error })
     counts.embedded += vectors.size
     return vectors
   }
@@ -162,38 +160,38 @@ export function vectorSink(options: VectorSinkOptions): VectorSink {
       const started = performance.now()
       const signal = context?.signal
       const failures: ItemFailure[] = []
-      const candidates = new Map<PreparedEvent, VectorCandidate>()
+      const candidates: VectorItem[] = []
       batch.forEach((envelope, index) => {
-        const candidate = prepareVectorEvent(envelope.value, index, embedder.dimensions)
+        const candidate = layout.prepare(envelope.value, index, embedder.dimensions)
         if (candidate instanceof PoisonError) failures.push({ index, error: candidate })
-        else candidates.set(candidate.event, candidate)
+        else candidates.push(candidate)
       })
-      const { items } = reduceBatch([...candidates.keys()])
-      let winners = items.filter((item) => item.winner).map((item) => candidates.get(item.event)!)
-      const skippedInBatch = candidates.size - winners.length
+      const { items } = reduceBatch(candidates)
+      let winners = items.filter((item) => item.winner).map((item) => item.event)
+      const skippedInBatch = candidates.length - winners.length
       if (skipStale && winners.length > 0) {
         const stored = await store.fences(
-          winners.map((w) => w.event.id),
+          winners.map((w) => w.id),
           signal
         )
         winners = winners.filter((w) => {
-          const pair = stored.get(w.event.id)
-          return pair === undefined || compareFence(w.event, pair) > 0
+          const pair = stored.get(w.id)
+          return pair === undefined || compareFence(w, pair) > 0
         })
       }
-      counts.skipped += skippedInBatch + (candidates.size - skippedInBatch - winners.length)
+      counts.skipped += skippedInBatch + (candidates.length - skippedInBatch - winners.length)
 
       const deletes: { index: number; record: VectorDelete }[] = []
-      const ready: VectorCandidate[] = []
-      const toEmbed: VectorCandidate[] = []
+      const ready: VectorItem[] = []
+      const toEmbed: VectorItem[] = []
       for (const w of winners) {
-        if (w.event.deleted) deletes.push({ index: w.event.index, record: deleteRecord(w.event) })
+        if (w.deleted) deletes.push({ index: w.index, record: deleteRecord(w) })
         else if (w.vector !== undefined) ready.push(w)
         else toEmbed.push(w)
       }
 
       const upserts: { index: number; record: VectorRecord }[] = ready.map((c) => ({
-        index: c.event.index,
+        index: c.index,
         record: upsertRecord(c, c.vector!, c.modelRevision ?? 'external')
       }))
       if (options.requests !== undefined) {
@@ -207,7 +205,7 @@ export function vectorSink(options: VectorSinkOptions): VectorSink {
       } else {
         const vectors = await embedAll(toEmbed, signal, failures)
         for (const [c, vector] of vectors) {
-          upserts.push({ index: c.event.index, record: upsertRecord(c, vector, embedder.revision) })
+          upserts.push({ index: c.index, record: upsertRecord(c, vector, embedder.revision) })
         }
       }
       await writeAll(upserts, deletes, signal, failures)
@@ -232,26 +230,25 @@ export function vectorSink(options: VectorSinkOptions): VectorSink {
   }
 }
 
-function upsertRecord(c: VectorCandidate, vector: Float32Array, modelRevision: string): VectorRecord {
-  return vectorRecord(c.event, c.event, vector, modelRevision, c.excerpt)
+function upsertRecord(c: VectorItem, vector: Float32Array, modelRevision: string): VectorRecord {
+  return vectorRecord(c, c, vector, modelRevision, c.excerpt)
 }
 
-function deleteRecord(e: PreparedEvent): VectorDelete {
+function deleteRecord(e: VectorItem): VectorDelete {
   return { id: e.id, namespace: e.namespace, version: e.version, micros: e.micros, timestamp: e.timestamp }
 }
 
-function embeddingRequest(c: VectorCandidate, model: string): EmbeddingRequest {
-  const e = c.event
+function embeddingRequest(e: VectorItem, model: string): EmbeddingRequest {
   return {
     request_id: e.eventId,
     id: e.id,
     namespace: e.namespace,
-    text: c.text!,
+    text: e.text!,
     model,
     type: e.type,
     version: e.version,
     timestamp: e.timestamp,
     importance: e.importance,
-    excerpt: c.excerpt
+    excerpt: e.excerpt
   }
 }

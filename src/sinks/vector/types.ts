@@ -1,4 +1,5 @@
-import type { FencePair } from '../../streams/fence.ts'
+import type { PoisonError } from '../../errors.ts'
+import type { FencedEvent, FencePair } from '../../streams/fence.ts'
 
 /** The latest upsert of a memory, embedded: one point of the vector index. */
 export interface VectorRecord extends FencePair {
@@ -110,4 +111,41 @@ export interface VectorStore {
   /** Live (not deleted) points; for tests and progress output. */
   count(): Promise<number>
   close(): Promise<void>
+}
+
+/**
+ * One value checked for the vector index (`VectorLayout.prepare`): the point it becomes — its id, fence pair and the
+ * fields stored beside the vector — or, with `deleted`, the point it removes; and where the vector comes from: `text`
+ * to embed, or a `vector` the value carries (made by `modelRevision`). `eventId` identifies the value itself: a
+ * repeat in one batch is written once, and it is the request id of a remote embedding.
+ */
+export interface VectorItem extends FencedEvent {
+  /** Position in the batch (failures are reported by it). */
+  readonly index: number
+  readonly namespace: string
+  readonly type: string | null
+  readonly importance: number | null
+  /** Canonical UTC timestamp text of the fence pair's time (`YYYY-MM-DDTHH:MM:SS.ffffffZ`). */
+  readonly timestamp: string
+  readonly deleted: boolean
+  /** Text to embed: set for upserts without a carried vector. */
+  readonly text: string | undefined
+  /** A vector the value carries, of the index's dimensions: written as it is. */
+  readonly vector: Float32Array | undefined
+  /** The revision that made a carried vector. */
+  readonly modelRevision: string | undefined
+  /** Start of the text, stored for recall output. */
+  readonly excerpt: string
+}
+
+/**
+ * What the vector sink needs to know of the values it indexes, given by its caller (the memories' layout is
+ * `memoryVectorLayout`, src/memory/vectors/prepare.ts): how one value becomes a point or a delete.
+ */
+export interface VectorLayout<T> {
+  /**
+   * Checks one value and says which point it writes or deletes, and what to embed. A PoisonError sends this item
+   * alone to the DLQ. `dimensions` is the index's vector length (a carried vector must have it).
+   */
+  readonly prepare: (value: T, index: number, dimensions: number) => VectorItem | PoisonError
 }

@@ -6,8 +6,8 @@ import { LexicalEmbedder } from '../../../src/embedders/lexical.ts'
 import { ErrorKinds, kindOf } from '../../../src/errors.ts'
 import { createLogger } from '../../../src/logger.ts'
 import { fold } from '../../../src/memory/fold.ts'
+import { memoryVectorSink } from '../../../src/memory/vectors/sink.ts'
 import { PgvectorIndexes, PgvectorStore, pgDatabase, pgliteDatabase } from '../../../src/sinks/pgvector/index.ts'
-import { vectorSink } from '../../../src/sinks/vector/index.ts'
 import { vectorStoreFromEnv } from '../../../src/sinks/vector/select.ts'
 import { RecordingHost } from '../../helpers/envelopes.ts'
 import { generateHistory } from '../../helpers/memory-history.ts'
@@ -47,7 +47,7 @@ const server: Backend = { store: (t) => serverStore(t, databaseUrl()) }
 async function openSink(t: TestContext, backend: Backend, dimensions = 384) {
   const { store, schema, table } = await backend.store(t)
   const embedder = new LexicalEmbedder({ dimensions })
-  const sink = vectorSink({ embedder, store, logger: quiet })
+  const sink = memoryVectorSink({ embedder, store, logger: quiet })
   await sink.open()
   t.after(() => sink.close())
   return { sink, store, embedder, schema, table }
@@ -352,7 +352,7 @@ describe('pgvector store on a server PostgreSQL with the extension', { skip: ser
     }
 
     await assert.rejects(store.open(16), (error: unknown) => kindOf(error) === ErrorKinds.RETRIABLE)
-    const sink = vectorSink({ embedder: new LexicalEmbedder({ dimensions: 16 }), store, logger: quiet })
+    const sink = memoryVectorSink({ embedder: new LexicalEmbedder({ dimensions: 16 }), store, logger: quiet })
     t.after(() => sink.close())
     await sink.open() // an outage at start is not a configuration error: the runner starts, writes wait
     const first = memoryEnvelopes([upsert('a', 'alpha words'), upsert('b', 'beta words')])

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, type TestContext, test } from 'node:test'
 import { LexicalEmbedder } from '../../../src/embedders/lexical.ts'
 import { ErrorCodes, ErrorKinds, kindOf, SfmError } from '../../../src/errors.ts'
+import { memoryVectorSink } from '../../../src/memory/vectors/sink.ts'
 import { pointId, QdrantStore, type QdrantStoreInput, uuidv5 } from '../../../src/sinks/qdrant/index.ts'
-import { vectorSink } from '../../../src/sinks/vector/index.ts'
 import { uniqueName } from '../../helpers/kafka.ts'
 import { NO_QDRANT_SPEC, QdrantSpecServer, qdrantSpecAvailable } from '../../helpers/qdrant-spec-server.ts'
 import { memoryEnvelopes, remove, textCorpus, upsert } from '../../helpers/vectors.ts'
@@ -28,7 +28,7 @@ async function serve(t: TestContext) {
 function qdrantSink(t: TestContext, input: QdrantStoreInput, dimensions = 32, skipStale = true) {
   const store = new QdrantStore({ pointsPerRequest: 64, maxParallelRequests: 2, ...input })
   const embedder = new LexicalEmbedder({ dimensions })
-  const sink = vectorSink({ embedder, store, skipStale })
+  const sink = memoryVectorSink({ embedder, store, skipStale })
   t.after(() => sink.close())
   return { sink, store, embedder }
 }

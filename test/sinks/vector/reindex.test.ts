@@ -6,6 +6,7 @@ import { LexicalEmbedder } from '../../../src/embedders/lexical.ts'
 import type { Logger } from '../../../src/logger.ts'
 import type { LatestMemory, LatestRecord } from '../../../src/memory/latest.ts'
 import { reindexSink } from '../../../src/memory/vectors/reindex.ts'
+import { memoryVectorSink } from '../../../src/memory/vectors/sink.ts'
 import { PgvectorStore, pgDatabase, pgliteDatabase } from '../../../src/sinks/pgvector/index.ts'
 import { QdrantStore } from '../../../src/sinks/qdrant/index.ts'
 import type { SinkContext } from '../../../src/sinks/types.ts'
@@ -13,8 +14,7 @@ import {
   type ReindexCounts,
   ReindexProgress,
   type VectorRecord,
-  type VectorStore,
-  vectorSink
+  type VectorStore
 } from '../../../src/sinks/vector/index.ts'
 import type { Envelope } from '../../../src/streams/envelope.ts'
 import { envelopeOf, RecordingHost } from '../../helpers/envelopes.ts'
@@ -115,7 +115,7 @@ for (const { name, skip, make } of stores) {
       const store = await make(t)
       const texts = textCorpus(12, 5)
       // The live vector branch with revision A: m-0..m-9 at version 2, m-8 then deleted at version 3.
-      const live = vectorSink({ embedder: embedderA(), store, owns: false })
+      const live = memoryVectorSink({ embedder: embedderA(), store, owns: false })
       await live.open()
       assert.deepEqual(
         await live.write(
@@ -195,7 +195,7 @@ for (const { name, skip, make } of stores) {
     test('a newer version the live topology writes between the lookup and the write is never overwritten', async (t) => {
       const store = await make(t)
       const a = embedderA()
-      const live = vectorSink({ embedder: a, store, owns: false })
+      const live = memoryVectorSink({ embedder: a, store, owns: false })
       await live.open()
       await live.write(memoryEnvelopes([upsert('m-0', 'first words', { version: 2 }), upsert('m-1', 'other words')]))
       // The store as the reindex sees it, with the live memory topology writing version 3 of m-0 and deleting m-1
@@ -240,7 +240,7 @@ for (const { name, skip, make } of stores) {
     test('the store fence: reembed replaces equal or older live points only, never inserts or resurrects', async (t) => {
       const store = await make(t)
       const a = embedderA()
-      const live = vectorSink({ embedder: a, store, owns: false })
+      const live = memoryVectorSink({ embedder: a, store, owns: false })
       await live.open()
       await live.write(
         memoryEnvelopes([
@@ -289,7 +289,7 @@ for (const { name, skip, make } of stores) {
       const texts = textCorpus(12, 9)
       const at = (version: number) => ({ timestamp: TS, version })
       // The live vector branch with revision A.
-      const live = vectorSink({ embedder: embedderA(), store, owns: false })
+      const live = memoryVectorSink({ embedder: embedderA(), store, owns: false })
       await live.open()
       await live.write(
         memoryEnvelopes([
@@ -432,7 +432,7 @@ for (const { name, skip, make } of stores) {
       const store = await make(t)
       const pgvector = store.kind === 'pgvector'
       const a = embedderA()
-      const live = vectorSink({ embedder: a, store, owns: false })
+      const live = memoryVectorSink({ embedder: a, store, owns: false })
       await live.open()
       await live.write(
         memoryEnvelopes([

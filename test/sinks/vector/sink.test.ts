@@ -4,8 +4,8 @@ import { LexicalEmbedder } from '../../../src/embedders/lexical.ts'
 import type { EmbeddingRequest } from '../../../src/embedders/messages.ts'
 import type { Embedder } from '../../../src/embedders/types.ts'
 import { ErrorKinds, kindOf, PoisonError, RetriableError } from '../../../src/errors.ts'
+import { memoryVectorSink } from '../../../src/memory/vectors/sink.ts'
 import { PgvectorStore, pgliteDatabase } from '../../../src/sinks/pgvector/index.ts'
-import { vectorSink } from '../../../src/sinks/vector/index.ts'
 import { memoryEnvelopes, remove, upsert } from '../../helpers/vectors.ts'
 
 /** The lexical embedder behind a gate that refuses some texts or is down, as an embedding server may be. */
@@ -27,7 +27,7 @@ class GatedEmbedder implements Embedder {
 test('a text the embedder refuses is isolated by bisection; the rest is indexed', async (t) => {
   const embedder = new GatedEmbedder()
   const store = new PgvectorStore(await pgliteDatabase())
-  const sink = vectorSink({ embedder, store })
+  const sink = memoryVectorSink({ embedder, store })
   t.after(() => sink.close())
   const events = Array.from({ length: 8 }, (_, i) => upsert(`e-${i}`, i === 5 ? 'please REFUSE me' : `text ${i}`))
   const result = await sink.write(memoryEnvelopes(events))
@@ -47,7 +47,7 @@ test('remote mode publishes requests for upserts and writes deletes and carried 
   const embedder = new GatedEmbedder()
   const store = new PgvectorStore(await pgliteDatabase())
   const published: EmbeddingRequest[] = []
-  const sink = vectorSink({
+  const sink = memoryVectorSink({
     embedder,
     store,
     requests: {
