@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { resolve } from 'node:path'
 import { Ajv, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
+import { REFERENCE_DIR } from './reference.ts'
 import { cosine } from './vectors.ts'
 
 /**
@@ -15,9 +16,7 @@ import { cosine } from './vectors.ts'
  * asserts `violations` is empty. State is kept (collections, points, payload indexes) so searches and the fence
  * filters behave; only what the sink uses is implemented, the rest is a recorded violation.
  */
-export const QDRANT_SPEC_PATH = fileURLToPath(
-  new URL('../../../shared/reference/qdrant/openapi-v1.19.json', import.meta.url)
-)
+export const QDRANT_SPEC_PATH = resolve(REFERENCE_DIR, 'qdrant/openapi-v1.19.json')
 
 export function qdrantSpecAvailable(): boolean {
   return existsSync(QDRANT_SPEC_PATH)
@@ -145,6 +144,8 @@ export class QdrantSpecServer {
   readonly requests: RecordedRequest[] = []
   readonly violations: string[] = []
   readonly collections = new Map<string, Collection>()
+  /** Alias name → collection name; collection operations resolve an alias as Qdrant does. */
+  readonly aliases = new Map<string, string>()
   /** Answer every request with this status (simulates an outage); undefined = serve normally. */
   failWith: number | undefined
   #server: Server | undefined
@@ -290,7 +291,7 @@ export class QdrantSpecServer {
   }
 
   #collection(name: string | undefined): Collection {
-    const c = this.collections.get(name ?? '')
+    const c = this.collections.get(this.aliases.get(name ?? '') ?? name ?? '')
     if (!c) throw new NotFound(`Collection \`${name}\` doesn't exist!`)
     return c
   }
@@ -310,10 +311,13 @@ export class QdrantSpecServer {
       switch (operation) {
         case 'root':
           return ok({ title: 'qdrant - vector search engine', version: '1.19.0' } as JsonObject)
-        case 'collection_exists':
-          return ok({ exists: this.collections.has(params.collection_name!) })
+        case 'collection_exists': {
+          const name = params.collection_name!
+          return ok({ exists: this.collections.has(this.aliases.get(name) ?? name) })
+        }
         case 'create_collection': {
-          if (this.collections.has(params.collection_name!)) return { status: 409, result: 'already exists' }
+          const name = params.collection_name!
+          if (this.collections.has(name) || this.aliases.has(name)) return { status: 409, result: 'already exists' }
           const vectors = body.vectors as JsonObject
           if (typeof vectors?.size !== 'number') throw new Unsupported('only an unnamed vector is implemented')
           this.collections.set(params.collection_name!, {
@@ -387,6 +391,46 @@ export class QdrantSpecServer {
           hits.sort((a, b) => b.score - a.score)
           const limit = typeof body.limit === 'number' ? body.limit : 10
           return ok({ points: hits.slice(0, limit).map((h) => ({ ...h, version: 1 })) })
+        }
+        case 'get_collections_aliases':
+          return ok({
+            aliases: [...this.aliases].map(([alias, collection]) => ({
+              alias_name: alias,
+              collection_name: collection
+            }))
+          })
+        case 'get_collection_aliases': {
+          const name = params.collection_name!
+          return ok({
+            aliases: [...this.aliases]
+              .filter(([, collection]) => collection === name)
+              .map(([alias, collection]) => ({ alias_name: alias, collection_name: collection }))
+          })
+        }
+        case 'update_aliases': {
+          // All actions or none, as Qdrant applies them.
+          const next = new Map(this.aliases)
+          for (const action of body.actions as JsonObject[]) {
+            const create = action.create_alias as JsonObject | undefined
+            const remove = action.delete_alias as JsonObject | undefined
+            if (create) {
+              const alias = create.alias_name as string
+              const collection = create.collection_name as string
+              if (!this.collections.has(collection))
+                return { status: 404, result: `Collection \`${collection}\` doesn't exist!` }
+              if (next.has(alias) || this.collections.has(alias)) {
+                return { status: 400, result: `Wrong input: alias or collection ${alias} already exists` }
+              }
+              next.set(alias, collection)
+            } else if (remove) {
+              if (!next.delete(remove.alias_name as string)) {
+                return { status: 404, result: `Alias ${String(remove.alias_name)} does not exist` }
+              }
+            } else throw new Unsupported('only create_alias and delete_alias are implemented')
+          }
+          this.aliases.clear()
+          for (const [alias, collection] of next) this.aliases.set(alias, collection)
+          return ok(true)
         }
         case 'count_points':
           return ok({ count: this.#collection(params.collection_name).points.size })
