@@ -142,8 +142,9 @@ describe('npm run rebuild -- kv', () => {
   test('usage and configuration errors', async () => {
     const runs = await Promise.all([
       rebuild(['kv']),
-      rebuild(['vectors', '--into', 'x']),
+      rebuild(['vectors']),
       rebuild(['kv', 'x']),
+      rebuild(['graph', '--into', 'x']),
       rebuild(['kv', '--into', 'x', '--batch-size', '0'])
     ])
     for (const run of runs) {
@@ -151,7 +152,8 @@ describe('npm run rebuild -- kv', () => {
       assert.match(run.stderr, /--help/)
     }
     assert.match(runs[0]!.stderr, /--into <table> is required/)
-    assert.match(runs[1]!.stderr, /SFM_REINDEX_FILL=true/)
+    assert.match(runs[1]!.stderr, /--into <table> is required/)
+    assert.match(runs[3]!.stderr, /unknown command "graph" \(expected kv or vectors\)/)
     // No running local stack either (npm test's private stack is one: its stack.env would fill DATABASE_URL).
     const env = { ...process.env, DATABASE_URL: '', SFM_STACK_DIR: '/nonexistent/sfm-stack' }
     const noDb = await runCli('src/cli/rebuild.ts', ['kv', '--into', 'x'], env)
