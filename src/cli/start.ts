@@ -4,7 +4,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chooseStack, describeStack, envInt, topicName, unreachableServers } from '../config.ts'
-import { memorySourcesOf, topicReaderFromEnv } from '../console/data.ts'
+import { memorySourcesOf, type TopicReader, topicReaderFromEnv } from '../console/data.ts'
 import { ConsoleRecorder, combineObservers } from '../console/recorder.ts'
 import { logRedrive } from '../console/redrive.ts'
 import { type ConsoleServer, startConsole } from '../console/server.ts'
@@ -256,8 +256,11 @@ async function main(): Promise<void> {
   })
   statsOf = () => runtime.stats()
   let consoleServer: ConsoleServer | undefined
+  let consoleReader: TopicReader | undefined
   if (recorder && cli.consolePort !== undefined) {
+    // The DLQ and memory.audit on the log the runner reads: Kafka when KAFKA_BROKERS is set, else the embedded log.
     const reader = topicReaderFromEnv()
+    consoleReader = reader
     const dlqTopic = topicName('memory.dlq')
     try {
       consoleServer = await startConsole({
@@ -330,6 +333,7 @@ async function main(): Promise<void> {
     if (status) clearInterval(status)
     recorder?.stop()
     await consoleServer?.close().catch(() => {})
+    await consoleReader?.close().catch(() => {})
     observer.dispose()
     await metrics.close().catch(() => {})
     await tracing.shutdown().catch(() => {})
