@@ -15,6 +15,7 @@ import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
 import { toMermaid, topologyGraph } from '../streams/graph.ts'
 import { DEFAULT_HELD_AFTER_MS, formatHeld } from '../streams/held-sinks.ts'
+import type { NodeCounts } from '../streams/node-counters.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
 import { isTopology, type Topology } from '../streams/topology.ts'
 import { createMetrics, type Metrics } from '../telemetry/metrics.ts'
@@ -246,7 +247,11 @@ async function main(): Promise<void> {
   let statsOf: () => RuntimeStats = () => {
     throw new Error('runtime not started')
   }
-  const recorder = cli.consolePort === undefined ? undefined : new ConsoleRecorder(topology, () => statsOf())
+  let nodesOf: () => NodeCounts = () => ({ passed: {}, branches: {} })
+  const recorder =
+    cli.consolePort === undefined
+      ? undefined
+      : new ConsoleRecorder(topology, () => statsOf(), { nodes: () => nodesOf() })
   const observed = recorder ? combineObservers(observer, recorder) : observer
   const runtime = new Runtime(topology, {
     observer: demo ? demo.wrap(observed) : observed,
@@ -255,6 +260,7 @@ async function main(): Promise<void> {
     ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 })
   })
   statsOf = () => runtime.stats()
+  nodesOf = () => runtime.nodeCounts()
   let consoleServer: ConsoleServer | undefined
   let consoleReader: TopicReader | undefined
   if (recorder && cli.consolePort !== undefined) {

@@ -106,7 +106,7 @@ window.onhashchange = () => show((location.hash || '#graph').slice(1))
 
 // --- graph ---
 let graph, allowWrites = false
-const W = 200, H = 92, GX = 40, GY = 22
+const W = 200, H = 100, GX = 40, GY = 22
 function layout(g) {
   // Columns by the longest path from the source; the DLQ in a row of its own below, under the middle.
   const col = { source: 0 }
@@ -158,9 +158,11 @@ function drawGraph(stats) {
     svg('rect', { width: W, height: H, rx: 6 }, g)
     const lines = [[n.label + (n.stage && n.stage !== n.label ? '  (' + n.stage + ')' : ''), 'title']]
     if (n.detail) lines.push([cut(n.detail, 34), 'detail'])
+    const rates = []
+    if (s.rate !== undefined) rates.push(fmt(s.rate) + '/s')
+    if (s.inFlight !== undefined) rates.push('in flight ' + s.inFlight + (s.writing ? ' (writing ' + s.writing + ')' : ''))
+    if (rates.length) lines.push([rates.join(' · '), 'rates'])
     const figures = []
-    if (s.rate !== undefined) figures.push(fmt(s.rate) + '/s')
-    if (s.inFlight !== undefined) figures.push('in flight ' + s.inFlight)
     if (s.deadLettered !== undefined && n.kind !== 'dlq') figures.push('dlq ' + s.deadLettered)
     if (s.dropped) figures.push('dropped ' + s.dropped)
     if (s.retries) figures.push('retries ' + s.retries)
@@ -168,7 +170,7 @@ function drawGraph(stats) {
     lines.push([figures.join(' · '), 'figures'])
     if (s.held) lines.push([cut('HELD: ' + s.held, 38), 'held'])
     else if (s.retrying) lines.push([cut('retrying ' + s.retrying, 38), 'retrying'])
-    lines.forEach(([t, cls], i) => { const x = svg('text', { x: 8, y: 18 + i * 18, class: cls }, g); x.textContent = t })
+    lines.forEach(([t, cls], i) => { const x = svg('text', { x: 8, y: 17 + i * 17, class: cls }, g); x.textContent = t })
     const title = svg('title', {}, g); title.textContent = [n.label, n.detail || '', s.held ? 'HELD: ' + s.held : s.retrying ? 'retrying ' + s.retrying : ''].join('\\n')
   }
 }
