@@ -66,7 +66,7 @@ export const CONSOLE_PAGE = `<!doctype html>
 <div class="card"><h3>Row (memories table)</h3><pre id="memory-row"></pre></div>
 <div class="card"><h3>Vector</h3><div id="memory-vector"></div></div>
 <div class="card"><h3>History (memory.audit)</h3><table id="memory-audit"><thead><tr><th>offset</th><th>event_id</th><th>op</th><th>version</th><th>timestamp</th><th>outcome</th><th>processed at</th></tr></thead><tbody></tbody></table>
-<div class="cut" id="memory-notes"></div></div></div>
+<div id="memory-window"></div><div class="cut" id="memory-notes"></div></div></div>
 </section>
 </main>
 <script>
@@ -276,6 +276,8 @@ async function lookup() {
   $('memory-vector').textContent = m.vector === null ? '(no vector store)' : m.vector.present ? 'present (version ' + m.vector.version + ', model ' + (m.vector.modelRevision ?? '–') + ')' : m.vector.deleted ? 'deleted (tombstone at version ' + m.vector.version + ')' : 'absent'
   const body = $('memory-audit').tBodies[0]; body.replaceChildren()
   for (const a of m.audit || []) { const tr = el('tr', undefined, body); tr.dataset.outcome = a.outcome; for (const v of [a.offset, a.event_id, a.op, a.version, a.timestamp, a.outcome, a.processed_at]) el('td', v, tr) }
+  const w = m.auditWindow
+  $('memory-window').textContent = w ? 'read ' + (BigInt(w.to) - BigInt(w.from)) + ' of the ' + w.stored + ' records of ' + w.topic + '[' + w.partition + '] (the partition this id is keyed to)' : ''
   $('memory-notes').textContent = m.notes.join('; ')
 }
 $('memory-go').onclick = lookup
