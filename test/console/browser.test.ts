@@ -102,7 +102,7 @@ async function kafkaStack(t: TestContext): Promise<Stack> {
   }
 }
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 interface Stats {
   runtime: { done: number; deadLettered: number; consumed: number }
@@ -219,7 +219,8 @@ async function asAPersonSeesIt(t: TestContext, stack: Stack): Promise<void> {
   await page.waitForSelector('#lag-chart polyline', { state: 'attached' })
   const partitions = await page.$$eval('#lag-chart polyline', (els) => els.map((e) => e.getAttribute('data-series')))
   assert.ok(
-    partitions.length >= 1 && partitions.every((p) => new RegExp(`^${escape(eventsTopic)}\\[\\d+\\]$`).test(p ?? '')),
+    partitions.length >= 1 &&
+      partitions.every((p) => new RegExp(`^${escapeRegExp(eventsTopic)}\\[\\d+\\]$`).test(p ?? '')),
     String(partitions)
   )
   assert.deepEqual(await page.$$eval('#rate-chart polyline', (els) => els.map((e) => e.getAttribute('data-series'))), [
@@ -236,7 +237,7 @@ async function asAPersonSeesIt(t: TestContext, stack: Stack): Promise<void> {
   assert.equal(await page.getAttribute('#dlq-count', 'data-total'), String(stats.runtime.deadLettered))
   assert.match(
     (await page.textContent('#dlq-count')) ?? '',
-    new RegExp(`^2 dead letters in ${escape(dlqTopic)} · this runner dead-lettered 2$`)
+    new RegExp(`^2 dead letters in ${escapeRegExp(dlqTopic)} · this runner dead-lettered 2$`)
   )
   const stages = await page.$$eval('#dlq-stages tbody tr', (rows) =>
     rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent).join(' '))
@@ -375,7 +376,7 @@ async function asAPersonSeesIt(t: TestContext, stack: Stack): Promise<void> {
   await page.click('#dlq-apply')
   await page
     .locator('#dlq-count', {
-      hasText: new RegExp(`^3 dead letters in ${escape(dlqTopic)} · this runner dead-lettered 1$`)
+      hasText: new RegExp(`^3 dead letters in ${escapeRegExp(dlqTopic)} · this runner dead-lettered 1$`)
     })
     .waitFor()
   // The other decode letter: the redriven poison-1, dead-lettered again.
