@@ -4,7 +4,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chooseStack, describeStack, envInt, topicName, unreachableServers } from '../config.ts'
-import { memorySourcesOf, topicReaderFromEnv } from '../console/data.ts'
+import { memorySourcesOf, type TopicReader, topicReaderFromEnv } from '../console/data.ts'
 import { ConsoleRecorder, combineObservers } from '../console/recorder.ts'
 import { logRedrive } from '../console/redrive.ts'
 import { type ConsoleServer, startConsole } from '../console/server.ts'
@@ -15,6 +15,7 @@ import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
 import { toMermaid, topologyGraph } from '../streams/graph.ts'
 import { DEFAULT_HELD_AFTER_MS, formatHeld } from '../streams/held-sinks.ts'
+import type { NodeCounts } from '../streams/node-counters.ts'
 import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
 import { isTopology, type Topology } from '../streams/topology.ts'
 import { createMetrics, type Metrics } from '../telemetry/metrics.ts'
@@ -246,7 +247,11 @@ async function main(): Promise<void> {
   let statsOf: () => RuntimeStats = () => {
     throw new Error('runtime not started')
   }
-  const recorder = cli.consolePort === undefined ? undefined : new ConsoleRecorder(topology, () => statsOf())
+  let nodesOf: () => NodeCounts = () => ({ passed: {}, branches: {} })
+  const recorder =
+    cli.consolePort === undefined
+      ? undefined
+      : new ConsoleRecorder(topology, () => statsOf(), { nodes: () => nodesOf() })
   const observed = recorder ? combineObservers(observer, recorder) : observer
   const runtime = new Runtime(topology, {
     observer: demo ? demo.wrap(observed) : observed,
@@ -255,9 +260,13 @@ async function main(): Promise<void> {
     ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 })
   })
   statsOf = () => runtime.stats()
+  nodesOf = () => runtime.nodeCounts()
   let consoleServer: ConsoleServer | undefined
+  let consoleReader: TopicReader | undefined
   if (recorder && cli.consolePort !== undefined) {
+    // The DLQ and memory.audit on the log the runner reads: Kafka when KAFKA_BROKERS is set, else the embedded log.
     const reader = topicReaderFromEnv()
+    consoleReader = reader
     const dlqTopic = topicName('memory.dlq')
     try {
       consoleServer = await startConsole({
@@ -330,6 +339,7 @@ async function main(): Promise<void> {
     if (status) clearInterval(status)
     recorder?.stop()
     await consoleServer?.close().catch(() => {})
+    await consoleReader?.close().catch(() => {})
     observer.dispose()
     await metrics.close().catch(() => {})
     await tracing.shutdown().catch(() => {})

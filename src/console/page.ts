@@ -23,7 +23,8 @@ export const CONSOLE_PAGE = `<!doctype html>
   tr.pick { cursor: pointer; } tr.pick:hover { background: #eef5ff; }
   .error { color: #b3261e; background: #fdecea; border: 1px solid #f3b8b2; padding: 8px; border-radius: 4px; }
   .notice { color: #1b5e20; background: #e8f5e9; border: 1px solid #a5d6a7; padding: 8px; border-radius: 4px; }
-  .error:empty, .notice:empty { display: none; }
+  .cut { color: #7a4b00; background: #fff4e5; border: 1px solid #f0c987; padding: 8px; border-radius: 4px; margin-top: 8px; }
+  .error:empty, .notice:empty, .cut:empty { display: none; }
   pre { background: #f3f5f8; padding: 8px; overflow: auto; max-height: 320px; font-size: 12px; }
   input[type=text] { font: inherit; padding: 4px 6px; width: 320px; }
   button.act { font: inherit; padding: 4px 10px; }
@@ -52,7 +53,7 @@ export const CONSOLE_PAGE = `<!doctype html>
 <div class="card"><div id="dlq-count"></div>
 <p><input type="text" id="dlq-filter" placeholder="stage:validate class:PoisonError"> <button class="act" id="dlq-apply">Filter</button>
 <button class="act" id="dlq-redrive-set">Redrive the filtered set (stage, code)</button></p>
-<div class="error" id="dlq-error"></div><div class="notice" id="dlq-notice"></div>
+<div class="error" id="dlq-error"></div><div class="notice" id="dlq-notice"></div><div class="cut" id="dlq-window"></div>
 <h3>By stage and error class</h3><table id="dlq-stages"><thead><tr><th>stage</th><th>error class</th><th>letters</th></tr></thead><tbody></tbody></table></div>
 <div class="card"><h3>Letters <span id="dlq-matching"></span></h3><table id="dlq-list"><thead><tr><th>partition@offset</th><th>stage</th><th>error class</th><th>code</th><th>message</th><th>failed at</th><th>from</th></tr></thead><tbody></tbody></table></div>
 <div class="card" id="dlq-detail" hidden><h3>Letter <span id="dlq-detail-title"></span> <button class="act" id="dlq-redrive-one">Redrive letters like this one (its stage and code)</button></h3>
@@ -65,7 +66,7 @@ export const CONSOLE_PAGE = `<!doctype html>
 <div class="card"><h3>Row (memories table)</h3><pre id="memory-row"></pre></div>
 <div class="card"><h3>Vector</h3><div id="memory-vector"></div></div>
 <div class="card"><h3>History (memory.audit)</h3><table id="memory-audit"><thead><tr><th>offset</th><th>event_id</th><th>op</th><th>version</th><th>timestamp</th><th>outcome</th><th>processed at</th></tr></thead><tbody></tbody></table>
-<div id="memory-notes"></div></div></div>
+<div id="memory-window"></div><div class="cut" id="memory-notes"></div></div></div>
 </section>
 </main>
 <script>
@@ -105,7 +106,7 @@ window.onhashchange = () => show((location.hash || '#graph').slice(1))
 
 // --- graph ---
 let graph, allowWrites = false
-const W = 200, H = 92, GX = 40, GY = 22
+const W = 200, H = 100, GX = 40, GY = 22
 function layout(g) {
   // Columns by the longest path from the source; the DLQ in a row of its own below, under the middle.
   const col = { source: 0 }
@@ -157,9 +158,11 @@ function drawGraph(stats) {
     svg('rect', { width: W, height: H, rx: 6 }, g)
     const lines = [[n.label + (n.stage && n.stage !== n.label ? '  (' + n.stage + ')' : ''), 'title']]
     if (n.detail) lines.push([cut(n.detail, 34), 'detail'])
+    const rates = []
+    if (s.rate !== undefined) rates.push(fmt(s.rate) + '/s')
+    if (s.inFlight !== undefined) rates.push('in flight ' + s.inFlight + (s.writing ? ' (writing ' + s.writing + ')' : ''))
+    if (rates.length) lines.push([rates.join(' · '), 'rates'])
     const figures = []
-    if (s.rate !== undefined) figures.push(fmt(s.rate) + '/s')
-    if (s.inFlight !== undefined) figures.push('in flight ' + s.inFlight)
     if (s.deadLettered !== undefined && n.kind !== 'dlq') figures.push('dlq ' + s.deadLettered)
     if (s.dropped) figures.push('dropped ' + s.dropped)
     if (s.retries) figures.push('retries ' + s.retries)
@@ -167,7 +170,7 @@ function drawGraph(stats) {
     lines.push([figures.join(' · '), 'figures'])
     if (s.held) lines.push([cut('HELD: ' + s.held, 38), 'held'])
     else if (s.retrying) lines.push([cut('retrying ' + s.retrying, 38), 'retrying'])
-    lines.forEach(([t, cls], i) => { const x = svg('text', { x: 8, y: 18 + i * 18, class: cls }, g); x.textContent = t })
+    lines.forEach(([t, cls], i) => { const x = svg('text', { x: 8, y: 17 + i * 17, class: cls }, g); x.textContent = t })
     const title = svg('title', {}, g); title.textContent = [n.label, n.detail || '', s.held ? 'HELD: ' + s.held : s.retrying ? 'retrying ' + s.retrying : ''].join('\\n')
   }
 }
@@ -220,6 +223,7 @@ async function loadDlq() {
   try { list = await api('/api/dlq?filter=' + encodeURIComponent(filter)) } catch (e) { $('dlq-error').textContent = e.message; return }
   const stats = await api('/api/stats').catch(() => undefined)
   $('dlq-count').textContent = list.total + ' dead letters in ' + list.topic + (stats ? ' · this runner dead-lettered ' + stats.runtime.deadLettered : '')
+  $('dlq-window').textContent = list.window.cut ? 'Read the newest ' + list.window.perPartition + ' letters of each partition (' + list.window.read + ' letters): the stage counts and the list cover those only.' : ''
   $('dlq-count').dataset.total = list.total
   const stages = $('dlq-stages').tBodies[0]; stages.replaceChildren()
   for (const [stage, classes] of Object.entries(list.byStage)) for (const [cls, n] of Object.entries(classes)) {
@@ -272,6 +276,8 @@ async function lookup() {
   $('memory-vector').textContent = m.vector === null ? '(no vector store)' : m.vector.present ? 'present (version ' + m.vector.version + ', model ' + (m.vector.modelRevision ?? '–') + ')' : m.vector.deleted ? 'deleted (tombstone at version ' + m.vector.version + ')' : 'absent'
   const body = $('memory-audit').tBodies[0]; body.replaceChildren()
   for (const a of m.audit || []) { const tr = el('tr', undefined, body); tr.dataset.outcome = a.outcome; for (const v of [a.offset, a.event_id, a.op, a.version, a.timestamp, a.outcome, a.processed_at]) el('td', v, tr) }
+  const w = m.auditWindow
+  $('memory-window').textContent = w ? 'read ' + (BigInt(w.to) - BigInt(w.from)) + ' of the ' + w.stored + ' records of ' + w.topic + '[' + w.partition + '] (the partition this id is keyed to)' : ''
   $('memory-notes').textContent = m.notes.join('; ')
 }
 $('memory-go').onclick = lookup

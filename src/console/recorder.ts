@@ -1,6 +1,7 @@
 import { errorClassOf } from '../streams/dead-letter.ts'
 import type { DropReason } from '../streams/envelope.ts'
 import { type TopologyGraph, topologyGraph } from '../streams/graph.ts'
+import type { NodeCounts } from '../streams/node-counters.ts'
 import type { RuntimeObserver, RuntimeStats } from '../streams/runtime.ts'
 import type { Topology } from '../streams/topology.ts'
 
@@ -25,8 +26,12 @@ interface BranchCounters {
 
 /** What the console shows on a node: rate (per second over the last samples), in flight, errors, held. */
 export interface NodeStats {
+  /** Items per second it passed on (a sink: settled), over the last ~5 s. */
   rate?: number
+  /** Items inside it: taken in and not yet passed on, dropped or dead-lettered (a sink: handed to it, not settled). */
   inFlight?: number
+  /** A sink: items in a write call right now (the rest of its in-flight items wait behind a partition's batch). */
+  writing?: number
   deadLettered?: number
   dropped?: number
   retries?: number
@@ -55,16 +60,24 @@ export class ConsoleRecorder implements RuntimeObserver {
   readonly #deadByStage = new Map<string, Map<string, number>>()
   readonly #dropsByStage = new Map<string, number>()
   readonly #branches = new Map<string, BranchCounters>()
+  readonly #nodes: (() => NodeCounts) | undefined
+  readonly #upstream = new Map<string, string>()
+  /** The node counts at each of the last samples (for the per-node rates). */
+  readonly #nodeSamples: Array<{ t: number; consumed: number; counts: NodeCounts }> = []
   #lag: Record<string, number> = {}
   #timer: NodeJS.Timeout | undefined
 
   constructor(
     topology: Topology<unknown>,
     stats: () => RuntimeStats,
-    options: { intervalMs?: number; keep?: number } = {}
+    options: { intervalMs?: number; keep?: number; nodes?: () => NodeCounts } = {}
   ) {
     this.graph = topologyGraph(topology)
     this.#stats = stats
+    this.#nodes = options.nodes
+    // Each operator's upstream operator (none: the source feeds it), from the graph's flow edges.
+    const operators = new Set(this.graph.nodes.filter((n) => n.kind === 'operator').map((n) => n.id))
+    for (const e of this.graph.edges) if (operators.has(e.to) && operators.has(e.from)) this.#upstream.set(e.to, e.from)
     this.#keep = options.keep ?? 600
     for (const name of Object.keys(topology.branches)) {
       this.#branches.set(name, { written: 0, batches: 0, retries: 0, lastWriteAt: 0, lastRetry: undefined })
@@ -124,6 +137,10 @@ export class ConsoleRecorder implements RuntimeObserver {
     }
     this.#samples.push(sample)
     if (this.#samples.length > this.#keep) this.#samples.splice(0, this.#samples.length - this.#keep)
+    if (this.#nodes) {
+      this.#nodeSamples.push({ t: sample.t, consumed: s.consumed, counts: this.#nodes() })
+      if (this.#nodeSamples.length > 6) this.#nodeSamples.shift()
+    }
     return sample
   }
 
@@ -161,13 +178,42 @@ export class ConsoleRecorder implements RuntimeObserver {
         ? { held: `reconnecting for ${Math.round(held.heldMs / 1000)} s (attempt ${held.attempts}): ${held.reason}` }
         : {})
     }
+    // Per-node figures from the runtime's counts: rates against the sample ~5 s ago, in flight from now's counts.
+    const counts = this.#nodes?.()
+    const nodePast = this.#nodeSamples.at(-6) ?? this.#nodeSamples[0]
+    const nodeSeconds = nodePast ? Math.max((now - nodePast.t) / 1000, 0.001) : 0
+    const rateOf = (value: (c: NodeCounts) => number) =>
+      counts && nodePast ? Math.max(0, (value(counts) - value(nodePast.counts)) / nodeSeconds) : 0
+    const upstream = this.#upstream
+    const flow =
+      counts &&
+      ((id: string, settledHere: number): NodeStats => {
+        const before = upstream.get(id)
+        const taken = before === undefined ? s.consumed : (counts.passed[before] ?? 0)
+        const passed = counts.passed[id] ?? 0
+        return {
+          rate: rateOf((c) => c.passed[id] ?? 0),
+          // What it took in and has not passed on, dropped or dead-lettered: items an async step holds.
+          inFlight: Math.max(0, taken - passed - settledHere)
+        }
+      })
     const deadAt = (stage: string | undefined) =>
       stage === undefined ? 0 : [...(this.#deadByStage.get(stage)?.values() ?? [])].reduce((a, b) => a + b, 0)
     for (const node of this.graph.nodes) {
       if (node.kind === 'operator') {
+        const dropped = node.stage === undefined ? 0 : (this.#dropsByStage.get(node.stage) ?? 0)
         nodes[node.id] = {
+          ...flow?.(node.id, deadAt(node.stage) + dropped),
           deadLettered: deadAt(node.stage),
-          dropped: node.stage === undefined ? 0 : (this.#dropsByStage.get(node.stage) ?? 0)
+          dropped
+        }
+      } else if (node.kind === 'batch' && node.branch !== undefined) {
+        const b = counts?.branches[node.branch]
+        if (b) {
+          nodes[node.id] = {
+            rate: rateOf((c) => c.branches[node.branch!]?.batched ?? 0),
+            inFlight: Math.max(0, b.batched - b.received)
+          }
         }
       } else if (node.kind === 'sink' && node.branch !== undefined) {
         const b = this.#branch(node.branch)
@@ -175,8 +221,15 @@ export class ConsoleRecorder implements RuntimeObserver {
         const held = s.sinksHeld.find((h) => h.branch === node.branch)
         // Retrying: the last write attempt failed and no batch got through since.
         const retrying = retry !== undefined && retry.at > b.lastWriteAt
+        const counted = counts?.branches[node.branch]
         nodes[node.id] = {
-          rate: this.#writeRate(node.branch, seconds),
+          ...(counted
+            ? {
+                rate: rateOf((c) => c.branches[node.branch!]?.settled ?? 0),
+                inFlight: counted.received - counted.settled,
+                writing: counted.writing
+              }
+            : { rate: this.#writeRate(node.branch, seconds) }),
           retries: b.retries,
           deadLettered: deadAt(node.branch),
           ...(held ? { held: `${held.error} (for ${Math.round(held.seconds)} s)` } : {}),

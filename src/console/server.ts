@@ -34,8 +34,8 @@ export type Redrive = (selection: RedriveSelection) => Promise<RedriveResult>
 
 export interface ConsoleOptions {
   recorder: ConsoleRecorder
-  /** Reads the DLQ and audit topics; undefined on Kafka (those views then say so). */
-  reader: TopicReader | undefined
+  /** Reads the DLQ and audit topics (Kafka or the embedded log). */
+  reader: TopicReader
   dlqTopic: string
   memory: MemorySources
   port: number
@@ -124,16 +124,6 @@ function offsetOf(value: string | null): bigint {
   return BigInt(value)
 }
 
-function needReader(options: ConsoleOptions): TopicReader {
-  if (!options.reader) {
-    throw new RequestError(
-      501,
-      `the console reads ${options.dlqTopic} on the embedded log only; on Kafka use npm run topics or a consumer`
-    )
-  }
-  return options.reader
-}
-
 async function handle(options: ConsoleOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://console.invalid')
   const path = url.pathname
@@ -160,12 +150,12 @@ async function handle(options: ConsoleOptions, req: IncomingMessage, res: Server
   if (req.method === 'GET' && path === '/api/history') return sendJson(res, 200, options.recorder.history())
   if (req.method === 'GET' && path === '/api/dlq') {
     const filter = parseDeadLetterFilter(url.searchParams.get('filter'))
-    return sendJson(res, 200, listDeadLetters(needReader(options), options.dlqTopic, filter))
+    return sendJson(res, 200, await listDeadLetters(options.reader, options.dlqTopic, filter))
   }
   if (req.method === 'GET' && path === '/api/dlq/letter') {
     const partition = integer(url.searchParams.get('partition'), 'partition')
     const offset = offsetOf(url.searchParams.get('offset'))
-    return sendJson(res, 200, readDeadLetter(needReader(options), options.dlqTopic, partition, offset))
+    return sendJson(res, 200, await readDeadLetter(options.reader, options.dlqTopic, partition, offset))
   }
   if (req.method === 'GET' && path === '/api/memory') {
     const id = url.searchParams.get('id') ?? ''
@@ -184,8 +174,8 @@ async function handle(options: ConsoleOptions, req: IncomingMessage, res: Server
     let selection: RedriveSelection
     if (body.partition !== undefined || body.offset !== undefined) {
       // One letter: its stage and error code (a redrive remembers its progress per stage × code).
-      const letter = readDeadLetter(
-        needReader(options),
+      const letter = await readDeadLetter(
+        options.reader,
         options.dlqTopic,
         integer(String(body.partition), 'partition'),
         offsetOf(String(body.offset))

@@ -1,6 +1,7 @@
 import { identity, merge, type OperatorFunction } from 'rxjs'
 import type { Envelope } from './envelope.ts'
 import { Feed } from './feed.ts'
+import { countedPipeline, type PassCounter } from './node-counters.ts'
 import type { BranchContext, Topology } from './topology.ts'
 
 /** A topology's operators wired up: push messages into `input`; `done` settles when every branch completed. */
@@ -18,11 +19,22 @@ export interface FanOut {
  * the same multicast, without their allocations per message (see feed.ts). The branches subscribe first, so the
  * pipeline has somewhere to send its first message.
  */
-export function fanOut(topology: Topology<unknown>, contextOf: (branch: string) => BranchContext): FanOut {
+export function fanOut(
+  topology: Topology<unknown>,
+  contextOf: (branch: string) => BranchContext,
+  counterOf?: (operator: number) => PassCounter
+): FanOut {
   const branches = Object.entries(topology.branches)
   const input = new Feed<Envelope<Buffer>>()
   const shared = new Feed<Envelope<unknown>>()
-  const pipeline = (topology.pipeline ?? identity) as OperatorFunction<Envelope<Buffer>, Envelope<unknown>>
+  const defined = topology.pipeline as OperatorFunction<Envelope<Buffer>, Envelope<unknown>> | undefined
+  // Counted after each of its operators when asked (the console's per-node figures).
+  const pipeline =
+    defined === undefined
+      ? (identity as OperatorFunction<Envelope<Buffer>, Envelope<unknown>>)
+      : counterOf
+        ? countedPipeline(defined, counterOf)
+        : defined
   const done = new Promise<void>((resolve, reject) => {
     merge(...branches.map(([name, b]) => b.connect(shared.observable, contextOf(name)))).subscribe({
       error: reject,

@@ -10,6 +10,14 @@ export const GraphNodeKinds = {
 } as const
 export type GraphNodeKind = (typeof GraphNodeKinds)[keyof typeof GraphNodeKinds]
 
+/** The graph's node ids, shared with the runtime's per-node counts (node-counters.ts). */
+export const nodeIds = {
+  operator: (index: number) => `op:${index}`,
+  branchOperator: (branch: string, index: number) => `branch:${branch}:op:${index}`,
+  batch: (branch: string) => `branch:${branch}:batch`,
+  sink: (branch: string) => `sink:${branch}`
+} as const
+
 export interface GraphNode {
   /** Stable id: `source`, `op:<stage or index>`, `branch:<name>:op:<i>`, `branch:<name>:batch`, `sink:<name>`, `dlq`. */
   readonly id: string
@@ -50,7 +58,7 @@ export function topologyGraph(topology: Topology<unknown>): TopologyGraph {
   let last = 'source'
   const shared = topology.pipeline ? (operatorInfos(topology.pipeline) ?? [{ name: 'pipeline' }]) : []
   shared.forEach((op, i) => {
-    const id = `op:${i}`
+    const id = nodeIds.operator(i)
     nodes.push({
       id,
       kind: GraphNodeKinds.OPERATOR,
@@ -68,7 +76,7 @@ export function topologyGraph(topology: Topology<unknown>): TopologyGraph {
     let previous = fanOut
     const info = branch.info
     info?.operators.forEach((op, i) => {
-      const id = `branch:${name}:op:${i}`
+      const id = nodeIds.branchOperator(name, i)
       nodes.push({
         id,
         kind: GraphNodeKinds.OPERATOR,
@@ -82,7 +90,7 @@ export function topologyGraph(topology: Topology<unknown>): TopologyGraph {
       previous = id
     })
     if (info) {
-      const id = `branch:${name}:batch`
+      const id = nodeIds.batch(name)
       const b = info.batch
       nodes.push({
         id,
@@ -94,7 +102,7 @@ export function topologyGraph(topology: Topology<unknown>): TopologyGraph {
       edges.push({ from: previous, to: id })
       previous = id
     }
-    const sinkId = `sink:${name}`
+    const sinkId = nodeIds.sink(name)
     nodes.push({
       id: sinkId,
       kind: GraphNodeKinds.SINK,

@@ -9,10 +9,12 @@ import { DeadLetterWriter } from './dead-letter-writer.ts'
 import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
 import { type FanOut, fanOut } from './fan-out.ts'
 import type { Feed } from './feed.ts'
+import { nodeIds } from './graph.ts'
 import { type HeldSink, HeldSinks } from './held-sinks.ts'
 import { InFlightWindow } from './in-flight-window.ts'
+import { type NodeCounts, PassCounter, WriterCounter } from './node-counters.ts'
 import { PullLoop } from './pull-loop.ts'
-import type { BranchContext, Topology } from './topology.ts'
+import type { BranchContext, BranchCounters, Topology } from './topology.ts'
 
 /** Hooks for metrics, tracing and status output. All optional; none may throw. */
 export interface RuntimeObserver {
@@ -108,6 +110,9 @@ export class Runtime implements DeliveryHost {
   #lag: ReadonlyMap<string, readonly bigint[]> | undefined
   /** The source's current outage: since when (performance.now()), attempts so far, last error. */
   #sourceHeld: { since: number; attempts: number; error: unknown } | undefined
+  /** Per graph node: what each operator passed on; per branch: its batching and writer (nodeCounts()). */
+  readonly #passed = new Map<string, PassCounter>()
+  readonly #branchCounters = new Map<string, BranchCounters>()
   readonly #stats = {
     consumed: 0,
     done: 0,
@@ -176,6 +181,44 @@ export class Runtime implements DeliveryHost {
     }
   }
 
+  /**
+   * The per-node counts of the topology graph (graph.ts ids): items each operator passed on, and per branch the
+   * items batched, handed to the writer, settled and being written. The console turns them into rates and
+   * in-flight counts.
+   */
+  nodeCounts(): NodeCounts {
+    const passed: Record<string, number> = {}
+    for (const [id, c] of this.#passed) passed[id] = c.passed
+    const branches: Record<string, NodeCounts['branches'][string]> = {}
+    for (const [name, b] of this.#branchCounters) {
+      const w = b.writer
+      branches[name] = { batched: b.batched.passed, received: w.received, settled: w.settled, writing: w.writing }
+    }
+    return { passed, branches }
+  }
+
+  #passCounter(id: string): PassCounter {
+    let counter = this.#passed.get(id)
+    if (!counter) {
+      counter = new PassCounter()
+      this.#passed.set(id, counter)
+    }
+    return counter
+  }
+
+  #countersOf(branch: string): BranchCounters {
+    let counters = this.#branchCounters.get(branch)
+    if (!counters) {
+      counters = {
+        operator: (index) => this.#passCounter(nodeIds.branchOperator(branch, index)),
+        batched: new PassCounter(),
+        writer: new WriterCounter()
+      }
+      this.#branchCounters.set(branch, counters)
+    }
+    return counters
+  }
+
   /** Seconds each failing branch has retried its current error (for the sfm_sink_held_seconds gauge). */
   heldSeconds(): Map<string, number> {
     return this.#held.seconds()
@@ -230,7 +273,11 @@ export class Runtime implements DeliveryHost {
    */
   async run(): Promise<RunSummary> {
     await this.#openSinks()
-    const wired = fanOut(this.topology, (name) => this.#branchContext(name))
+    const wired = fanOut(
+      this.topology,
+      (name) => this.#branchContext(name),
+      (index) => this.#passCounter(nodeIds.operator(index))
+    )
     const graph = wired.done.catch((error) => this.#fail(error))
     await this.#openSource()
     const idle = this.#watchIdle()
@@ -253,6 +300,7 @@ export class Runtime implements DeliveryHost {
       signal: this.#sinks.signal,
       backoff: this.topology.settings.backoff,
       aroundWrite: this.#observer.aroundWrite?.bind(this.#observer),
+      counters: this.#countersOf(name),
       observer: {
         written: (branch: string, count: number, bytes: number, seconds: number) =>
           this.#observer.batchWritten?.(branch, count, bytes, seconds),

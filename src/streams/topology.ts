@@ -6,6 +6,7 @@ import type { BackoffOptions } from './backoff.ts'
 import type { DeadLetterTarget } from './dead-letter.ts'
 import { type OperatorInfo, operatorInfos } from './describe.ts'
 import type { Envelope } from './envelope.ts'
+import { countedPipeline, counting, type PassCounter, type WriterCounter } from './node-counters.ts'
 import { BatchFlushModes, type BatchOptions, batch, resolveBatchOptions } from './operators/batch.ts'
 import { type BatchReport, type WriteObserver, writeBatches } from './write-batches.ts'
 import { WriteGate } from './write-gate.ts'
@@ -37,6 +38,16 @@ export interface BranchContext extends SinkContext {
   readonly backoff: BackoffOptions
   /** Wraps each sink write (tracing). */
   readonly aroundWrite?: <R>(branch: string, batch: readonly Envelope<unknown>[], write: () => Promise<R>) => Promise<R>
+  /** Where the branch counts for the graph's figures: after each of its operators, into its batching, its writer. */
+  readonly counters?: BranchCounters
+}
+
+export interface BranchCounters {
+  /** The counter of the branch's i-th operator node (`branch:<name>:op:<i>`). */
+  operator(index: number): PassCounter
+  /** Items reaching the batching. */
+  readonly batched: PassCounter
+  readonly writer: WriterCounter
 }
 
 /**
@@ -81,12 +92,17 @@ export function branch<T, U = T>(sink: Sink<U>, options: BranchOptions<T, U> = {
     connect(input, context) {
       // when-idle: the writer tells the batch operator which partitions it could start at once (a gate per run).
       const gate = batchOptions.flush === BatchFlushModes.WHEN_IDLE ? new WriteGate(maxInFlightBatches) : undefined
-      const writeOptions = { maxInFlightBatches, backoff: context.backoff, ...(gate ? { gate } : {}) }
-      return input.pipe(
-        pipeline,
-        batch<U>(batchOptions, gate),
-        writeBatches(traced(sink, context), context, writeOptions, context.observer)
-      )
+      const counters = context.counters
+      const writeOptions = {
+        maxInFlightBatches,
+        backoff: context.backoff,
+        ...(gate ? { gate } : {}),
+        ...(counters ? { counter: counters.writer } : {})
+      }
+      const write = writeBatches(traced(sink, context), context, writeOptions, context.observer)
+      if (!counters) return input.pipe(pipeline, batch<U>(batchOptions, gate), write)
+      const counted = options.pipeline ? countedPipeline(options.pipeline, (i) => counters.operator(i)) : pipeline
+      return input.pipe(counted, counting(counters.batched), batch<U>(batchOptions, gate), write)
     }
   }
 }

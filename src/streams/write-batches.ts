@@ -4,6 +4,7 @@ import type { Sink, SinkContext } from '../sinks/types.ts'
 import { AbandonedError, type BackoffOptions, defaultBackoff, RetryLater, retryWithBackoff } from './backoff.ts'
 import type { Envelope } from './envelope.ts'
 import { KeyedSerialQueue } from './keyed-serial-queue.ts'
+import type { WriterCounter } from './node-counters.ts'
 import type { WriteGate } from './write-gate.ts'
 
 export interface WriteObserver {
@@ -24,6 +25,8 @@ export interface WriteBatchesOptions {
   backoff?: BackoffOptions
   /** Told of every batch received and finished, for a `when-idle` batch operator in front (see write-gate.ts). */
   gate?: WriteGate
+  /** Counts items received, settled and in a `sink.write` call (the console's in-flight figure of the sink). */
+  counter?: WriterCounter
 }
 
 /** Outcome of one batch, for observers and tests. */
@@ -50,11 +53,22 @@ export function writeBatches<T>(
   const backoff = options.backoff ?? defaultBackoff
   const branch = context.branch
   const gate = options.gate
+  const counter = options.counter
 
   const policy = { ...backoff, maxAttempts: Number.POSITIVE_INFINITY }
   const hooks = {
     signal: context.signal,
     onRetry: (error: unknown, attempt: number, delayMs: number) => observer.retrying?.(branch, error, attempt, delayMs)
+  }
+
+  /** `sink.write`, its items counted as being written while it runs. */
+  const countedWrite = async (c: WriterCounter, items: Envelope<T>[]) => {
+    c.writing += items.length
+    try {
+      return await sink.write(items, context)
+    } finally {
+      c.writing -= items.length
+    }
   }
 
   const writeOne = async (batch: Envelope<T>[]): Promise<BatchReport> => {
@@ -68,7 +82,7 @@ export function writeBatches<T>(
       let failure: unknown
       for (const item of items) item.delivery.countAttempt()
       try {
-        const result = await sink.write(items, context)
+        const result = await (counter ? countedWrite(counter, items) : sink.write(items, context))
         const failures = result?.failures
         // The usual outcome, everything written, needs no lookup (nor an entry pair per item).
         const failed = failures && failures.length > 0 ? new Map<number, unknown>() : undefined
@@ -138,9 +152,11 @@ export function writeBatches<T>(
     const key = batch[0]?.partitionKey ?? ''
     // Counted before anything is awaited: the batch operator that just emitted it asks right after.
     gate?.begin(key)
+    if (counter) counter.received += batch.length
     const written = queue
       .run(key, async () => {
         report = await writeOne(batch)
+        if (counter) counter.settled += batch.length
       })
       .then(() => report!)
     return gate ? written.finally(() => gate.end(key)) : written
