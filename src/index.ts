@@ -53,6 +53,22 @@ export {
   purgeProcessed,
   purgeTombstones
 } from './sinks/postgres/index.ts'
+// The generic vector sink: one point per key in a vector store (pgvector, Qdrant), fenced by version; the layout says
+// how an item becomes a point (its text to embed or its vector) or a delete
+export {
+  type SearchHit,
+  type SearchOptions,
+  type VectorItem,
+  type VectorLayout,
+  type VectorSink,
+  type VectorSinkCounts,
+  type VectorSinkOptions,
+  type VectorStore,
+  type VectorStoreFromEnvOptions,
+  VectorStoreKinds,
+  vectorSink,
+  vectorStoreFromEnv
+} from './sinks/vector/index.ts'
 // Ports: what a source yields and what a sink implements
 export * from './sinks/types.ts'
 // Sources

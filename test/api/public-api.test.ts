@@ -58,7 +58,15 @@ describe('public API (somafractal-streams)', () => {
     for (const name of ['defineTopology', 'branch', 'decodeJson', 'validate', 'dedupe', 'batch', 'keep', 'retryStep']) {
       assert.equal(typeof (api as Record<string, unknown>)[name], 'function', name)
     }
-    for (const name of ['kafkaSource', 'embeddedLogSource', 'logSource', 'kafkaSink', 'kafkaDeadLetter']) {
+    for (const name of [
+      'kafkaSource',
+      'embeddedLogSource',
+      'logSource',
+      'kafkaSink',
+      'kafkaDeadLetter',
+      'postgresSink',
+      'vectorSink'
+    ]) {
       assert.equal(typeof (api as Record<string, unknown>)[name], 'function', name)
     }
     for (const name of ['RetriableError', 'PoisonError', 'FatalError', 'SfmError']) {
