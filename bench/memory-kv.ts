@@ -568,7 +568,7 @@ function topologyEnv(ctx: Context, prefix: string, table: string, groupId: strin
  * branch's batching (`kvBatchOptions`: SFM_KV_BATCH, SFM_KV_BATCH_WAIT_MS, SFM_KV_BATCH_FLUSH, …) are memory.ts's own.
  * The sink's pool (`sinkPool`: the sink's own settings) is the caller's, so that its backends' CPU can be measured.
  */
-async function kvOnlyTopology(table: string, pool: pg.Pool): Promise<Topology<MemoryEvent>> {
+export async function kvOnlyTopology(table: string, pool: pg.Pool): Promise<Topology<MemoryEvent>> {
   const full = await memoryTopology()
   // Never opened: closing only ends its (unconnected) pool.
   await full.branches.kv?.sink.close?.()
