@@ -312,6 +312,28 @@ async function connectRest(env: Env, method: string, path: string, body?: unknow
   return { status: response.status, json: text === '' ? undefined : (JSON.parse(text) as unknown) }
 }
 
+/**
+ * Creates the connector. A worker that is rebalancing (409) or restarting (connection refused: another test may
+ * restart the shared worker) is waited for, up to a minute.
+ */
+async function putConnector(env: Env, name: string, config: Record<string, string>): Promise<void> {
+  const deadline = performance.now() + 60_000
+  for (;;) {
+    let why: string
+    let waitable = true
+    try {
+      const { status, json } = await connectRest(env, 'PUT', `/connectors/${name}/config`, config)
+      if (status === 200 || status === 201) return
+      why = `HTTP ${status} ${JSON.stringify(json)}`
+      waitable = status === 409 || status === 503
+    } catch (error) {
+      why = errorMessage(error)
+    }
+    if (!waitable || performance.now() > deadline) throw new Error(`connect: PUT ${name}: ${why}`)
+    await sleep(1000)
+  }
+}
+
 async function createTopics(env: Env, topics: string[], partitions: number): Promise<void> {
   env.topics.push(...topics)
   await withAdmin(env.brokers, async (admin) => {
@@ -772,14 +794,7 @@ async function connectSide(env: Env, workload: Workload, options: PeersOptions, 
   const table = await peerTable(env, `public."${tableName}"`)
   const port = Number(new URL(env.connectUrl!).port)
   const result = await measure(env, workload, options.history, options.partitions, bytes, table, async () => {
-    const { status, json } = await connectRest(
-      env,
-      'PUT',
-      `/connectors/${name}/config`,
-      connectorConfig(name, topic, tableName, c)
-    )
-    if (status !== 200 && status !== 201)
-      throw new Error(`connect: PUT ${name}: HTTP ${status} ${JSON.stringify(json)}`)
+    await putConnector(env, name, connectorConfig(name, topic, tableName, c))
     const jvm = pidListeningOn(port)
     let failed: string | undefined
     let lastCheck = 0
