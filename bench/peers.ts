@@ -424,6 +424,8 @@ export interface SideResult {
   cpuTotalSPer1000: number
   brokerCpuSPer1000: number
   peakRssMb: number
+  /** Of the peak, what this process held before the side started (the workload), MB; 0 for the peers. */
+  harnessRssMb: number
   bytesPerMessage: number
   rows: number
   lost: number
@@ -524,6 +526,8 @@ async function measure(
 ): Promise<SideResult> {
   const n = workload.items.length
   const timeoutMs = 120_000 + n * 2
+  // This process holds the workload (and, for ours, runs the topology): its RSS before the side starts, apart.
+  const harnessRss = process.memoryUsage().rss
   const launched = performance.now()
   const runner = await start()
   const backends = new Backends(env, runner)
@@ -655,6 +659,7 @@ async function measure(
     cpuTotalSPer1000: round(per1000(total), 3),
     brokerCpuSPer1000: round(per1000(broker), 3),
     peakRssMb: round(rssPeak / 2 ** 20),
+    harnessRssMb: runner.processes().get('runner') === process.pid ? round(harnessRss / 2 ** 20) : 0,
     bytesPerMessage: round(bytesPerMessage),
     ...compared,
     poison,
@@ -898,7 +903,9 @@ function describe(r: SideResult): string {
     .join(', ')
   return (
     `${r.side}: ${round(r.perS)} events/s (cold ${round(r.coldPerS)}), CPU s/1000 events ${r.cpuTotalSPer1000} ` +
-    `(${cpu}; broker ${r.brokerCpuSPer1000}), peak RSS ${r.peakRssMb} MB, ${r.bytesPerMessage} B/message; ` +
+    `(${cpu}; broker ${r.brokerCpuSPer1000}), peak RSS ${r.peakRssMb} MB` +
+    (r.harnessRssMb > 0 ? ` (${r.harnessRssMb} MB before the start, the harness's workload)` : '') +
+    `, ${r.bytesPerMessage} B/message; ` +
     `rows ${r.rows}, lost ${r.lost}, stale ${r.stale}, resurrected ${r.resurrected}, poison ${r.poison}` +
     (r.note ? ` [${r.note}]` : '')
   )
@@ -1005,6 +1012,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     figures[`${side}_pg_backends_cpu_s_per_1000`] = r ? (r.cpuSPer1000.postgres_backends ?? null) : null
     figures[`${side}_broker_cpu_s_per_1000`] = r ? r.brokerCpuSPer1000 : null
     figures[`${side}_peak_rss_mb`] = r ? r.peakRssMb : null
+    if (side === 'ours' || side === 'ours_all') figures[`${side}_harness_rss_mb`] = r ? r.harnessRssMb : null
     figures[`${side}_bytes_per_message`] = r ? r.bytesPerMessage : null
     figures[`${side}_rows`] = r ? r.rows : null
     figures[`${side}_lost`] = r ? r.lost : null
