@@ -53,6 +53,8 @@ export {
   purgeProcessed,
   purgeTombstones
 } from './sinks/postgres/index.ts'
+// Ports: what a source yields and what a sink implements
+export * from './sinks/types.ts'
 // The generic vector sink: one point per key in a vector store (pgvector, Qdrant), fenced by version; the layout says
 // how an item becomes a point (its text to embed or its vector) or a delete
 export {
@@ -69,8 +71,6 @@ export {
   vectorSink,
   vectorStoreFromEnv
 } from './sinks/vector/index.ts'
-// Ports: what a source yields and what a sink implements
-export * from './sinks/types.ts'
 // Sources
 export {
   defaultEmbeddedLogSourceOptions,
