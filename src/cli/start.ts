@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -23,6 +23,7 @@ import { telemetryObserver } from '../telemetry/runtime-observer.ts'
 import { startTracing } from '../telemetry/tracing.ts'
 
 const USAGE = `Usage: npm start -- <topology file> [options]
+       npm start -- <topology file> --help   (this, then what that topology does and reads)
 
 Runs a topology: consumes its source, writes every sink branch, dead-letters poison, commits what is durable.
 
@@ -109,6 +110,9 @@ function parseCli(argv: string[]) {
   const { values, positionals } = parsed
   if (values.help) {
     process.stdout.write(USAGE)
+    // With a topology file: also what that topology does and reads (its leading doc comment).
+    const about = positionals.length === 1 ? topologyDoc(positionals[0]!) : undefined
+    if (about) process.stdout.write(`\n${positionals[0]}:\n\n${about}\n`)
     process.exit(0)
   }
   if (positionals.length !== 1) fail('expected exactly one topology file', EXIT_USAGE)
@@ -156,6 +160,23 @@ function parseCli(argv: string[]) {
     consoleHost: values['console-host'],
     consoleAllowWrites: values['console-allow-writes'] === true
   }
+}
+
+/** The leading doc comment of a topology file as plain text (without the comment markers), if it has one. */
+function topologyDoc(file: string): string | undefined {
+  let text: string
+  try {
+    text = readFileSync(resolve(file), 'utf8')
+  } catch {
+    return undefined
+  }
+  const match = /^\s*\/\*\*([\s\S]*?)\*\//.exec(text)
+  if (match === null) return undefined
+  return match[1]!
+    .split('\n')
+    .map((line) => line.replace(/^\s*\* ?/, ''))
+    .join('\n')
+    .trim()
 }
 
 async function loadTopology(file: string): Promise<Topology<unknown>> {

@@ -27,6 +27,41 @@ export interface LatestMemory {
 export interface LatestRecord {
   readonly id: string
   readonly state: LatestMemory | null
+  /**
+   * A tombstone's fence pair, from its `sfm.fence.*` headers (the delete's version and timestamp as the memories
+   * table stored them); undefined for a state (its value carries them) and for a tombstone written without them.
+   */
+  readonly fence?: { readonly version: number; readonly timestamp: string }
+}
+
+/**
+ * The headers a `memory.latest` tombstone carries its fence pair in: a tombstone has no value, yet a consumer that
+ * fences (the legacy mirror) must know whether it is newer than the state it holds.
+ */
+export const TombstoneFenceHeaders = {
+  VERSION: 'sfm.fence.version',
+  TIMESTAMP: 'sfm.fence.timestamp'
+} as const
+
+/** `headers` with a tombstone's fence pair added (decimal version, RFC 3339 timestamp). */
+export function withTombstoneFence(
+  headers: Map<string, Buffer>,
+  version: number,
+  timestamp: string
+): Map<string, Buffer> {
+  headers.set(TombstoneFenceHeaders.VERSION, Buffer.from(String(version)))
+  headers.set(TombstoneFenceHeaders.TIMESTAMP, Buffer.from(timestamp))
+  return headers
+}
+
+/** A tombstone's fence pair from its headers, or undefined when it has none (or they are not a number and a text). */
+function tombstoneFence(headers: ReadonlyMap<string, Buffer>): LatestRecord['fence'] {
+  const version = headers.get(TombstoneFenceHeaders.VERSION)
+  const timestamp = headers.get(TombstoneFenceHeaders.TIMESTAMP)
+  if (version === undefined || timestamp === undefined || version.length > 20 || timestamp.length > 64) return undefined
+  const n = Number(version.toString('latin1'))
+  if (!Number.isSafeInteger(n)) return undefined
+  return { version: n, timestamp: timestamp.toString('utf8') }
 }
 
 /**
@@ -46,7 +81,10 @@ export function decodeLatest(
         throw new PoisonError('memory.latest record without a key (the memory id)', { code: ErrorCodes.DECODE })
       }
       const id = key.toString('utf8')
-      if (envelope.value.length === 0) return envelope.withValue<LatestRecord>({ id, state: null })
+      if (envelope.value.length === 0) {
+        const fence = tombstoneFence(envelope.headers)
+        return envelope.withValue<LatestRecord>(fence === undefined ? { id, state: null } : { id, state: null, fence })
+      }
       const value = decodeJsonValue(envelope.value, settings)
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
         throw new PoisonError('memory.latest value is not a JSON object', { code: ErrorCodes.DECODE })

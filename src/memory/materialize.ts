@@ -14,6 +14,7 @@ import { type PostgresBatchMessage, postgresBatchChannel } from '../telemetry/ch
 import { injectContext } from '../telemetry/propagation.ts'
 import { type AuditFormat, auditEncoder, resolveAuditFormat } from './audit-format.ts'
 import { isDelete, type MemoryEvent } from './event.ts'
+import { withTombstoneFence } from './latest.ts'
 import { DEFAULT_TABLE, type MemoriesSink, memoriesSink, tableNames } from './memories.ts'
 import type { PreparedEvent } from './prepare.ts'
 
@@ -194,11 +195,12 @@ export function materializeMemories(options: MaterializeOptions): Sink<MemoryEve
       })
       for (const [id, event] of applied) {
         const index = touched.get(id)!
+        const headers = injectContext(batch[index]!.delivery.context)
         records.push({
           topic: options.latestTopic,
           key: id,
           value: event.deleted ? null : latestFromEvent(event),
-          headers: injectContext(batch[index]!.delivery.context)
+          headers: event.deleted ? withTombstoneFence(headers, event.version, event.timestamp) : headers
         })
         owners.push(index)
       }
@@ -208,11 +210,12 @@ export function materializeMemories(options: MaterializeOptions): Sink<MemoryEve
         for (const row of rows) {
           const index = touched.get(row.id)
           if (index === undefined) continue
+          const headers = injectContext(batch[index]!.delivery.context)
           records.push({
             topic: options.latestTopic,
             key: row.id,
             value: row.deleted_at === null ? latestValue(row) : null,
-            headers: injectContext(batch[index]!.delivery.context)
+            headers: row.deleted_at === null ? headers : withTombstoneFence(headers, Number(row.version), row.event_ts)
           })
           owners.push(index)
         }
