@@ -8,9 +8,10 @@ import { TombstoneFenceHeaders } from '../../src/memory/latest.ts'
 import { prepareMirrorRow } from '../../src/memory/legacy/mirror.ts'
 import { Runtime } from '../../src/streams/runtime.ts'
 import { legacyMirrorTopology } from '../../topologies/legacy-mirror.ts'
-import { brokers, createTopics, NO_KAFKA, produce, uniqueName } from '../helpers/kafka.ts'
+import { brokers, createTopics, NO_KAFKA, produce, uniqueName, waitFor } from '../helpers/kafka.ts'
 import { isolatedMemoryStack, legacyStore, runMemoryUntilIdle } from '../helpers/legacy.ts'
 import { generateHistory } from '../helpers/memory-history.ts'
+import { startRunner } from '../helpers/runner.ts'
 
 const skip = brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`
 
@@ -202,6 +203,76 @@ describe('topologies/legacy-mirror.ts', { skip }, () => {
     const report = JSON.parse(parity.stdout) as { counts: Record<string, number>; equal: number }
     assert.deepEqual(report.counts, { missing: 0, extra: 0, differing: 0, deleted_here: 0 })
     assert.equal(report.equal, live[0]!.n)
+  })
+})
+
+describe('topologies/legacy-mirror.ts under kill -9', { skip }, () => {
+  test('killed -9 mid-way and started again, kv_store still ends equal to the fold of memory.latest', {
+    timeout: 240_000
+  }, async (t) => {
+    const prefix = `${uniqueName('mirrork')}.`
+    await createTopics(t, [`${prefix}memory.latest`, `${prefix}memory.dlq`], 3)
+    const legacy = await legacyStore(t, NOT_MEMORIES)
+    const latest = `${prefix}memory.latest`
+    // 1,500 memories, 8 records each (versions shuffled, some tombstones, each record sent once or twice).
+    let seed = 19
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed / 2147483648
+    }
+    const records: OutgoingMessage[] = []
+    const fold = new Map<string, { version: number; text: string | null }>()
+    for (let i = 0; i < 1_500; i++) {
+      const id = `default:(${i}.0,)`
+      const versions = Array.from({ length: 8 }, (_, v) => v + 1).sort(() => random() - 0.5)
+      for (const version of versions) {
+        const gone = random() < 0.25
+        const text = `m${i} v${version}`
+        const record: OutgoingMessage = gone
+          ? { topic: latest, key: id, ...tombstone(version, version) }
+          : { topic: latest, key: id, value: state(id, version, version, text) }
+        records.push(record)
+        if (random() < 0.3) records.push(record)
+        if (version === 8) fold.set(id, { version, text: gone ? null : text })
+      }
+    }
+    await produce(records)
+    const env = {
+      SFM_TOPIC_PREFIX: prefix,
+      SFM_LEGACY_URL: legacy.url,
+      SFM_MIRROR_GROUP: uniqueName('mirror'),
+      SFM_MIRROR_BATCH: '50',
+      DRAIN_OLD_EVENTS: 'false'
+    }
+    const sideRows = async () =>
+      (
+        await legacy.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM kv_store_mirror_versions').catch(() => ({
+          rows: [{ n: 0 }]
+        }))
+      ).rows[0]!.n
+    const first = startRunner('topologies/legacy-mirror.ts', env)
+    await waitFor(async () => (await sideRows()) >= 300, 60_000, 'the mirror to be under way')
+    first.child.kill('SIGKILL')
+    await once(first.child, 'close')
+    const midway = await sideRows()
+    assert.ok(midway < 1_500, `killed mid-way (${midway} of 1500 memories mirrored)`)
+
+    const second = startRunner('topologies/legacy-mirror.ts', env, ['--until-idle=2'])
+    const [code] = await once(second.child, 'close')
+    assert.equal(code, 0, second.stderr())
+
+    const rows = await kvRows(legacy.pool)
+    for (const { key, value } of NOT_MEMORIES) assert.deepEqual(rows.get(key), JSON.parse(value), key)
+    let live = 0
+    for (const [id, last] of fold) {
+      const row = rows.get(`${id}:data`) as { text?: string } | undefined
+      if (last.text === null) assert.equal(row, undefined, `${id} deleted at version 8`)
+      else {
+        live++
+        assert.equal(row?.text, last.text, id)
+      }
+    }
+    assert.equal(rows.size, NOT_MEMORIES.length + live)
   })
 })
 

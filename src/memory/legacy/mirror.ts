@@ -67,7 +67,9 @@ export function prepareMirrorRow(record: LatestRecord, index: number): MirrorRow
     return {
       index,
       id: key,
-      eventId: `delete ${fence.version} ${time.text}`,
+      // No ledger: the id only tells repeats within a batch apart, so it names the key (two memories deleted at the
+      // same version and time are two deletes).
+      eventId: `${key} delete ${fence.version} ${time.text}`,
       version: fence.version,
       micros: time.micros,
       deleted: true,
@@ -82,7 +84,7 @@ export function prepareMirrorRow(record: LatestRecord, index: number): MirrorRow
   return {
     index,
     id: key,
-    eventId: state.event_id,
+    eventId: `${key} ${state.event_id}`,
     version: state.version,
     micros: time.micros,
     deleted: false,
