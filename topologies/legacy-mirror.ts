@@ -53,6 +53,7 @@ export async function legacyMirrorTopology(env: NodeJS.ProcessEnv = process.env)
   log.info(`mirroring into ${sink.tables?.kv} (fence in ${sink.tables?.versions})`)
   const reporting: Sink<LatestRecord> = {
     kind: sink.kind,
+    dryRun: true,
     open: (context) => sink.open(context),
     write: (batch, context) => sink.write(batch, context),
     async close() {

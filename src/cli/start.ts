@@ -13,10 +13,13 @@ import { describeError, ErrorKinds, errorMessage, kindOf, SfmError } from '../er
 import { describeKafkaConnection, kafkaConnectionOptions } from '../kafka/connection.ts'
 import { LogTargets, logTarget } from '../log/options.ts'
 import { createLogger } from '../logger.ts'
+import { openLogAccess } from '../ops/log.ts'
+import { seedShadowGroup } from '../ops/offsets.ts'
+import type { ShadowGroup } from '../sources/types.ts'
 import { toMermaid, topologyGraph } from '../streams/graph.ts'
 import { DEFAULT_HELD_AFTER_MS, formatHeld } from '../streams/held-sinks.ts'
 import type { NodeCounts } from '../streams/node-counters.ts'
-import { Runtime, type RuntimeStats } from '../streams/runtime.ts'
+import { Runtime, type RuntimeStats, type ShadowReport } from '../streams/runtime.ts'
 import { isTopology, type Topology } from '../streams/topology.ts'
 import { createMetrics, type Metrics } from '../telemetry/metrics.ts'
 import { telemetryObserver } from '../telemetry/runtime-observer.ts'
@@ -40,6 +43,11 @@ Options:
                              graph with live figures, lag and throughput, dead letters, a memory's row and history
   --console-host HOST        interface for the console (default 127.0.0.1)
   --console-allow-writes     let the console redrive dead letters (read-only without it)
+  --shadow                   a shadow run: consume the real topics under a group of its own (<group>.shadow,
+                             printed; started where the real group stands), write nothing — PostgreSQL sinks run
+                             each batch in a transaction and roll it back (exact outcome counts), Kafka and vector
+                             sinks only count, dead letters are counted — and print what it would have done (status
+                             line, a summary at exit and one JSON object on stdout). The real group never moves
   --graph                    print the topology as a Mermaid flowchart (source → operators → branches → sinks,
                              DLQ) and exit without running it
   -h, --help                 show this help
@@ -100,6 +108,7 @@ function parseCli(argv: string[]) {
     console: { type: 'string' },
     'console-host': { type: 'string' },
     'console-allow-writes': { type: 'boolean' },
+    shadow: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   } as const
   try {
@@ -139,6 +148,12 @@ function parseCli(argv: string[]) {
   if (consolePort === undefined && (values['console-allow-writes'] || values['console-host'] !== undefined)) {
     fail('--console-allow-writes and --console-host go with --console', EXIT_USAGE)
   }
+  if (values.shadow && (values.demo !== undefined || values['console-allow-writes'])) {
+    fail(
+      '--shadow writes nothing: it does not go with --demo (which feeds events) or --console-allow-writes',
+      EXIT_USAGE
+    )
+  }
   let demo: number | undefined
   if (values.demo !== undefined) {
     demo = Number(values.demo)
@@ -158,7 +173,8 @@ function parseCli(argv: string[]) {
     graph: values.graph === true,
     consolePort,
     consoleHost: values['console-host'],
-    consoleAllowWrites: values['console-allow-writes'] === true
+    consoleAllowWrites: values['console-allow-writes'] === true,
+    shadow: values.shadow === true
   }
 }
 
@@ -208,6 +224,45 @@ function formatStatus(stats: RuntimeStats, previous: RuntimeStats | undefined, s
     ? ` source HELD ${Math.round(held.heldMs / 1000)} s (reconnecting, attempt ${held.attempts}: ${held.reason})`
     : ''
   return `consumed ${stats.consumed}${rate} done ${stats.done} in-flight ${stats.inFlight} (${kb} KiB)${lag} dlq ${stats.deadLettered} dropped ${stats.dropped} commits ${stats.commits} retries ${stats.sinkRetries}${source}${formatHeld(stats.sinksHeld)}`
+}
+
+/** ` kv applied 3, fenced 1; dlq 2 (validate 2)` — what a shadow run would have done so far. */
+function formatShadow(shadow: ShadowReport | undefined): string {
+  if (shadow === undefined) return ''
+  const branches = Object.entries(shadow.branches).map(
+    ([name, counts]) =>
+      `${name} ${
+        Object.entries(counts)
+          .map(([what, n]) => `${what} ${n}`)
+          .join(', ') || 'nothing yet'
+      }`
+  )
+  const stages = Object.entries(shadow.deadLetters)
+  const dlq = stages.reduce((sum, [, n]) => sum + n, 0)
+  const byStage = stages.length === 0 ? '' : ` (${stages.map(([stage, n]) => `${stage} ${n}`).join(', ')})`
+  return ` ${branches.join('; ')}; dlq ${dlq}${byStage}`
+}
+
+/** Points the shadow group at where the real group stands and says so; a refusal is one line, exit 2. */
+async function startShadow(group: ShadowGroup, log: ReturnType<typeof createLogger>): Promise<void> {
+  const access = openLogAccess()
+  try {
+    const starts = await seedShadowGroup(access, group)
+    const fromReal = starts.filter((s) => s.fromRealGroup).length
+    log.info(
+      `shadow run: consuming as group ${group.groupId}; the real group ${group.realGroupId} is read, never committed. ` +
+        `Starting at its committed offsets on ${fromReal} of ${starts.length} partition(s)` +
+        (fromReal < starts.length
+          ? ` (the rest at their ${group.drainOldEvents ? 'start' : 'end'}, as it would)`
+          : '') +
+        '. Sinks run dry (PostgreSQL: rolled back), dead letters are counted'
+    )
+  } catch (error) {
+    if (error instanceof SfmError && error.kind === ErrorKinds.FATAL) fail(`--shadow: ${error.message}`, EXIT_USAGE)
+    throw error
+  } finally {
+    await access.close().catch(() => {})
+  }
 }
 
 async function main(): Promise<void> {
@@ -274,12 +329,20 @@ async function main(): Promise<void> {
       ? undefined
       : new ConsoleRecorder(topology, () => statsOf(), { nodes: () => nodesOf() })
   const observed = recorder ? combineObservers(observer, recorder) : observer
-  const runtime = new Runtime(topology, {
-    observer: demo ? demo.wrap(observed) : observed,
-    logger: log,
-    heldAfterMs: heldAfterSeconds * 1000,
-    ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 })
-  })
+  let runtime: Runtime
+  try {
+    runtime = new Runtime(topology, {
+      observer: demo ? demo.wrap(observed) : observed,
+      logger: log,
+      heldAfterMs: heldAfterSeconds * 1000,
+      ...(cli.untilIdleSeconds === undefined ? {} : { untilIdleMs: cli.untilIdleSeconds * 1000 }),
+      ...(cli.shadow ? { shadow: true } : {})
+    })
+  } catch (error) {
+    if (error instanceof SfmError && error.kind === ErrorKinds.FATAL) fail(error.message, EXIT_USAGE)
+    throw error
+  }
+  if (runtime.shadowGroup) await startShadow(runtime.shadowGroup, log)
   statsOf = () => runtime.stats()
   nodesOf = () => runtime.nodeCounts()
   let consoleServer: ConsoleServer | undefined
@@ -319,7 +382,7 @@ async function main(): Promise<void> {
       .map(([n, b]) => `${n} → ${b.sink.kind}`)
       .join(', ')}`
   )
-  log.info(`dead letters: ${topology.deadLetter.description}`)
+  log.info(`dead letters: ${cli.shadow ? 'counted, not written (shadow run)' : topology.deadLetter.description}`)
   if (metrics.address) log.info(`metrics: http://${metrics.address.address}:${metrics.address.port}/metrics`)
   if (tracing.enabled) log.info('traces: exported over OTLP')
 
@@ -341,7 +404,10 @@ async function main(): Promise<void> {
     cli.statusSeconds > 0
       ? setInterval(() => {
           const stats = runtime.stats()
-          log.info(formatStatus(stats, previous, cli.statusSeconds))
+          log.info(
+            formatStatus(stats, previous, cli.statusSeconds) +
+              (stats.shadow ? ` shadow:${formatShadow(stats.shadow)}` : '')
+          )
           previous = stats
         }, cli.statusSeconds * 1000)
       : undefined
@@ -350,6 +416,12 @@ async function main(): Promise<void> {
   try {
     const summary = await runtime.run()
     log.info(`stopped (${summary.reason}): ${formatStatus(summary, undefined, 1)}`)
+    if (summary.shadow) {
+      log.info(`shadow run, nothing written — it would have done:${formatShadow(summary.shadow)}`)
+      process.stdout.write(
+        `${JSON.stringify({ shadow: summary.shadow, consumed: summary.consumed, done: summary.done, reason: summary.reason })}\n`
+      )
+    }
     if (demo) process.stdout.write(formatReport(await demo.report(summary, cli.demo ?? 0)))
   } catch (error) {
     const kind = kindOf(error)

@@ -133,6 +133,7 @@ export function materializeMemories(options: MaterializeOptions): Sink<MemoryEve
 
   return {
     kind: 'postgres+kafka',
+    dryRun: true,
     get postgres() {
       return store?.postgres
     },
@@ -143,12 +144,14 @@ export function materializeMemories(options: MaterializeOptions): Sink<MemoryEve
     async open(context?: SinkContext) {
       const { postgres } = await ensureStore()
       await postgres.open(context)
+      if (context?.dryRun) return
       producer ??= createProducer({ clientId: `sfm-${topology}-materialize`, ...options })
     },
     async write(batch: readonly Envelope<MemoryEvent>[], context: SinkContext): Promise<WriteResult> {
       const { postgres } = await ensureStore()
       const started = performance.now()
       const result = await postgres.write(batch, context)
+      if (context.dryRun) return dryRunReport(batch, result, options)
       postgresBatchChannel.publish({
         table,
         applied: result.counts.applied,
@@ -248,6 +251,28 @@ export function materializeMemories(options: MaterializeOptions): Sink<MemoryEve
       await current?.pool.end().catch(() => {})
       await current?.shared?.release()
     }
+  }
+}
+
+/**
+ * A dry run's report: the PostgreSQL outcomes (rolled back), and the records the write would have produced — one
+ * `memory.latest` record per memory with an outcome, one `memory.audit` record per event with an outcome.
+ */
+function dryRunReport(
+  batch: readonly Envelope<MemoryEvent>[],
+  result: Awaited<ReturnType<MemoriesSink['write']>>,
+  options: Pick<MaterializeOptions, 'latestTopic' | 'auditTopic'>
+): WriteResult {
+  const ids = new Set<string>()
+  let audit = 0
+  batch.forEach((envelope, index) => {
+    if (result.outcomes[index] === undefined) return
+    ids.add(envelope.value.id)
+    audit++
+  })
+  return {
+    ...(result.failures && result.failures.length > 0 ? { failures: result.failures } : {}),
+    dryRun: { ...result.dryRun, [options.latestTopic]: ids.size, [options.auditTopic]: audit }
   }
 }
 

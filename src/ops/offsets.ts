@@ -119,3 +119,47 @@ export async function resetGroupOffsets(
   }
   return { resets, applied: true }
 }
+
+/** Where a shadow run starts on one partition, and whether that is the real group's committed offset. */
+export interface ShadowStart {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly fromRealGroup: boolean
+}
+
+/**
+ * Points a shadow run's group at where the real group stands, so the run shows what the real group would do next:
+ * per partition the real group's committed offset, or — where it committed nothing — the partition's start or end,
+ * as the real group would begin (`drainOldEvents`). Only the shadow group is written; the real one is only read.
+ * Refused (FatalError) while the shadow group has live members (another shadow run).
+ */
+export async function seedShadowGroup(
+  access: LogAccess,
+  shadow: {
+    readonly groupId: string
+    readonly realGroupId: string
+    readonly topics: readonly string[]
+    readonly drainOldEvents: boolean
+  }
+): Promise<ShadowStart[]> {
+  if (shadow.groupId === shadow.realGroupId) {
+    throw new FatalError(`a shadow run must not consume as the real group ${shadow.realGroupId}`, {
+      code: ErrorCodes.CONFIG
+    })
+  }
+  const starts: ShadowStart[] = []
+  for (const topic of shadow.topics) {
+    const partitions = await access.partitions(topic)
+    const committed = await access.committed(shadow.realGroupId, topic)
+    const offsets = new Map<number, bigint>()
+    for (const p of partitions) {
+      const real = committed.get(p.partition)
+      const offset = real ?? (shadow.drainOldEvents ? p.start : p.end)
+      offsets.set(p.partition, offset)
+      starts.push({ topic, partition: p.partition, offset, fromRealGroup: real !== undefined })
+    }
+    await access.commit(shadow.groupId, topic, offsets)
+  }
+  return starts
+}

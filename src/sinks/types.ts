@@ -7,6 +7,11 @@ export interface SinkContext {
   readonly branch: string
   /** Aborted when the runtime shuts down: stop waiting, throw a retriable error. */
   readonly signal: AbortSignal
+  /**
+   * A shadow run (`npm start -- <topology> --shadow`): report what the write would do without doing it — no row,
+   * record or point is changed — in `WriteResult.dryRun`. Only sinks with `dryRun: true` are given it.
+   */
+  readonly dryRun?: boolean
 }
 
 /** One item of a batch that the sink could not write. `index` is its position in the batch. */
@@ -23,6 +28,11 @@ export interface WriteResult {
    * undefined for items in `failures`. Lets an audit branch record what each event did.
    */
   readonly outcomes?: readonly (string | undefined)[]
+  /**
+   * In a dry run: what the write would have done, as counts by name (the PostgreSQL sink: `applied`, `fenced`,
+   * `duplicate`, `deleted`; a Kafka sink: records per topic). Added up per branch by the runtime.
+   */
+  readonly dryRun?: Readonly<Record<string, number>>
 }
 
 /**
@@ -37,6 +47,11 @@ export interface WriteResult {
 export interface Sink<T> {
   /** Kind of sink, e.g. `postgres`, `kafka`, `qdrant`. */
   readonly kind: string
+  /**
+   * The sink can run dry (SinkContext.dryRun): open and write change nothing, and each write reports what it would
+   * have done. A topology runs in shadow mode only if every sink can.
+   */
+  readonly dryRun?: boolean
   open?(context: SinkContext): Promise<void>
   write(batch: readonly Envelope<T>[], context: SinkContext): Promise<WriteResult | undefined>
   close?(): Promise<void>

@@ -52,6 +52,11 @@ export interface Source {
   readonly description: string
   /** Caps how many messages the source buffers ahead of `next` (called before `open`). */
   limitBuffer?(messages: number): void
+  /**
+   * Shadow mode (before `open`): consume under a group of its own, derived from the real one, so that nothing this
+   * run commits moves the real group. Returns both names and the topics. Sources without groups lack it.
+   */
+  shadow?(): ShadowGroup
   open(listener: SourceListener): Promise<void>
   /** The next message, or undefined once the source has ended or `signal` aborted. */
   next(signal: AbortSignal): Promise<SourceMessage | undefined>
@@ -64,4 +69,18 @@ export interface Source {
   tryNext?(): SourceMessage | undefined
   commit(offsets: readonly CommitRequest[]): Promise<void>
   close(): Promise<void>
+}
+
+/** The groups of a shadow run: the derived one it consumes with, and the real one it never commits for. */
+export interface ShadowGroup {
+  readonly groupId: string
+  readonly realGroupId: string
+  readonly topics: readonly string[]
+  /** Where the real group starts on a partition it has committed nothing for: earliest (true) or latest. */
+  readonly drainOldEvents: boolean
+}
+
+/** The group a shadow run of `groupId` consumes with. */
+export function shadowGroupId(groupId: string): string {
+  return `${groupId}.shadow`
 }

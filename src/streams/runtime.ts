@@ -1,10 +1,11 @@
 import { type Context, ROOT_CONTEXT } from '@opentelemetry/api'
-import { describeError, errorMessage } from '../errors.ts'
+import { describeError, ErrorCodes, errorMessage, FatalError } from '../errors.ts'
 import { createLogger, type Logger } from '../logger.ts'
-import type { CommitRequest, SourceListener, SourceMessage, TopicPartition } from '../sources/types.ts'
+import type { WriteResult } from '../sinks/types.ts'
+import type { CommitRequest, ShadowGroup, SourceListener, SourceMessage, TopicPartition } from '../sources/types.ts'
 import { sleep } from './backoff.ts'
 import { CommitCoordinator } from './commit-coordinator.ts'
-import { buildDeadLetter } from './dead-letter.ts'
+import { buildDeadLetter, DeadLetterHeaders, type DeadLetterTarget } from './dead-letter.ts'
 import { DeadLetterWriter } from './dead-letter-writer.ts'
 import { Delivery, type DeliveryHost, type DropReason, Envelope } from './envelope.ts'
 import { type FanOut, fanOut } from './fan-out.ts'
@@ -43,6 +44,26 @@ export interface RuntimeOptions {
   untilIdleMs?: number
   /** A branch retrying the same error this long (ms, default 60 s) is reported as held (stats().sinksHeld). */
   heldAfterMs?: number
+  /**
+   * A shadow run: the source consumes under a group of its own (`Source.shadow`), every sink runs dry
+   * (SinkContext.dryRun) and dead letters are counted, not written. Refused (FatalError) when the source has no
+   * group or a sink cannot run dry. What the sinks would have done: stats().shadow.
+   */
+  shadow?: boolean
+}
+
+interface ShadowState {
+  readonly group: ShadowGroup
+  readonly branches: Record<string, Record<string, number>>
+  readonly deadLetters: Record<string, number>
+}
+
+/** What a shadow run would have done so far: per branch, the counts its sink reported; dead letters by stage. */
+export interface ShadowReport {
+  readonly groupId: string
+  readonly realGroupId: string
+  readonly branches: Record<string, Record<string, number>>
+  readonly deadLetters: Record<string, number>
 }
 
 export const StopReasons = {
@@ -78,6 +99,8 @@ export interface RuntimeStats {
   assigned: readonly TopicPartition[]
   /** Sink branches retrying the same error for longer than `heldAfterMs`. */
   sinksHeld: HeldSink[]
+  /** In a shadow run: what it would have done so far. */
+  shadow?: ShadowReport
 }
 
 export interface RunSummary extends RuntimeStats {
@@ -100,6 +123,8 @@ export class Runtime implements DeliveryHost {
   readonly #sinks = new AbortController()
   readonly #untilIdleMs: number | undefined
   readonly #held: HeldSinks
+  /** Set in a shadow run: its groups, and the counts the dry sinks and the counted dead letters add up to. */
+  readonly #shadow: ShadowState | undefined
   #stopReason: StopReason | undefined
   #fatal: unknown
   #lastMessageAt = performance.now()
@@ -153,7 +178,48 @@ export class Runtime implements DeliveryHost {
       },
       fatal: (error: unknown) => this.#fail(error)
     }
-    this.#deadLetters = new DeadLetterWriter(topology.deadLetter, s.backoff, this.#sinks.signal, dlqHooks, this.#log)
+    this.#shadow = options.shadow ? this.#startShadow() : undefined
+    const deadLetter = this.#shadow ? this.#countedDeadLetters(this.#shadow.deadLetters) : topology.deadLetter
+    this.#deadLetters = new DeadLetterWriter(deadLetter, s.backoff, this.#sinks.signal, dlqHooks, this.#log)
+  }
+
+  /** The shadow run's groups; refuses a source without a group and sinks that cannot run dry. */
+  #startShadow(): ShadowState {
+    const { source, branches } = this.topology
+    const dry = Object.entries(branches).filter(([, b]) => b.sink.dryRun !== true)
+    if (dry.length > 0) {
+      throw new FatalError(
+        `--shadow: ${dry.map(([name, b]) => `branch ${name} (${b.sink.kind} sink)`).join(', ')} cannot run dry, so a ` +
+          'shadow run would write for real: run it without --shadow, or give the sink a dry run (Sink.dryRun)',
+        { code: ErrorCodes.CONFIG }
+      )
+    }
+    if (source.shadow === undefined) {
+      throw new FatalError(`--shadow: the ${source.kind} source has no consumer group to shadow`, {
+        code: ErrorCodes.CONFIG
+      })
+    }
+    const branchCounts: Record<string, Record<string, number>> = {}
+    for (const name of Object.keys(branches)) branchCounts[name] = {}
+    return { group: source.shadow(), branches: branchCounts, deadLetters: {} }
+  }
+
+  /** Dead letters of a shadow run: counted by stage, never written. */
+  #countedDeadLetters(counts: Record<string, number>): DeadLetterTarget {
+    return {
+      description: 'counted, not written (shadow run)',
+      async write(letters) {
+        for (const letter of letters) {
+          const stage = letter.headers.get(DeadLetterHeaders.STAGE)?.toString() ?? 'unknown'
+          counts[stage] = (counts[stage] ?? 0) + 1
+        }
+      }
+    }
+  }
+
+  /** In a shadow run: the group it consumes with and the real one it leaves alone. */
+  get shadowGroup(): ShadowGroup | undefined {
+    return this.#shadow?.group
   }
 
   stats(): RuntimeStats {
@@ -177,7 +243,17 @@ export class Runtime implements DeliveryHost {
         reason: errorMessage(held.error)
       },
       assigned: this.#assigned,
-      sinksHeld: this.#held.held()
+      sinksHeld: this.#held.held(),
+      ...(this.#shadow
+        ? {
+            shadow: {
+              groupId: this.#shadow.group.groupId,
+              realGroupId: this.#shadow.group.realGroupId,
+              branches: structuredClone(this.#shadow.branches),
+              deadLetters: { ...this.#shadow.deadLetters }
+            }
+          }
+        : {})
     }
   }
 
@@ -299,7 +375,10 @@ export class Runtime implements DeliveryHost {
       branch: name,
       signal: this.#sinks.signal,
       backoff: this.topology.settings.backoff,
-      aroundWrite: this.#observer.aroundWrite?.bind(this.#observer),
+      ...(this.#shadow ? { dryRun: true } : {}),
+      aroundWrite: this.#shadow
+        ? this.#countingWrites(this.#shadow.branches)
+        : this.#observer.aroundWrite?.bind(this.#observer),
       counters: this.#countersOf(name),
       observer: {
         written: (branch: string, count: number, bytes: number, seconds: number) =>
@@ -319,10 +398,26 @@ export class Runtime implements DeliveryHost {
     }
   }
 
+  /** A shadow run's write hook: the observer's, then the dry run's counts added to the branch's. */
+  #countingWrites(counts: Record<string, Record<string, number>>): BranchContext['aroundWrite'] {
+    const around = this.#observer.aroundWrite?.bind(this.#observer)
+    return async <R>(branch: string, batch: readonly Envelope<unknown>[], write: () => Promise<R>): Promise<R> => {
+      const result = around ? await around(branch, batch, write) : await write()
+      const dry = (result as WriteResult | undefined)?.dryRun
+      if (dry) {
+        const into = counts[branch] ?? {}
+        counts[branch] = into
+        for (const [name, n] of Object.entries(dry)) into[name] = (into[name] ?? 0) + n
+      }
+      return result
+    }
+  }
+
   /** Opens every sink and the DLQ before consuming, so configuration errors surface before any offset moves. */
   async #openSinks(): Promise<void> {
     for (const [name, b] of Object.entries(this.topology.branches)) await b.sink.open?.(this.#branchContext(name))
-    await this.topology.deadLetter.open?.()
+    // A shadow run counts its dead letters instead (#countedDeadLetters): the real target is not opened.
+    if (!this.#shadow) await this.topology.deadLetter.open?.()
   }
 
   /** Opens the source (assignment, lag and outages reported here) and starts the periodic commit. */

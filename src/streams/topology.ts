@@ -55,7 +55,7 @@ export interface BranchCounters {
  * `connect`, so branches with different sinks can sit in one record.
  */
 export interface Branch<T> {
-  readonly sink: Pick<Sink<never>, 'kind' | 'open' | 'close'>
+  readonly sink: Pick<Sink<never>, 'kind' | 'open' | 'close' | 'dryRun'>
   /** What the branch does before its sink, for the topology graph. */
   readonly info?: BranchInfo
   connect(input: Observable<Envelope<T>>, context: BranchContext): Observable<BatchReport>

@@ -249,6 +249,9 @@ export function legacyMirrorSink(options: LegacyMirrorOptions): LegacyMirrorSink
   }
   return {
     kind: 'postgres',
+    // A shadow run: the side table's statement is rolled back, so kv_store is not touched either (the trigger's
+    // writes are part of it). The side table and its trigger are still created at start (idempotent DDL).
+    dryRun: true,
     get counts() {
       return { ...counts }
     },

@@ -108,11 +108,22 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): Sink<T> {
   const record = options.record ?? defaultRecord
   return {
     kind: 'kafka',
-    async open() {
+    dryRun: true,
+    async open(context) {
+      // A dry run produces nothing: no producer, no registry lookup.
+      if (context?.dryRun) return
       producer ??= createProducer({ clientId: `sfm-streams-sink-${options.topic}`, ...options })
       if (options.registry) framing ??= await resolveFraming(options.registry)
     },
-    async write(batch) {
+    async write(batch, context) {
+      if (context?.dryRun) {
+        let records = 0
+        for (const envelope of batch) {
+          const out = record(envelope)
+          if (out !== undefined) records += Array.isArray(out) ? out.length : 1
+        }
+        return { dryRun: { [options.topic]: records } }
+      }
       producer ??= createProducer({ clientId: `sfm-streams-sink-${options.topic}`, ...options })
       if (options.registry) framing ??= await resolveFraming(options.registry)
       const messages: OutgoingMessage[] = []

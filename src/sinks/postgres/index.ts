@@ -82,7 +82,7 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
     options.onPoolError?.(error)
   }
 
-  async function doOpen(): Promise<Opened<R>> {
+  async function doOpen(dryRun: boolean): Promise<Opened<R>> {
     const owned = options.pool === undefined
     const pool = options.pool ?? createPool(options)
     // A given pool's clients get an 'error' listener too (the PGlite pool's `on` does nothing).
@@ -91,7 +91,8 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
     pool.on('error', onPoolError)
     try {
       let names: PostgresTableNames
-      if (options.migrate && migrations !== undefined) {
+      // A dry run changes nothing, migrations included: the tables must exist.
+      if (options.migrate && migrations !== undefined && !dryRun) {
         const loaded = await loadMigrations(migrations.dir)
         names = (await migrate(pool, options.names, loaded, migrations.placeholders)).names
       } else {
@@ -120,11 +121,11 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
     }
   }
 
-  async function open(): Promise<Opened<R>> {
+  async function open(dryRun = false): Promise<Opened<R>> {
     if (closed) throw new RetriableError('postgres sink is closed', { code: ErrorCodes.SHUTDOWN })
     if (opened !== undefined) return opened
     // A failed open (database down at start) is forgotten so that the runtime's retry opens again.
-    opening ??= doOpen().catch((error: unknown) => {
+    opening ??= doOpen(dryRun).catch((error: unknown) => {
       opening = undefined
       throw error
     })
@@ -133,17 +134,19 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
 
   return {
     kind: 'postgres',
+    dryRun: true,
     get names() {
       return opened?.names
     },
     get counts() {
       return { ...counts }
     },
-    async open() {
-      await open()
+    async open(context) {
+      await open(context?.dryRun === true)
     },
     async write(batch, context) {
-      const { writer } = await open()
+      const dryRun = context?.dryRun === true
+      const { writer } = await open(dryRun)
       const failures: ItemFailure[] = []
       const prepared: R[] = []
       const byIndex = new Array<R | undefined>(batch.length)
@@ -155,7 +158,7 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
           byIndex[index] = event
         }
       })
-      const report = await writer.write(prepared, context?.signal)
+      const report = await writer.write(prepared, context?.signal, dryRun)
       failures.push(...report.failures)
       const outcomes = new Array<Outcome | undefined>(batch.length).fill(undefined)
       const batchCounts: OutcomeCounts = { applied: 0, fenced: 0, duplicate: 0, failed: failures.length }
@@ -169,7 +172,18 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
       counts.failed += batchCounts.failed
       failures.sort((a, b) => a.index - b.index)
       options.onOutcomes?.(outcomes, batchCounts)
-      return { failures, outcomes, counts: batchCounts, prepared: byIndex }
+      if (!dryRun) return { failures, outcomes, counts: batchCounts, prepared: byIndex }
+      let deleted = 0
+      outcomes.forEach((outcome, index) => {
+        if (outcome === 'applied' && byIndex[index]?.deleted === true) deleted++
+      })
+      return {
+        failures,
+        outcomes,
+        counts: batchCounts,
+        prepared: byIndex,
+        dryRun: { ...batchCounts, deleted }
+      }
     },
     async readRows(keys, what = 'postgres sink: read back') {
       const { pool, read } = await open()

@@ -101,14 +101,18 @@ export class PostgresWriter<R extends PreparedRow> {
     this.#compare = layout.fence === undefined ? compareIndex : undefined
   }
 
-  async write(events: readonly R[], signal?: AbortSignal): Promise<WriterReport> {
+  /**
+   * `dryRun`: each statement runs in a transaction that is rolled back, so the outcomes are exact against the table
+   * as it is and nothing is written (a dry batch does not see an earlier dry batch's rows either).
+   */
+  async write(events: readonly R[], signal?: AbortSignal, dryRun = false): Promise<WriterReport> {
     const report: WriterReport = { outcomes: new Map(), failures: [] }
     if (events.length === 0) return report
     let committed = false
     const writeRange = async (range: readonly R[]): Promise<void> => {
       let outcomes: Map<number, Outcome>
       try {
-        outcomes = await this.#execute(range, signal)
+        outcomes = await this.#execute(range, signal, dryRun)
       } catch (error) {
         const sinkError = error instanceof SfmError ? error : toSinkError(error, 'postgres write failed')
         if (sinkError.kind !== ErrorKinds.POISON) throw sinkError
@@ -152,15 +156,20 @@ export class PostgresWriter<R extends PreparedRow> {
    * ids are claimed with a plain INSERT; if one was processed already, that statement fails with nothing written and
    * the batch runs again skipping duplicates.
    */
-  async #execute(events: readonly R[], signal: AbortSignal | undefined): Promise<Map<number, Outcome>> {
+  async #execute(
+    events: readonly R[],
+    signal: AbortSignal | undefined,
+    dryRun: boolean
+  ): Promise<Map<number, Outcome>> {
     const { items, repeats } = this.#compare === undefined ? reduceBatch(events) : reduceBatch(events, this.#compare)
     let outcomes: Map<number, Outcome> | undefined
-    if (this.#plainClaim !== undefined && this.#clean >= CLEAN_BATCHES_FOR_PLAIN_CLAIM) {
-      outcomes = await this.#run(items, this.#plainClaim, signal)
+    // A dry run always skips duplicates: the plain claim's unique_violation would leave its transaction aborted.
+    if (!dryRun && this.#plainClaim !== undefined && this.#clean >= CLEAN_BATCHES_FOR_PLAIN_CLAIM) {
+      outcomes = await this.#run(items, this.#plainClaim, signal, false)
       if (outcomes === undefined) this.#clean = 0
     }
     if (outcomes === undefined) {
-      outcomes = (await this.#run(items, this.#statement, signal))!
+      outcomes = (await this.#run(items, this.#statement, signal, dryRun))!
       let duplicates = false
       for (const outcome of outcomes.values()) if (outcome === Outcomes.DUPLICATE) duplicates = true
       this.#clean = duplicates ? 0 : this.#clean + 1
@@ -177,12 +186,15 @@ export class PostgresWriter<R extends PreparedRow> {
   async #run(
     items: readonly ReducedItem<R>[],
     statement: WriteStatement,
-    signal: AbortSignal | undefined
+    signal: AbortSignal | undefined,
+    dryRun: boolean
   ): Promise<Map<number, Outcome> | undefined> {
     const outcomes = new Map<number, Outcome>()
     const out = await raceAbort(checkout(this.#pool, 'postgres sink'), signal, (c) => c.release(false))
     let failed: unknown
     try {
+      // A dry run: the statement in a transaction of its own, rolled back below (PGlite: the lease's, see pglite-pool.ts).
+      if (dryRun) await raceAbort(out.client.query('BEGIN'), signal, () => {})
       const query = out.client.query<WriteResultRow>({
         name: statement.name,
         text: statement.text,
@@ -222,6 +234,16 @@ export class PostgresWriter<R extends PreparedRow> {
       // After an error or an abort the connection may be dead or busy: close it rather than reuse it.
       void out.release(true)
       throw failed instanceof SfmError ? failed : toSinkError(failed, 'postgres write failed')
+    }
+    if (dryRun) {
+      try {
+        await out.client.query('ROLLBACK')
+      } catch (error) {
+        void out.release(true)
+        throw error instanceof SfmError ? error : toSinkError(error, 'postgres rollback failed')
+      }
+      await out.release(false)
+      return outcomes
     }
     // Commit-after-write: on PGlite the batch's transaction commits here, and its outcomes count only once it has.
     // A failed COMMIT wrote nothing: the batch is retried (or bisected, by the error's kind) like a failed statement.

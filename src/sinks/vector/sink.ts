@@ -137,12 +137,15 @@ export function vectorSink<T>(options: VectorSinkOptions<T>): VectorSink<T> {
 
   return {
     kind: 'vector',
+    dryRun: true,
     store,
     embedder,
     get counts() {
       return { ...counts }
     },
-    async open() {
+    async open(context) {
+      // A dry run opens no store (opening creates its table or collection): it only counts.
+      if (context?.dryRun) return
       try {
         await open()
       } catch (error) {
@@ -156,6 +159,20 @@ export function vectorSink<T>(options: VectorSinkOptions<T>): VectorSink<T> {
       }
     },
     async write(batch, context) {
+      if (context?.dryRun) {
+        // Counts only: what would be embedded and upserted, and deleted (the layout's checks still apply: what it
+        // refuses goes to the DLQ as in a real run); nothing is embedded, the store's fence is not consulted.
+        let upserts = 0
+        let deletes = 0
+        const refused: ItemFailure[] = []
+        batch.forEach((envelope, index) => {
+          const item = layout.prepare(envelope.value, index, embedder.dimensions)
+          if (item instanceof PoisonError) refused.push({ index, error: item })
+          else if (item.deleted) deletes++
+          else upserts++
+        })
+        return { ...(refused.length > 0 ? { failures: refused } : {}), dryRun: { upserts, deletes } }
+      }
       await open()
       const started = performance.now()
       const signal = context?.signal

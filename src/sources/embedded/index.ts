@@ -11,7 +11,16 @@ import {
 import { embeddedLogPath } from '../../log/options.ts'
 import { retain } from '../../log/retention.ts'
 import { createLogger, type Logger } from '../../logger.ts'
-import type { CommitRequest, Source, SourceListener, SourceMessage, TopicPartition } from '../types.ts'
+import { parseBoolean } from '../kafka/options.ts'
+import {
+  type CommitRequest,
+  type ShadowGroup,
+  type Source,
+  type SourceListener,
+  type SourceMessage,
+  shadowGroupId,
+  type TopicPartition
+} from '../types.ts'
 import { type ResolvedEmbeddedLogSourceOptions, resolveEmbeddedLogSourceOptions } from './options.ts'
 import type { EmbeddedLogSourceOptions } from './types.ts'
 
@@ -54,6 +63,8 @@ export class EmbeddedLogSource implements Source {
   #unsubscribe: (() => void) | undefined
   readonly #warned = new Set<string>()
 
+  #realGroupId: string | undefined
+
   constructor(options: EmbeddedLogSourceOptions) {
     this.options = options
   }
@@ -72,6 +83,16 @@ export class EmbeddedLogSource implements Source {
   limitBuffer(messages: number): void {
     const current = this.options.highWaterMark
     if (current === undefined || current > messages) this.options.highWaterMark = Math.max(1, messages)
+  }
+
+  /** Shadow mode: the derived group (src/sources/types.ts, `shadow`). Idempotent; before `open`. */
+  shadow(): ShadowGroup {
+    const real = this.#realGroupId ?? this.options.groupId
+    this.#realGroupId = real
+    this.options.groupId = shadowGroupId(real)
+    const drainOldEvents =
+      this.options.drainOldEvents ?? parseBoolean(process.env.DRAIN_OLD_EVENTS, 'DRAIN_OLD_EVENTS', true)
+    return { groupId: this.options.groupId, realGroupId: real, topics: [...this.options.topics], drainOldEvents }
   }
 
   async open(listener: SourceListener): Promise<void> {

@@ -8,8 +8,16 @@ import { decodeRegistered } from '../../schemas/wire/decode.ts'
 import { backoffDelay, sleep } from '../../streams/backoff.ts'
 import type { Envelope, Origin } from '../../streams/envelope.ts'
 import { type DecodeJsonOptions, decodeJson } from '../../streams/operators/decode-json.ts'
-import type { CommitRequest, Source, SourceListener, SourceMessage, TopicPartition } from '../types.ts'
-import { type ResolvedKafkaSourceOptions, resolveKafkaSourceOptions } from './options.ts'
+import {
+  type CommitRequest,
+  type ShadowGroup,
+  type Source,
+  type SourceListener,
+  type SourceMessage,
+  shadowGroupId,
+  type TopicPartition
+} from '../types.ts'
+import { parseBoolean, type ResolvedKafkaSourceOptions, resolveKafkaSourceOptions } from './options.ts'
 import type { KafkaSourceOptions } from './types.ts'
 
 export { defaultKafkaSourceOptions, parseBrokers, resolveKafkaSourceOptions } from './options.ts'
@@ -56,6 +64,8 @@ export class KafkaSource implements Source {
   /** `next` calls waiting for the stream (data, end or error); the runtime has at most one. */
   #waiting: Array<() => void> = []
 
+  #realGroupId: string | undefined
+
   constructor(options: KafkaSourceOptions) {
     this.options = options
   }
@@ -83,6 +93,16 @@ export class KafkaSource implements Source {
   limitBuffer(messages: number): void {
     const current = this.options.highWaterMark
     if (current === undefined || current > messages) this.options.highWaterMark = Math.max(1, messages)
+  }
+
+  /** Shadow mode: the derived group (src/sources/types.ts, `shadow`). Idempotent; before `open`. */
+  shadow(): ShadowGroup {
+    const real = this.#realGroupId ?? this.options.groupId
+    this.#realGroupId = real
+    this.options.groupId = shadowGroupId(real)
+    const drainOldEvents =
+      this.options.drainOldEvents ?? parseBoolean(process.env.DRAIN_OLD_EVENTS, 'DRAIN_OLD_EVENTS', true)
+    return { groupId: this.options.groupId, realGroupId: real, topics: [...this.options.topics], drainOldEvents }
   }
 
   async open(listener: SourceListener): Promise<void> {
