@@ -81,3 +81,27 @@ test('remote mode publishes requests for upserts and writes deletes and carried 
   assert.equal(await store.count(), 1, 'the carried embedding is indexed; d is a tombstone')
   assert.notEqual(published[0]!.request_id, first.event_id)
 })
+
+test('a dry run (shadow) counts upserts and deletes, embeds nothing and leaves the store as it is', async (t) => {
+  const embedder = new GatedEmbedder()
+  const store = new PgvectorStore(await pgliteDatabase())
+  const live = memoryVectorSink({ embedder, store })
+  t.after(() => live.close())
+  await live.write(memoryEnvelopes([upsert('kept', 'stays')]))
+  const calls = embedder.calls.length
+
+  const dry = memoryVectorSink({ embedder, store })
+  const signal = new AbortController().signal
+  const context = { topology: 't', branch: 'vectors', signal, dryRun: true }
+  await dry.open(context)
+  const events = [upsert('a', 'one'), upsert('b', 'two'), remove('kept'), upsert('c', '')]
+  const result = await dry.write(memoryEnvelopes(events), context)
+  assert.deepEqual(result.dryRun, { upserts: 2, deletes: 1 })
+  assert.deepEqual(
+    result.failures?.map((f) => [f.index, kindOf(f.error)]),
+    [[3, ErrorKinds.POISON]],
+    'nothing to embed: refused as in a real run'
+  )
+  assert.equal(embedder.calls.length, calls, 'nothing embedded')
+  assert.equal(await store.count(), 1, 'the store is unchanged: the delete was not applied')
+})
