@@ -58,6 +58,11 @@ if (args.includes('--peers')) {
   process.stderr.write('python-setup: Quix Streams installed in .venv-peers; run: npm run bench -- peers\n')
 } else {
   const pip = ensureVenv(VENV)
-  run(pip, ['install', '--quiet', '--disable-pip-version-check', `${join(REPO_ROOT, 'clients', 'python')}[test]`])
+  run(pip, [
+    'install',
+    '--quiet',
+    '--disable-pip-version-check',
+    `${join(REPO_ROOT, 'clients', 'python')}[test,traffic]`
+  ])
   process.stderr.write('python-setup: sfm_events installed; tests: npm test -- test/clients/python.test.ts\n')
 }
