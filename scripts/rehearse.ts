@@ -474,6 +474,11 @@ async function main(argv: string[]): Promise<number> {
       'verify, then decommission the legacy write path',
       'npm run parity -- --legacy-url $LEGACY_URL --vectors → exit 0; npm run dlq -- inspect: only the poison; lag 0',
       async () => {
+        if (relay !== undefined) {
+          out(`  $ psql "$LEGACY_URL" -tAc 'SELECT count(*) FROM sfm_outbox'   (0: everything published)`)
+          const left = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".sfm_outbox`)
+          if (left.rows[0]!.n !== 0) throw new CheckFailed(`${left.rows[0]!.n} rows still in the outbox`)
+        }
         // The vector index of the embedded default is read by one process at a time: stop the consumers first.
         for (const runner of [relay, memory]) {
           if (runner === undefined) continue
