@@ -35,6 +35,8 @@ row per create — into the legacy kv_store, and publishes each one the way the 
 pattern (docs/PRODUCERS.md):
   dual-write   the kv_store write (autocommit), then the event to memory.events
   outbox       the kv_store write and the sfm_outbox row in one transaction (topologies/outbox-relay.ts publishes)
+  events       the event only: the app once its traffic has moved (RUNBOOK.md step 4; kv_store is only read, for
+               which memories of the pool are live, and is kept current by the legacy mirror)
 
 Options:
   --rate R             writes per second (required)
@@ -43,7 +45,7 @@ Options:
                        kv_store are updated or deleted, the others created
   --via python|node    the app: python (default) runs python -m sfm_events.traffic from the project's .venv
                        (npm run python-setup), node makes the same writes with this project's producer
-  --pattern P          dual-write (default) or outbox
+  --pattern P          dual-write (default), outbox or events
   --legacy-url URL     the legacy PostgreSQL with kv_store (default SFM_LEGACY_URL, else DATABASE_URL)
   --namespace N        namespace of the memories (default "default", the legacy app's)
   --seed N             seed of the writes (default: from the clock, printed; the same seed plans the same writes)
@@ -163,8 +165,8 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
     if (!existsSync(python)) {
       return fail(`no Python with sfm_events at ${python}: run \`npm run python-setup\` (or use --via node)`)
     }
-    if (cli.pattern === TrafficPatterns.DUAL_WRITE && !brokers) {
-      return fail('dual-write from Python needs Kafka: set KAFKA_BROKERS (or start npm run stack -- up)')
+    if (cli.pattern !== TrafficPatterns.OUTBOX && !brokers) {
+      return fail(`${cli.pattern} from Python needs Kafka: set KAFKA_BROKERS (or start npm run stack -- up)`)
     }
   }
   let legacy: pg.Client | undefined
@@ -202,7 +204,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         ...(env.LOG_LEVEL === 'debug' ? { onStderr: (line: string) => io.err(`traffic (python): ${line}`) } : {})
       })
     } else {
-      if (cli.pattern === TrafficPatterns.DUAL_WRITE) producer = createProducer({ clientId: 'sfm-traffic' })
+      if (cli.pattern !== TrafficPatterns.OUTBOX) producer = createProducer({ clientId: 'sfm-traffic' })
       app = nodeTrafficApp({
         client: legacy,
         pattern: cli.pattern,
@@ -215,7 +217,10 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         ? `the outbox ${cli.outboxTable}`
         : `${topic} on ${brokers ? `Kafka ${brokers}` : producerTarget()}`
     io.err(
-      `traffic: ${cli.rate}/s for ${cli.duration} s via ${cli.via}, ${cli.pattern}: kv_store at ${redact(legacyUrl)} and ${to}; ` +
+      `traffic: ${cli.rate}/s for ${cli.duration} s via ${cli.via}, ${cli.pattern}: ` +
+        (cli.pattern === TrafficPatterns.EVENTS
+          ? `${to} only (kv_store at ${redact(legacyUrl)} read, not written); `
+          : `kv_store at ${redact(legacyUrl)} and ${to}; `) +
         `${cli.ids} ids in namespace ${cli.namespace} (${existing.length} already live), seed ${seed}`
     )
     const summary = await runTraffic({

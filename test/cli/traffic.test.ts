@@ -117,6 +117,43 @@ describe('npm run traffic, then the memory topology, then parity 0', { skip: ser
   test('--via node --pattern outbox', { timeout: 180_000 }, (t) => trafficThenParity(t, 'node', 'outbox'))
 })
 
+describe('npm run traffic --pattern events: the app after its traffic moved', { skip: services }, () => {
+  test('publishes only: kv_store is read for the live memories, never written; memories follow the events', {
+    skip: noVenv,
+    timeout: 180_000
+  }, async (t) => {
+    const stack = await isolatedMemoryStack(t)
+    const legacy = await legacyStore(t, [])
+    const args = ['--rate', '40', '--duration', '2', '--ids', '20', '--legacy-url', legacy.url]
+    const before = await run('traffic', [...args, '--seed', '1', '--via', 'node'])
+    assert.equal(before.code, 0, before.stderr)
+    const snapshot = async () =>
+      (await legacy.pool.query<{ key: string; value: unknown }>('SELECT key, value FROM kv_store ORDER BY key')).rows
+    const kv = await snapshot()
+    for (const via of ['python', 'node']) {
+      const moved = await run('traffic', [
+        ...args,
+        '--seed',
+        via === 'python' ? '2' : '3',
+        '--via',
+        via,
+        '--pattern',
+        'events'
+      ])
+      assert.equal(moved.code, 0, moved.stderr)
+      assert.match(moved.stderr, /memory\.events on Kafka .* only \(kv_store at .* read, not written\)/)
+      assert.match(moved.stderr, new RegExp(`\\(${(JSON.parse(before.stdout) as Summary).live} already live\\)`))
+      assert.deepEqual(await snapshot(), kv, `--via ${via}: kv_store unchanged`)
+    }
+    await runMemoryUntilIdle()
+    // The events moved on without the legacy store (no mirror here): parity names the memories they changed.
+    const parity = await run('parity', ['--legacy-url', legacy.url, '--table', stack.table, '--json'])
+    assert.equal(parity.code, 1, parity.stderr)
+    const counts = (JSON.parse(parity.stdout) as { counts: Record<string, number> }).counts
+    assert.ok((counts.differing ?? 0) + (counts.deleted_here ?? 0) + (counts.extra ?? 0) > 0, JSON.stringify(counts))
+  })
+})
+
 describe('npm run traffic: configuration errors, one line, exit 2, nothing written', { skip: services }, () => {
   test('usage', async () => {
     const noRate = await run('traffic', ['--duration', '1'])

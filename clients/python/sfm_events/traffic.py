@@ -12,7 +12,9 @@ and applies each to the legacy ``kv_store`` (key ``{ns}:{repr(coord)}:data``, co
 - ``dual-write``: the ``kv_store`` write (autocommit, as the legacy store), then the event with ``MemoryEvents``
   (queued; flushed every second, and a failed delivery is counted, not fatal: parity then names the memory);
 - ``outbox``: the ``kv_store`` write and ``outbox.insert`` in one transaction (``topologies/outbox-relay.ts``
-  publishes).
+  publishes);
+- ``events``: the event only, as the app once its traffic has moved (RUNBOOK.md step 4: the legacy store is
+  read-only for the app, the legacy mirror keeps it current).
 
 A create also writes the ``…:meta`` row (``{"creation_timestamp": …}``), a delete removes ``…:data`` and ``…:meta``,
 as the legacy app does. Prints one JSON object per line on stdout: ``{"progress": {...}}`` every second and
@@ -82,8 +84,9 @@ class Traffic:
                 self._legacy_write(cur, kind, key, value)
                 outbox.insert(cur, event, self.outbox_table)
         else:
-            with self.conn.cursor() as cur:  # autocommit: the legacy write is durable before the publish
-                self._legacy_write(cur, kind, key, value)
+            if self.pattern == "dual-write":
+                with self.conn.cursor() as cur:  # autocommit: the legacy write is durable before the publish
+                    self._legacy_write(cur, kind, key, value)
             assert self.events is not None
             try:
                 self.events.publish(event, wait=False)
@@ -122,7 +125,7 @@ def _fail(message: str, code: int) -> "None":
 
 def main(argv: Optional[list] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sfm_events.traffic", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pattern", choices=("dual-write", "outbox"), default="dual-write")
+    parser.add_argument("--pattern", choices=("dual-write", "outbox", "events"), default="dual-write")
     parser.add_argument("--outbox-table", default=outbox.DEFAULT_TABLE)
     args = parser.parse_args(argv)
     url = os.environ.get("LEGACY_URL")
@@ -137,7 +140,7 @@ def main(argv: Optional[list] = None) -> None:
     except psycopg.Error as error:
         _fail(f"cannot connect to the legacy store: {str(error).strip().splitlines()[0]}", 2)
     events = None
-    if args.pattern == "dual-write":
+    if args.pattern != "outbox":
         try:
             events = MemoryEvents()
         except ConfigError as error:

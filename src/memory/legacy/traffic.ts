@@ -23,7 +23,11 @@ import { LEGACY_DATA_SUFFIX, legacyMemoryId } from './memory-id.ts'
 export const TrafficKinds = { CREATE: 'create', UPDATE: 'update', DELETE: 'delete' } as const
 export type TrafficKind = (typeof TrafficKinds)[keyof typeof TrafficKinds]
 
-export const TrafficPatterns = { DUAL_WRITE: 'dual-write', OUTBOX: 'outbox' } as const
+/**
+ * How the app publishes: `dual-write` (the kv_store write, then the event), `outbox` (both in one transaction), or
+ * `events` (the event only: the app once its traffic has moved, RUNBOOK.md step 4).
+ */
+export const TrafficPatterns = { DUAL_WRITE: 'dual-write', OUTBOX: 'outbox', EVENTS: 'events' } as const
 export type TrafficPattern = (typeof TrafficPatterns)[keyof typeof TrafficPatterns]
 
 /** One write of the app. `version` is the event's version: a monotonic clock in microseconds, as sfm_events uses. */
@@ -256,8 +260,8 @@ export function nodeTrafficApp(options: NodeTrafficAppOptions): TrafficApp {
   let queue: { topic: string; key: string; value: string }[] = []
   let sending: Promise<void> | undefined
   const { client } = options
-  if (options.pattern === TrafficPatterns.DUAL_WRITE && (options.producer === undefined || !options.topic)) {
-    throw new FatalError('dual-write needs a producer and a topic', { code: ErrorCodes.CONFIG })
+  if (options.pattern !== TrafficPatterns.OUTBOX && (options.producer === undefined || !options.topic)) {
+    throw new FatalError(`${options.pattern} needs a producer and a topic`, { code: ErrorCodes.CONFIG })
   }
   const outboxTable = options.outboxTable ?? 'sfm_outbox'
 
@@ -302,7 +306,7 @@ export function nodeTrafficApp(options: NodeTrafficAppOptions): TrafficApp {
           throw error
         }
       } else {
-        await legacyWrite(write, key)
+        if (options.pattern === TrafficPatterns.DUAL_WRITE) await legacyWrite(write, key)
         queue.push({ topic: options.topic!, key: event.id, value: event.text })
         sending ??= pump()
       }
