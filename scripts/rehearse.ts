@@ -55,6 +55,9 @@ const SIZES = {
 } as const
 type Size = keyof typeof SIZES
 
+/** The legacy mirror (issue 19): step 4 uses it when it is in the tree, and says it is missing otherwise. */
+const MIRROR = 'topologies/legacy-mirror.ts'
+
 const PYTHON = process.env.SFM_PYTHON || join(REPO_ROOT, '.venv', 'bin', 'python')
 
 class CheckFailed extends Error {}
@@ -142,6 +145,7 @@ async function main(argv: string[]): Promise<number> {
   const appRole = `rehearse_${tag}_app`
   const memoryGroup = `rehearse-${tag}-memory`
   const relayGroup = `rehearse-${tag}-relay`
+  const mirrorGroup = `rehearse-${tag}-mirror`
   const dataDir = await mkdtemp(join(tmpdir(), `sfm-rehearse-${tag}-`))
   const legacyUrl = urlWithOptions(databaseUrl, `-c search_path=${schema}`)
   const appUrl = urlWithOptions(databaseUrl, `-c search_path=${schema} -c role=${appRole}`)
@@ -367,6 +371,7 @@ async function main(argv: string[]): Promise<number> {
     )
     let memory: Background | undefined
     let relay: Background | undefined
+    let mirror: Background | undefined
     await step(
       'start the consumers with DRAIN_OLD_EVENTS=false (the legacy events already on memory.events are not read)',
       'curl -sf http://127.0.0.1:<metrics port>/metrics → exit 0 with sfm_consumer_lag',
@@ -447,8 +452,9 @@ async function main(argv: string[]): Promise<number> {
     )
 
     await step(
-      'legacy store read-only for the app; watch for discrepancies',
-      'an app write to kv_store → refused (exit 1); npm run parity → exit 0; npm run dlq -- inspect: only the poison',
+      'legacy store read-only for the app; watch for discrepancies; then move the traffic (legacy mirror)',
+      'an app write to kv_store → refused (exit 1); npm run parity → exit 0; npm run dlq -- inspect: only the poison; ' +
+        'with the mirror: npm run parity against the mirrored kv_store → exit 0',
       async () => {
         out(`  $ psql "$LEGACY_URL" -c 'REVOKE INSERT, UPDATE, DELETE ON kv_store FROM ${appRole}'`)
         await admin.query(`REVOKE INSERT, UPDATE, DELETE ON "${schema}".kv_store FROM "${appRole}"`)
@@ -462,11 +468,37 @@ async function main(argv: string[]): Promise<number> {
         const parity = await cli('parity', ['--legacy-url', legacyUrl])
         expect(parity, 0, 'parity')
         await dlqOnlyPoison(cli, size.poison)
-        out(
-          '  · missing: moving the traffic off the legacy store while it stays current needs the legacy mirror ' +
-            '(topologies/legacy-mirror.ts), which is not in this tree yet'
-        )
-        return 'mirror: missing'
+        if (!existsSync(join(REPO_ROOT, MIRROR))) {
+          out(
+            '  · missing: moving the traffic off the legacy store while it stays current needs the legacy mirror ' +
+              `(${MIRROR}), which is not in this tree`
+          )
+          return 'mirror: missing'
+        }
+        // The rollback path: the mirror keeps kv_store equal to memory.latest; then the app's traffic moves.
+        const startMirror = () => start('mirror', MIRROR, { SFM_LEGACY_URL: legacyUrl, SFM_MIRROR_GROUP: mirrorGroup })
+        mirror = await startMirror()
+        if (!(await serving(mirror, 60))) throw new CheckFailed(`the legacy mirror is not serving: see ${mirror.log}`)
+        const moved = cli('traffic', [
+          ...['--via', 'python', '--pattern', 'events', '--rate', String(size.rate)],
+          ...['--duration', String(size.trafficSeconds), '--ids', String(size.ids), '--seed', '4'],
+          ...['--legacy-url', appUrl]
+        ])
+        if (size.kill) {
+          await new Promise((resolve) => setTimeout(resolve, (size.trafficSeconds * 1000) / 2))
+          out('  $ kill -9 <pid of mirror>; then start it again')
+          mirror.child.kill('SIGKILL')
+          await once(mirror.child, 'exit')
+          background.splice(background.indexOf(mirror), 1)
+          mirror = await startMirror()
+        }
+        const done = await moved
+        expect(done, 0, 'traffic --pattern events')
+        out(`  · ${lastLine(done.stderr)}`)
+        const mirrored = await parityUntilZero(size.wait)
+        expect(mirrored, 0, 'parity against the mirrored kv_store')
+        const writes = (JSON.parse(lastLine(done.stdout)) as { writes: number }).writes
+        return `mirror: kv_store current after ${writes} writes moved to the events; ${firstLine(mirrored.stdout).replace(/ \(.*$/, '')}`
       }
     )
 
@@ -479,11 +511,17 @@ async function main(argv: string[]): Promise<number> {
           const left = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".sfm_outbox`)
           if (left.rows[0]!.n !== 0) throw new CheckFailed(`${left.rows[0]!.n} rows still in the outbox`)
         }
-        // The vector index of the embedded default is read by one process at a time: stop the consumers first.
+        // The vector index of the embedded default is read by one process at a time: stop the consumers first
+        // (the mirror last, once it has applied everything the memory topology wrote).
         for (const runner of [relay, memory]) {
           if (runner === undefined) continue
           const exit = await stop(runner)
           if (exit !== 0) throw new CheckFailed(`${runner.name} exited ${exit} on SIGTERM: see ${runner.log}`)
+        }
+        if (mirror !== undefined) {
+          expect(await parityUntilZero(size.wait), 0, 'parity against the mirrored kv_store')
+          const exit = await stop(mirror)
+          if (exit !== 0) throw new CheckFailed(`mirror exited ${exit} on SIGTERM: see ${mirror.log}`)
         }
         const parity = await cli('parity', ['--legacy-url', legacyUrl, '--vectors'])
         expect(parity, 0, 'parity --vectors')
@@ -519,7 +557,16 @@ async function main(argv: string[]): Promise<number> {
       await once(runner.child, 'exit').catch(() => {})
     }
     if (!values.keep && code === 0) {
-      await cleanUp({ admin, schema, appRole, table, prefix, brokers, dataDir, groups: [memoryGroup, relayGroup] })
+      await cleanUp({
+        admin,
+        schema,
+        appRole,
+        table,
+        prefix,
+        brokers,
+        dataDir,
+        groups: [memoryGroup, relayGroup, mirrorGroup]
+      })
     } else if (!values.keep) {
       await cleanUp({ admin, schema, appRole, table, prefix, brokers, dataDir: undefined, groups: [] })
     }

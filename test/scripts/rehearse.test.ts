@@ -58,7 +58,17 @@ describe('npm run rehearse', { skip }, () => {
     assert.deepEqual([...steps.keys()], ['setup', 'step 1/5', 'step 2/5', 'step 3/5', 'step 4/5', 'step 5/5'])
     for (const [label, result] of steps) assert.match(result, /^ok/, `${label}: ${result}`)
     assert.match(steps.get('step 3/5')!, /missing 0, extra 0, differing 0, deleted_here 0/)
-    assert.match(steps.get('step 4/5')!, /mirror: missing/)
+    // The legacy mirror (issue 19) is used once it is in the tree: the app's traffic moves to events only and the
+    // mirrored kv_store stays at parity 0; until then the step names it as missing.
+    if (existsSync(join(REPO_ROOT, 'topologies', 'legacy-mirror.ts'))) {
+      assert.match(
+        steps.get('step 4/5')!,
+        /mirror: kv_store current after 300 writes moved to the events; .*missing 0, extra 0, differing 0, deleted_here 0/
+      )
+      assert.ok(run.stdout.includes('$ npm run traffic -- --via python --pattern events'))
+    } else {
+      assert.match(steps.get('step 4/5')!, /mirror: missing/)
+    }
     assert.match(
       steps.get('step 5/5')!,
       /missing 0, extra 0, differing 0, deleted_here 0; vectors: \d+ memories checked; live without a vector 0, deleted with a vector 0; old legacy events read: 0/
