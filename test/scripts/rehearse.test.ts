@@ -1,8 +1,9 @@
 /**
  * `npm run rehearse -- --size small`: RUNBOOK.md end to end on the real broker, PostgreSQL and registry, against a
  * synthetic legacy system with app writes from Python. Asserts its exit code and its lines: the setup and the five
- * steps each end "ok", parity 0 (legacy ↔ memories and memories ↔ vectors), only the poison in the DLQ, the mirror
- * named as missing. And a failing check stops it at that step with exit 1, the later steps not run.
+ * steps each end "ok", parity 0 (legacy ↔ memories and memories ↔ vectors), only the poison in the DLQ, step 4's
+ * traffic moved to events only with the legacy mirror keeping kv_store at parity 0 (named as missing without it).
+ * And a failing check stops it at that step with exit 1, the later steps not run.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
