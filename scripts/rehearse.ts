@@ -9,7 +9,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, openSync } from 'node:fs'
+import { closeSync, existsSync, openSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -144,7 +144,6 @@ async function main(argv: string[]): Promise<number> {
   const schema = `rehearse_${tag}_legacy`
   const appRole = `rehearse_${tag}_app`
   const memoryGroup = `rehearse-${tag}-memory`
-  const relayGroup = `rehearse-${tag}-relay`
   const mirrorGroup = `rehearse-${tag}-mirror`
   const dataDir = await mkdtemp(join(tmpdir(), `sfm-rehearse-${tag}-`))
   const legacyUrl = urlWithOptions(databaseUrl, `-c search_path=${schema}`)
@@ -196,15 +195,16 @@ async function main(argv: string[]): Promise<number> {
     const metricsPort = await freePort()
     const log = join(dataDir, `${name}.log`)
     const vars = Object.entries(extra)
-      .filter(([k]) => !k.startsWith('SFM_OUTBOX_URL'))
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')
     out(`  $ ${shown(`${vars} npm start -- ${topology} --metrics-port ${metricsPort} &`)}   (log: ${log})`)
+    const fd = openSync(log, 'a')
     const child = spawn(
       process.execPath,
       ['--max-semi-space-size=128', 'src/cli/start.ts', topology, '--metrics-port', String(metricsPort)],
-      { cwd: REPO_ROOT, env: { ...env, ...extra }, stdio: ['ignore', 'ignore', openSync(log, 'a')] }
+      { cwd: REPO_ROOT, env: { ...env, ...extra }, stdio: ['ignore', 'ignore', fd] }
     )
+    closeSync(fd) // the child has its own copy
     const handle = { name, child, log, metricsPort }
     background.push(handle)
     return handle
@@ -400,8 +400,7 @@ async function main(argv: string[]): Promise<number> {
           await admin.query(`GRANT INSERT ON "${schema}".sfm_outbox TO "${appRole}"`)
           relay = await start('relay', 'topologies/outbox-relay.ts', {
             SFM_OUTBOX_URL: databaseUrl,
-            SFM_OUTBOX_TABLE: `${schema}.sfm_outbox`,
-            SFM_MEMORY_GROUP: relayGroup
+            SFM_OUTBOX_TABLE: `${schema}.sfm_outbox`
           })
         }
         // The app writes through the new path from now on; the backfill then brings the state from before (at
@@ -437,8 +436,7 @@ async function main(argv: string[]): Promise<number> {
           if (relay) {
             relay = await start('relay', 'topologies/outbox-relay.ts', {
               SFM_OUTBOX_URL: databaseUrl,
-              SFM_OUTBOX_TABLE: `${schema}.sfm_outbox`,
-              SFM_MEMORY_GROUP: relayGroup
+              SFM_OUTBOX_TABLE: `${schema}.sfm_outbox`
             })
           }
         }
@@ -565,7 +563,7 @@ async function main(argv: string[]): Promise<number> {
         prefix,
         brokers,
         dataDir,
-        groups: [memoryGroup, relayGroup, mirrorGroup]
+        groups: [memoryGroup, mirrorGroup]
       })
     } else if (!values.keep) {
       await cleanUp({ admin, schema, appRole, table, prefix, brokers, dataDir: undefined, groups: [] })

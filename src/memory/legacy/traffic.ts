@@ -371,9 +371,14 @@ export function pythonTrafficApp(options: PythonTrafficAppOptions): TrafficApp {
     for (let at = out.indexOf('\n'); at >= 0; at = out.indexOf('\n')) {
       const line = out.slice(0, at)
       out = out.slice(at + 1)
-      const parsed = JSON.parse(line) as { progress?: TrafficCounts; summary?: TrafficCounts }
-      if (parsed.progress) counts = parsed.progress
-      if (parsed.summary) summary = parsed.summary
+      let parsed: { progress?: TrafficCounts; summary?: TrafficCounts } | undefined
+      try {
+        parsed = JSON.parse(line) as { progress?: TrafficCounts; summary?: TrafficCounts }
+      } catch {
+        continue // not one of its report lines (a library printing on stdout)
+      }
+      if (parsed?.progress) counts = parsed.progress
+      if (parsed?.summary) summary = parsed.summary
     }
   })
   let err = ''
