@@ -29,7 +29,8 @@ import type { ColumnType, ColumnValue, PostgresTableNames, PreparedRow } from '.
  * - `claimed` (with a ledger): ids not processed before (ON CONFLICT DO NOTHING returns only rows it inserted, and
  *   waits for a concurrent inserter of the same id, so two writers cannot both claim an event). In
  *   `ClaimModes.INSERT` it is a plain INSERT that claims every row or fails the statement.
- * - `written`: only claimed winners; DO UPDATE only when the fence passes, so a stale or equal value writes nothing.
+ * - `written`: only claimed winners; DO UPDATE only when the fence passes, so a stale or equal value writes nothing
+ *   (`RowModes.INSERT`: no ON CONFLICT, for batches of new keys).
  *   Deletes leave a tombstone (the tombstone column set, the `clear` columns NULL whatever is sent). It reads
  *   `claimed` before its first row (in INSERT mode through a count that is always true), so the whole claim runs
  *   first: two writers of the same events meet at the ledger before either touches the table; otherwise PostgreSQL
@@ -71,6 +72,21 @@ export const ClaimModes = {
   INSERT: 'insert'
 } as const
 export type ClaimMode = (typeof ClaimModes)[keyof typeof ClaimModes]
+
+/**
+ * How `written` stores the claimed winners.
+ * - `upsert`: `INSERT … ON CONFLICT (key) DO UPDATE … WHERE <fence>`, for any batch.
+ * - `insert`: a plain INSERT, for batches expected to hold only keys not stored yet (a stream of new memories). A
+ *   stored key (also one a concurrent writer inserts) fails the statement with unique_violation (23505) and nothing
+ *   of it is written, so the writer runs the batch again with `upsert`. Where it succeeds it writes exactly what
+ *   `upsert` would: every winner's key is new, so the upsert would have inserted it with the same values. It saves
+ *   PostgreSQL the speculative insertion (a unique-index probe before each row and a WAL record confirming it after).
+ */
+export const RowModes = {
+  UPSERT: 'upsert',
+  INSERT: 'insert'
+} as const
+export type RowMode = (typeof RowModes)[keyof typeof RowModes]
 
 /** `items` joined by `, `, three to a line, continuation lines indented by `indent`. */
 function threePerLine(items: readonly string[], indent: string): string {
@@ -138,7 +154,8 @@ function parameterNumbers(layout: ResolvedLayout<unknown, PreparedRow>): Paramet
 export function writeStatement<R extends PreparedRow>(
   layout: ResolvedLayout<never, R>,
   names: PostgresTableNames,
-  claim: ClaimMode = ClaimModes.SKIP_DUPLICATES
+  claim: ClaimMode = ClaimModes.SKIP_DUPLICATES,
+  rowMode: RowMode = RowModes.UPSERT
 ): WriteStatement {
   const l = layout as unknown as ResolvedLayout<unknown, PreparedRow>
   const p = parameterNumbers(l)
@@ -199,13 +216,17 @@ export function writeStatement<R extends PreparedRow>(
     (${targets.join(', ')})
   SELECT ${fill(values, 9, '    ')}
   FROM (SELECT ${threePerLine(rows, '    ')}) AS i
-  WHERE i.winner${gate}
+  WHERE i.winner${gate}${
+    rowMode === RowModes.INSERT
+      ? ''
+      : `
   ON CONFLICT (${key}) DO UPDATE SET
     ${threePerLine(updates, '    ')}${
       fence === undefined
         ? ''
         : `\n  WHERE (m.${fence.version}, m.${fence.time}) < (EXCLUDED.${fence.version}, EXCLUDED.${fence.time})`
-    }
+    }`
+  }
   RETURNING m.${key}
 )`
 

@@ -4,7 +4,7 @@ import { toSinkError } from '../../postgres/errors.ts'
 import type { ItemFailure } from '../types.ts'
 import type { ReducedItem } from './buffer.ts'
 import { compareIndex, reduceBatch } from './buffer.ts'
-import { ClaimModes, type WriteStatement, writeParameters, writeStatement } from './dialect.ts'
+import { ClaimModes, RowModes, type WriteStatement, writeParameters, writeStatement } from './dialect.ts'
 import type { ResolvedLayout } from './layout.ts'
 import { checkout } from './pool.ts'
 import { type Outcome, Outcomes, type PostgresTableNames, type PreparedRow } from './types.ts'
@@ -16,6 +16,15 @@ import { type Outcome, Outcomes, type PostgresTableNames, type PreparedRow } fro
  * duplicates until batches are clean again.
  */
 const CLEAN_BATCHES_FOR_PLAIN_CLAIM = 3
+
+/**
+ * With the plain claim the writer also inserts the rows with a plain INSERT (dialect.ts, `RowModes.INSERT`) until a
+ * batch meets a stored key; it then upserts for this many batches before trying again, each further miss in a row
+ * multiplying the wait by 8 up to the maximum. A stream that updates stored memories in every batch thus pays one
+ * failed statement per PLAIN_ROWS_MAX_WAIT batches; a stream of new memories never upserts.
+ */
+const PLAIN_ROWS_FIRST_WAIT = 64
+const PLAIN_ROWS_MAX_WAIT = 4096
 
 /** The one row of the write statement (dialect.ts): rows written, and the items whose outcome was not the default. */
 interface WriteResultRow {
@@ -89,15 +98,26 @@ export class PostgresWriter<R extends PreparedRow> {
   readonly #statement: WriteStatement
   /** Undefined without a ledger: there is nothing to claim. */
   readonly #plainClaim: WriteStatement | undefined
+  /** The plain claim with the rows inserted, not upserted; undefined without a ledger. */
+  readonly #plainRows: WriteStatement | undefined
   readonly #compare: ((a: R, b: R) => number) | undefined
   /** Clean batches in a row (see CLEAN_BATCHES_FOR_PLAIN_CLAIM); shared by the writes in flight, a heuristic only. */
   #clean = 0
+  /** Batches to upsert before trying `#plainRows` again, and the last such wait (0 after a success). */
+  #rowsWait = 0
+  #rowsBackoff = 0
+  /** A write in flight is trying `#plainRows`: the others upsert until it knows, so a miss costs one statement. */
+  #rowsTrying = false
+  /** The last `#plainRows` statement committed: the writes in flight may all use it. */
+  #rowsProven = false
 
   constructor(pool: Pool, layout: ResolvedLayout<never, R>, names: PostgresTableNames) {
     this.#pool = pool
     this.#layout = layout
     this.#statement = writeStatement(layout, names, ClaimModes.SKIP_DUPLICATES)
     this.#plainClaim = layout.ledger === undefined ? undefined : writeStatement(layout, names, ClaimModes.INSERT)
+    this.#plainRows =
+      layout.ledger === undefined ? undefined : writeStatement(layout, names, ClaimModes.INSERT, RowModes.INSERT)
     this.#compare = layout.fence === undefined ? compareIndex : undefined
   }
 
@@ -154,7 +174,9 @@ export class PostgresWriter<R extends PreparedRow> {
   /**
    * One statement for `events`; returns their outcomes by batch index once committed. After clean batches the event
    * ids are claimed with a plain INSERT; if one was processed already, that statement fails with nothing written and
-   * the batch runs again skipping duplicates.
+   * the batch runs again skipping duplicates. With the plain claim the rows are inserted, not upserted, until a
+   * batch meets a stored key: that statement fails the same way and the batch runs again skipping duplicates and
+   * upserting; if it found no duplicate, the stored key was the cause and the writer upserts for a while.
    */
   async #execute(
     events: readonly R[],
@@ -163,16 +185,42 @@ export class PostgresWriter<R extends PreparedRow> {
   ): Promise<Map<number, Outcome>> {
     const { items, repeats } = this.#compare === undefined ? reduceBatch(events) : reduceBatch(events, this.#compare)
     let outcomes: Map<number, Outcome> | undefined
+    const clean = this.#clean
+    let rowsFailed = false
     // A dry run always skips duplicates: the plain claim's unique_violation would leave its transaction aborted.
-    if (!dryRun && this.#plainClaim !== undefined && this.#clean >= CLEAN_BATCHES_FOR_PLAIN_CLAIM) {
-      outcomes = await this.#run(items, this.#plainClaim, signal, false)
-      if (outcomes === undefined) this.#clean = 0
+    if (!dryRun && this.#plainClaim !== undefined && clean >= CLEAN_BATCHES_FOR_PLAIN_CLAIM) {
+      const rows = this.#plainRows !== undefined && this.#rowsWait === 0 && !this.#rowsTrying
+      if (this.#rowsWait > 0) this.#rowsWait--
+      // A first try (after a miss) runs alone; once one succeeded, the writes in flight all insert.
+      const alone = rows && !this.#rowsProven
+      if (alone) this.#rowsTrying = true
+      try {
+        outcomes = await this.#run(items, rows ? this.#plainRows! : this.#plainClaim, signal, false)
+      } finally {
+        if (alone) this.#rowsTrying = false
+      }
+      if (outcomes === undefined) {
+        this.#clean = 0
+        rowsFailed = rows
+        if (rows) this.#rowsProven = false
+      } else if (rows) {
+        this.#rowsBackoff = 0
+        this.#rowsProven = true
+      }
     }
     if (outcomes === undefined) {
       outcomes = (await this.#run(items, this.#statement, signal, dryRun))!
       let duplicates = false
       for (const outcome of outcomes.values()) if (outcome === Outcomes.DUPLICATE) duplicates = true
-      this.#clean = duplicates ? 0 : this.#clean + 1
+      if (rowsFailed && !duplicates) {
+        // No processed event id: a stored key failed the plain insert. The claim stays plain, the rows upsert.
+        this.#rowsBackoff = Math.min(
+          this.#rowsBackoff === 0 ? PLAIN_ROWS_FIRST_WAIT : this.#rowsBackoff * 8,
+          PLAIN_ROWS_MAX_WAIT
+        )
+        this.#rowsWait = this.#rowsBackoff
+        this.#clean = clean + 1
+      } else this.#clean = duplicates ? 0 : this.#clean + 1
     }
     for (const repeat of repeats) outcomes.set(repeat.index, Outcomes.DUPLICATE)
     return outcomes
@@ -226,7 +274,7 @@ export class PostgresWriter<R extends PreparedRow> {
       failed = error
     }
     if (failed !== undefined) {
-      if (statement === this.#plainClaim && isUniqueViolation(failed)) {
+      if ((statement === this.#plainClaim || statement === this.#plainRows) && isUniqueViolation(failed)) {
         // The implicit transaction rolled back; the client is still usable.
         await out.release(false).catch(() => {})
         return undefined

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
@@ -91,4 +92,72 @@ test('two writers in plain mode write the same events at once: each applied once
     }
   }
   assert.deepEqual(await readMemories(pool, table), fold(history))
+})
+
+/** Executions of the sink's prepared write statements on the pool's one connection, by kind. */
+async function executions(pool: pg.Pool): Promise<{ rowsInsert: number; rowsUpsert: number }> {
+  const { rows } = await pool.query<{ statement: string; runs: string }>(
+    `SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements
+      WHERE name LIKE 'sfm_pg_write_%'`
+  )
+  let rowsInsert = 0
+  let rowsUpsert = 0
+  for (const row of rows) {
+    if (/ON CONFLICT \(id\) DO UPDATE/.test(row.statement)) rowsUpsert += Number(row.runs)
+    else rowsInsert += Number(row.runs)
+  }
+  return { rowsInsert, rowsUpsert }
+}
+
+test('plain rows insert after clean batches; a stored key runs the batch again upserting: fence outcomes, then upserts for a while', async (t) => {
+  const { schema } = await testSchema(t)
+  const serverPool = new pg.Pool({ connectionString: databaseUrl(), max: 1 })
+  serverPool.on('error', () => {})
+  t.after(() => serverPool.end())
+  const db = await PGlite.create()
+  t.after(() => db.close())
+  const targets = [
+    { name: 'server', pool: serverPool, table: `${schema}.memories` },
+    { name: 'pglite', pool: pglitePool(db), table: 'public.memories' }
+  ]
+  for (const { name, pool, table } of targets) {
+    const sink = postgresSink({ pool, table })
+    t.after(() => sink.close())
+    const history: MemoryEvent[] = []
+    const write = async (batch: MemoryEvent[]) => {
+      history.push(...batch)
+      const result = await sink.write(envelopes(batch))
+      assert.equal(result.failures?.length ?? 0, 0, name)
+      return result.outcomes
+    }
+    for (let b = 0; b < 3; b++) await write(fresh(`c${b}-`, 20))
+    // Plain claim, rows inserted: new memories, a delete of a new one (a tombstone), all applied.
+    assert.deepEqual(
+      await write([...fresh('p-', 4), memoryEvent({ id: 'p-d', version: 3, op: 'delete' })]),
+      Array(5).fill('applied'),
+      name
+    )
+    const before = name === 'server' ? await executions(serverPool) : undefined
+    if (before !== undefined) assert.deepEqual(before, { rowsInsert: 1, rowsUpsert: 3 }, name)
+    // Stored keys in plain mode: the insert fails, the batch is upserted under the fence with the exact outcomes.
+    const stored = history[5]!
+    const outcomes = await write([
+      memoryEvent({ id: 'n-1', version: 1 }),
+      memoryEvent({ id: 'c0-7', version: 2 }),
+      memoryEvent({ id: 'c1-2', version: 0 }),
+      { ...stored, event_id: randomUUID() },
+      memoryEvent({ id: 'c2-3', version: 2, op: 'delete' }),
+      memoryEvent({ id: 'p-d', version: 2 })
+    ])
+    assert.deepEqual(outcomes, ['applied', 'applied', 'fenced', 'duplicate', 'applied', 'fenced'], name)
+    // The next clean batches upsert (the claim stays plain): a stream that updates does not pay a failure per batch.
+    for (let b = 0; b < 3; b++) {
+      assert.deepEqual(await write(fresh(`u${b}-`, 3)), Array(3).fill('applied'), name)
+    }
+    if (before !== undefined) {
+      // The failed insert, the batch again upserting and skipping duplicates, then three upserts.
+      assert.deepEqual(await executions(serverPool), { rowsInsert: 2, rowsUpsert: 7 }, name)
+    }
+    assert.deepEqual(await readMemories(pool, table), fold(history), name)
+  }
 })
