@@ -23,6 +23,7 @@ import { kafkaConnectionOptions, parseBrokers } from '../src/kafka/connection.ts
 import { TrafficPlan } from '../src/memory/legacy/traffic.ts'
 import type { InspectReport } from '../src/ops/dlq.ts'
 import { REPO_ROOT } from './stack/config.ts'
+import { type RunResult, run } from './stack/proc.ts'
 
 const USAGE = `Usage: npm run rehearse -- [--size small|full] [--pattern dual-write|outbox] [--keep]
 
@@ -62,11 +63,7 @@ const PYTHON = process.env.SFM_PYTHON || join(REPO_ROOT, '.venv', 'bin', 'python
 
 class CheckFailed extends Error {}
 
-interface Ran {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Ran = RunResult
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`)
@@ -172,22 +169,11 @@ async function main(argv: string[]): Promise<number> {
   const cli = async (script: string, args: string[], extra: NodeJS.ProcessEnv = {}, input?: string): Promise<Ran> => {
     const file = script === 'start' ? 'src/cli/start.ts' : `src/cli/${script}.ts`
     out(`  $ ${shown(`npm run ${script} -- ${args.join(' ')}`)}`)
-    const child = spawn(process.execPath, [file, ...args], {
+    return run(process.execPath, [file, ...args], {
       cwd: REPO_ROOT,
       env: { ...env, ...extra },
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']
+      ...(input === undefined ? {} : { input })
     })
-    if (input !== undefined) child.stdin?.end(input)
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.setEncoding('utf8').on('data', (c: string) => {
-      stdout += c
-    })
-    child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-      stderr += c
-    })
-    const [code] = (await once(child, 'close')) as [number | null]
-    return { code, stdout, stderr }
   }
 
   /** Starts a topology in the background (`npm start -- <file>`), its log in <data dir>/<name>.log. */
@@ -245,23 +231,8 @@ async function main(argv: string[]): Promise<number> {
       await new Promise((resolve) => setTimeout(resolve, 2000))
     }
   }
-  const runQuiet = async (script: string, args: string[]): Promise<Ran> => {
-    const child = spawn(process.execPath, [`src/cli/${script}.ts`, ...args], {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (c: string) => {
-      stdout += c
-    })
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      stderr += c
-    })
-    const [code] = (await once(child, 'close')) as [number | null]
-    return { code, stdout, stderr }
-  }
+  const runQuiet = (script: string, args: string[]): Promise<Ran> =>
+    run(process.execPath, [`src/cli/${script}.ts`, ...args], { cwd: REPO_ROOT, env })
 
   const lastLine = (text: string) =>
     text

@@ -46,7 +46,7 @@ async function defaultTestFiles(): Promise<string[]> {
 const NOT_UNIT = [
   /\bprocess\.env\.(KAFKA_BROKERS|DATABASE_URL|SCHEMA_REGISTRY_URL|CONNECT_URL)\b/,
   /\b(brokers|databaseUrl|testSchema|serverPgvectorSkip|connectUrl|connectControl)\(/,
-  /\b(spawn|spawnSync|spawnNode|startRunner|execFile|execFileSync|fork|schemasCli)\(/
+  /\b(spawn|spawnSync|spawnNode|startRunner|execFile|execFileSync|fork|schemasCli|runNodeScript|runCli)\(/
 ]
 
 export function isUnitTest(text: string): boolean {

@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { compareIds, fieldDiff, jsonEqual, sameJsonbText } from '../../src/memory/legacy/parity.ts'
+import { type RunResult, runNodeScript } from '../helpers/cli.ts'
 import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
 import {
   isolatedMemoryStack,
@@ -17,28 +18,9 @@ import {
 
 const skip = (brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`) || (NO_PYTHON ?? false)
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Run = RunResult
 
-async function cli(script: 'parity' | 'backfill', args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [`src/cli/${script}.ts`, ...args], {
-    env: process.env,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c
-  })
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c
-  })
-  const [code] = await once(child, 'close')
-  return { code: code as number | null, stdout, stderr }
-}
+const cli = (script: 'parity' | 'backfill', args: string[]): Promise<Run> => runNodeScript(`src/cli/${script}.ts`, args)
 
 test('compareIds is code point order (PostgreSQL "C"), jsonEqual compares numbers by value', () => {
   const ids = ['a:(1.0,)', 'a:(1.0, 2.0)', 'b', 'a', '\u{1F600}', '\uFFFD', 'é', 'Z']

@@ -1,39 +1,17 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, type TestContext, test } from 'node:test'
 import { Admin } from '@platformatic/kafka'
+import { runNodeScript } from '../helpers/cli.ts'
 import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
 
 const skip = brokers() ? false : NO_KAFKA
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 /** Runs the CLI as a user would (Node 24 from node_modules, cwd = the project). */
-async function produceCli(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  const child = spawn(process.execPath, ['src/cli/produce.ts', ...args], {
-    env,
-    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c
-  })
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c
-  })
-  if (input !== undefined) child.stdin?.end(input)
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, stdout, stderr }
-}
+const produceCli = (args: string[], input?: string, env: NodeJS.ProcessEnv = process.env) =>
+  runNodeScript('src/cli/produce.ts', args, env, input)
 
 /** Records in a topic: the sum of its partitions' end offsets. */
 async function topicSize(topic: string): Promise<bigint> {

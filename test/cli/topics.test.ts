@@ -5,26 +5,13 @@ import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import { Admin } from '@platformatic/kafka'
 import pg from 'pg'
+import { runNodeScript } from '../helpers/cli.ts'
 import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
 
 const skip = brokers() ? false : NO_KAFKA
 
-async function topicsCli(
-  args: string[],
-  env: NodeJS.ProcessEnv = process.env
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['src/cli/topics.ts', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c
-  })
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c
-  })
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, stdout, stderr }
-}
+const topicsCli = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
+  runNodeScript('src/cli/topics.ts', args, env)
 
 describe('npm run topics', () => {
   test('apply, apply again, shrink refused: diff lines and exit codes', { skip, timeout: 60_000 }, async (t) => {

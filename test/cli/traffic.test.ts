@@ -4,13 +4,13 @@
  * and `npm run parity`: 0 differences. Plus the one-line configuration errors, with nothing written.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, type TestContext, test } from 'node:test'
 import { REPO_ROOT } from '../../scripts/stack/config.ts'
+import { runNodeScript } from '../helpers/cli.ts'
 import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
 import { isolatedMemoryStack, legacyStore, runMemoryUntilIdle } from '../helpers/legacy.ts'
 import { startRunner } from '../helpers/runner.ts'
@@ -19,29 +19,8 @@ const PYTHON = join(REPO_ROOT, '.venv', 'bin', 'python')
 const services = brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`
 const noVenv = existsSync(PYTHON) ? false : 'no .venv with sfm_events: run `npm run python-setup`'
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-async function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  const child = spawn(process.execPath, [`src/cli/${script}.ts`, ...args], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c
-  })
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c
-  })
-  const [code] = await once(child, 'close')
-  return { code: code as number | null, stdout, stderr }
-}
+const run = (script: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
+  runNodeScript(`src/cli/${script}.ts`, args, env)
 
 interface Summary {
   writes: number

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { ErrorCodes, PoisonError } from '../../src/errors.ts'
 import type { OutgoingMessage } from '../../src/kafka/messages.ts'
 import { buildDeadLetter } from '../../src/streams/dead-letter.ts'
 import { Delivery, type DeliveryHost } from '../../src/streams/envelope.ts'
+import { type RunResult, runNodeScript } from './cli.ts'
 
 const host: DeliveryHost = { done() {}, deadLetter() {} }
 
@@ -31,25 +30,11 @@ export function letter(dlqTopic: string, spec: LetterSpec, offset = 0n): Outgoin
   return { topic: dlqTopic, key: dl.key, value: dl.value, headers: dl.headers }
 }
 
-export interface CliRun {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+export type CliRun = RunResult
 
 /** Runs a CLI of src/cli in a child process. */
-export async function runCli(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
-  const child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c
-  })
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c
-  })
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, stdout, stderr }
+export function runCli(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
+  return runNodeScript(file, args, env)
 }
 
 /** stderr's lines less the first one every command prints (`<command>: using … (why)`, src/config.ts chooseStack). */

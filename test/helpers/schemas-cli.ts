@@ -1,34 +1,15 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { REPO_ROOT } from '../../scripts/stack/config.ts'
+import { type RunResult, runNodeScript } from './cli.ts'
 
-export interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+export type Run = RunResult
 
 /** Runs `npm run schemas -- …` the way a user does (Node 24 from node_modules, cwd = the project). */
-export async function schemasCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  const child = spawn(process.execPath, ['src/cli/schemas.ts', ...args], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c
-  })
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c
-  })
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, stdout, stderr }
+export function schemasCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return runNodeScript('src/cli/schemas.ts', args, env)
 }
 
 /** A copy of the repository's schemas/ in a temp dir, removed after the test. */

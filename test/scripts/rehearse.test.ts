@@ -6,13 +6,12 @@
  * And a failing check stops it at that step with exit 1, the later steps not run.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { REPO_ROOT } from '../../scripts/stack/config.ts'
+import { runNodeScript } from '../helpers/cli.ts'
 import { brokers, NO_KAFKA } from '../helpers/kafka.ts'
 
 const PYTHON = join(REPO_ROOT, '.venv', 'bin', 'python')
@@ -21,21 +20,8 @@ const skip =
   (existsSync(PYTHON) ? false : 'no .venv with sfm_events: run `npm run python-setup`')
 
 async function rehearse(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(process.execPath, ['scripts/rehearse.ts', ...args], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c
-  })
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c
-  })
-  const [code] = await once(child, 'close')
-  return { code: code as number | null, stdout, stderr, lines: stdout.split('\n') }
+  const ran = await runNodeScript('scripts/rehearse.ts', args, env)
+  return { ...ran, lines: ran.stdout.split('\n') }
 }
 
 /** The result line of each step: `[label] title | check: … | N s | result`. */
