@@ -1,5 +1,6 @@
 import type { Pool } from 'pg'
 import { ErrorCodes, ErrorKinds, errorMessage, PoisonError, RetriableError, SfmError } from '../../errors.ts'
+import { createLogger } from '../../logger.ts'
 import { toSinkError } from '../../postgres/errors.ts'
 import type { ItemFailure } from '../types.ts'
 import type { ReducedItem } from './buffer.ts'
@@ -25,6 +26,12 @@ const CLEAN_BATCHES_FOR_PLAIN_CLAIM = 3
  */
 const PLAIN_ROWS_FIRST_WAIT = 64
 const PLAIN_ROWS_MAX_WAIT = 4096
+
+/**
+ * Rows a dry run keeps to replay (see PostgresWriter.write): past this many, later dry batches no longer see the dry
+ * run's own earlier effects, and the writer says so once.
+ */
+export const DRY_RUN_MEMORY_ROWS = 200_000
 
 /** The one row of the write statement (dialect.ts): rows written, and the items whose outcome was not the default. */
 interface WriteResultRow {
@@ -110,6 +117,12 @@ export class PostgresWriter<R extends PreparedRow> {
   #rowsTrying = false
   /** The last `#plainRows` statement committed: the writes in flight may all use it. */
   #rowsProven = false
+  /** A dry run's own earlier rows, by key and by event id (see `write`); `#dryRows` counts them. */
+  readonly #dryByKey = new Map<string, R[]>()
+  readonly #dryByEventId = new Map<string, R>()
+  #dryRows = 0
+  /** Set once the dry rows reached DRY_RUN_MEMORY_ROWS: later dry outcomes may miss the dry run's own effects. */
+  dryMemoryFull = false
 
   constructor(pool: Pool, layout: ResolvedLayout<never, R>, names: PostgresTableNames) {
     this.#pool = pool
@@ -122,8 +135,11 @@ export class PostgresWriter<R extends PreparedRow> {
   }
 
   /**
-   * `dryRun`: each statement runs in a transaction that is rolled back, so the outcomes are exact against the table
-   * as it is and nothing is written (a dry batch does not see an earlier dry batch's rows either).
+   * `dryRun`: each statement runs in a transaction that is rolled back, so nothing is written. So that a dry batch sees
+   * what the earlier dry batches would have written, the writer keeps their rows, and inside each dry batch's
+   * transaction first runs the same statement for the earlier rows of the batch's keys and event ids: the fence is
+   * order-independent, so the table and ledger the batch then meets are those a real run would have left, and its
+   * outcomes are exact (up to DRY_RUN_MEMORY_ROWS kept rows).
    */
   async write(events: readonly R[], signal?: AbortSignal, dryRun = false): Promise<WriterReport> {
     const report: WriterReport = { outcomes: new Map(), failures: [] }
@@ -208,6 +224,10 @@ export class PostgresWriter<R extends PreparedRow> {
         this.#rowsProven = true
       }
     }
+    if (outcomes === undefined && dryRun) {
+      outcomes = (await this.#run(items, this.#statement, signal, true, this.#dryReplay(events)))!
+      this.#dryRecord(events)
+    }
     if (outcomes === undefined) {
       outcomes = (await this.#run(items, this.#statement, signal, dryRun))!
       let duplicates = false
@@ -231,11 +251,46 @@ export class PostgresWriter<R extends PreparedRow> {
    * (unique_violation): the implicit transaction rolled back and the client is still usable (a PGlite lease ends
    * aborted, its commit rolls back).
    */
+  /** The earlier dry rows of `events`' keys and event ids, in the order they came, reduced as one batch. */
+  #dryReplay(events: readonly R[]): readonly ReducedItem<R>[] {
+    const rows = new Set<R>()
+    for (const event of events) {
+      for (const row of this.#dryByKey.get(event.id) ?? []) rows.add(row)
+      const same = this.#dryByEventId.get(event.eventId)
+      if (same !== undefined) rows.add(same)
+    }
+    if (rows.size === 0) return []
+    // Kept rows carry their arrival number as index: batch order for a table without a fence.
+    const ordered = [...rows].sort((a, b) => a.index - b.index)
+    return (this.#compare === undefined ? reduceBatch(ordered) : reduceBatch(ordered, this.#compare)).items
+  }
+
+  #dryRecord(events: readonly R[]): void {
+    for (const event of events) {
+      if (this.#dryByEventId.has(event.eventId)) continue
+      if (this.#dryRows >= DRY_RUN_MEMORY_ROWS) {
+        if (!this.dryMemoryFull) {
+          createLogger('postgres').warn(
+            `dry run: ${DRY_RUN_MEMORY_ROWS} rows kept; from here a dry batch no longer sees later dry batches' effects, so a memory changed again may be counted against the stored state`
+          )
+        }
+        this.dryMemoryFull = true
+        return
+      }
+      const row = { ...event, index: this.#dryRows++ }
+      this.#dryByEventId.set(event.eventId, row)
+      const list = this.#dryByKey.get(event.id)
+      if (list === undefined) this.#dryByKey.set(event.id, [row])
+      else list.push(row)
+    }
+  }
+
   async #run(
     items: readonly ReducedItem<R>[],
     statement: WriteStatement,
     signal: AbortSignal | undefined,
-    dryRun: boolean
+    dryRun: boolean,
+    replay: readonly ReducedItem<R>[] = []
   ): Promise<Map<number, Outcome> | undefined> {
     const outcomes = new Map<number, Outcome>()
     const out = await raceAbort(checkout(this.#pool, 'postgres sink'), signal, (c) => c.release(false))
@@ -243,6 +298,16 @@ export class PostgresWriter<R extends PreparedRow> {
     try {
       // A dry run: the statement in a transaction of its own, rolled back below (PGlite: the lease's, see pglite-pool.ts).
       if (dryRun) await raceAbort(out.client.query('BEGIN'), signal, () => {})
+      if (replay.length > 0) {
+        // The dry run's own earlier effects on these keys and event ids (see `write`); their outcomes are not this
+        // batch's.
+        const replayed = out.client.query({
+          name: statement.name,
+          text: statement.text,
+          values: writeParameters(this.#layout, replay)
+        })
+        await raceAbort(replayed, signal, () => {})
+      }
       const query = out.client.query<WriteResultRow>({
         name: statement.name,
         text: statement.text,
