@@ -55,7 +55,11 @@ interface Fold {
 
 const UPSERT_COLUMNS = `id, namespace, type, payload, importance, version, event_id, event_ts`
 
-function stateOf(record: LogRecord): LatestMemory | null {
+/**
+ * A memory.latest record's value as read by a rebuild: null for a tombstone, else the JSON object; anything else
+ * stops the rebuild (badRecord). The caller checks the fields it needs.
+ */
+export function latestValue(record: LogRecord): LatestMemory | null {
   if (record.value === null || record.value.length === 0) return null
   let value: unknown
   try {
@@ -64,7 +68,12 @@ function stateOf(record: LogRecord): LatestMemory | null {
     throw badRecord(record, 'its value is not JSON')
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRecord(record, 'not an object')
-  const state = value as LatestMemory
+  return value as LatestMemory
+}
+
+function stateOf(record: LogRecord): LatestMemory | null {
+  const state = latestValue(record)
+  if (state === null) return null
   if (
     typeof state.namespace !== 'string' ||
     !Number.isSafeInteger(state.version) ||
@@ -75,7 +84,8 @@ function stateOf(record: LogRecord): LatestMemory | null {
   return state
 }
 
-function badRecord(record: LogRecord, why: string): FatalError {
+/** A record of the topic read that is not a memory state: the wrong --topic, most likely. */
+export function badRecord(record: LogRecord, why: string): FatalError {
   return new FatalError(
     `${record.topic} partition ${record.partition} offset ${record.offset} is not a memory state (${why}): ` +
       'check --topic names the latest topic',

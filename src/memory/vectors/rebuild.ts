@@ -15,7 +15,8 @@ import { QdrantStore, type QdrantStoreInput, toQdrantError } from '../../sinks/q
 import type { SinkContext } from '../../sinks/types.ts'
 import type { VectorStore } from '../../sinks/vector/types.ts'
 import { Delivery, Envelope } from '../../streams/envelope.ts'
-import type { LatestMemory, LatestRecord } from '../latest.ts'
+import type { LatestRecord } from '../latest.ts'
+import { badRecord, latestValue } from '../rebuild.ts'
 import { reindexSink } from './reindex.ts'
 import { embeddingText } from './text.ts'
 
@@ -132,26 +133,11 @@ function envelope(record: LogRecord, value: LatestRecord): Envelope<LatestRecord
   return new Envelope(delivery, value)
 }
 
-function badRecord(record: LogRecord, why: string): FatalError {
-  return new FatalError(
-    `${record.topic} partition ${record.partition} offset ${record.offset} is not a memory state (${why}): ` +
-      'check --topic names the latest topic',
-    { code: ErrorCodes.CONFIG }
-  )
-}
-
 function decode(record: LogRecord): LatestRecord {
   if (record.key === undefined || record.key.length === 0) throw badRecord(record, 'no key')
   const id = record.key.toString('utf8')
-  if (record.value === null || record.value === undefined || record.value.length === 0) return { id, state: null }
-  let value: unknown
-  try {
-    value = JSON.parse(record.value.toString('utf8'))
-  } catch {
-    throw badRecord(record, 'its value is not JSON')
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRecord(record, 'not an object')
-  const state = value as LatestMemory
+  const state = latestValue(record)
+  if (state === null) return { id, state: null }
   if (!Number.isSafeInteger(state.version)) throw badRecord(record, 'version missing')
   return { id, state }
 }
