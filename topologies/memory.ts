@@ -95,7 +95,7 @@ export async function vectorsBranch(env: NodeJS.ProcessEnv = process.env): Promi
   // statement or request round, so larger batches cost less CPU per event. 8 batches in flight: each of those rounds
   // waits for the runner's thread to take its answer, which a PGlite KV statement can hold for tens of ms, so fewer
   // leave the branch waiting rather than working (docs/BENCHMARKS.md, `embedded`). A quiet partition still flushes
-  // after 50 ms.
+  // after maxWaitMs.
   return branch(sink, {
     batch: { maxCount: envInt('SFM_VECTOR_BATCH', 2000, env), maxBytes: 8 * 1024 * 1024, maxWaitMs: 50 },
     maxInFlightBatches: 8
@@ -116,11 +116,12 @@ export function kvBatchOptions(env: NodeJS.ProcessEnv = process.env): BatchOptio
       code: ErrorCodes.CONFIG
     })
   }
-  // A timer alone (limits) cannot go much below 50 ms: it fires whether or not a write is in flight, and with short
-  // waits the per-batch cost (one statement + one produce) outruns a loaded machine (docs/BENCHMARKS.md, memory-kv).
+  // The default wait is not short because a timer alone (limits) fires whether or not a write is in flight, and
+  // with short waits the per-batch cost (one statement + one produce) outruns a loaded machine (docs/BENCHMARKS.md,
+  // memory-kv).
   // when-idle flushes early only into a free writer.
   const maxWaitMs = envInt('SFM_KV_BATCH_WAIT_MS', 50, env)
-  // 5 ms: fewer, fuller writes for a few ms of latency (docs/BENCHMARKS.md, memory-kv, group commit).
+  // A short linger: fewer, fuller writes for a little latency (docs/BENCHMARKS.md, memory-kv, group commit).
   const lingerMs = envInt('SFM_KV_BATCH_LINGER_MS', Math.min(5, maxWaitMs), env)
   if (lingerMs > maxWaitMs) {
     throw new FatalError(`SFM_KV_BATCH_LINGER_MS (${lingerMs}) must not exceed SFM_KV_BATCH_WAIT_MS (${maxWaitMs})`, {
