@@ -7,50 +7,24 @@
  * run, where KAFKA_BROKERS / DATABASE_URL are not set).
  */
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, type TestContext, test } from 'node:test'
+import type { ConsoleStats } from '../../src/console/recorder.ts'
 import { openEmbeddedLog } from '../../src/log/embedded-log.ts'
 import { RedriveHeaders } from '../../src/ops/dlq.ts'
 import { type LogAccess, openLogAccess } from '../../src/ops/log.ts'
+import { consoleInput, waitFor } from '../helpers/console.ts'
 import { embeddedEnv, spawnNode, tempDataDir } from '../helpers/embedded-log.ts'
 import { brokers, NO_KAFKA, produce, uniqueName } from '../helpers/kafka.ts'
 import { isolatedMemoryStack } from '../helpers/legacy.ts'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ARTIFACTS = resolve(import.meta.dirname, '../../test-artifacts/console')
-const IDS = 12
 const skip = existsSync(CHROMIUM)
   ? false
   : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`
 if (skip) process.stderr.write(`console browser test skipped: ${skip}\n`)
-
-/** IDS memories (two versions each) and two poison records: not JSON, and not a memory event. */
-function inputRecords(topic: string) {
-  const records = []
-  for (let i = 0; i < IDS; i++) {
-    for (let v = 0; v < 2; v++) {
-      const event = {
-        event_id: randomUUID(),
-        id: `m-${i}`,
-        namespace: 'ns',
-        type: 'semantic',
-        version: v,
-        timestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, v)).toISOString(),
-        payload: { text: `memory ${i} version ${v}` }
-      }
-      records.push({ topic, key: Buffer.from(event.id), value: Buffer.from(JSON.stringify(event)) })
-    }
-  }
-  records.push({ topic, key: Buffer.from('poison-1'), value: Buffer.from('not json {') })
-  records.push({
-    topic,
-    key: Buffer.from('poison-2'),
-    value: Buffer.from(JSON.stringify({ id: 'poison-2', not: 'a memory event' }))
-  })
-  return records
-}
 
 /** Where the runner runs: its environment, its topics' names, whether it has a vector branch, a log reader. */
 interface Stack {
@@ -66,7 +40,7 @@ interface Stack {
 function embeddedStack(t: TestContext): Stack {
   const dir = tempDataDir(t, 'sfm-console-')
   const log = openEmbeddedLog({ path: join(dir, 'log.sqlite') })
-  const records = inputRecords('memory.events')
+  const records = consoleInput('memory.events')
   try {
     log.ensureTopics(['memory.events'])
     log.append(records)
@@ -89,7 +63,7 @@ function embeddedStack(t: TestContext): Stack {
 /** The test stack's broker and PostgreSQL: topics under a unique prefix (2 partitions), a table of its own. */
 async function kafkaStack(t: TestContext): Promise<Stack> {
   const stack = await isolatedMemoryStack(t)
-  const records = inputRecords(stack.topic('memory.events'))
+  const records = consoleInput(stack.topic('memory.events'))
   await produce(records)
   const env = { ...process.env, SFM_MEMORY_GROUP: uniqueName('console') }
   return {
@@ -103,20 +77,6 @@ async function kafkaStack(t: TestContext): Promise<Stack> {
 }
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-
-interface Stats {
-  runtime: { done: number; deadLettered: number; consumed: number }
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
 
 describe('the console in headless Chromium', { skip }, () => {
   test('on the embedded stack: graph, DLQ count, a dead letter, a redrive, a memory, and bad input — as a person sees them', async (t) => {
@@ -149,7 +109,7 @@ async function asAPersonSeesIt(t: TestContext, stack: Stack): Promise<void> {
   })
   // Everything consumed: the events done, the two poison records dead-lettered (durably: stats count after the write).
   const stats = await waitFor('the runner to process the input', 120_000, async () => {
-    const s = (await (await fetch(new URL('/api/stats', url))).json()) as Stats
+    const s = (await (await fetch(new URL('/api/stats', url))).json()) as ConsoleStats
     return s.runtime.done === total && s.runtime.deadLettered === 2 ? s : undefined
   })
 
@@ -369,7 +329,7 @@ async function asAPersonSeesIt(t: TestContext, stack: Stack): Promise<void> {
   // The runner consumes it, and (still not JSON) dead-letters it again; the DLQ view shows the new letter,
   // marked as redriven once, and the runner's own count.
   await waitFor('the redriven letter consumed and dead-lettered again', 60_000, async () => {
-    const s = (await (await fetch(new URL('/api/stats', writeUrl))).json()) as Stats
+    const s = (await (await fetch(new URL('/api/stats', writeUrl))).json()) as ConsoleStats
     return s.runtime.deadLettered === 1 ? s : undefined
   })
   await page.fill('#dlq-filter', '')

@@ -7,63 +7,24 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, test } from 'node:test'
 import { listDeadLetters, logTopicReader, lookupMemory } from '../../src/console/data.ts'
+import type { ConsoleStats } from '../../src/console/recorder.ts'
 import { partitionForKey } from '../../src/log/partitioner.ts'
 import { RedriveHeaders } from '../../src/ops/dlq.ts'
 import { openLogAccess } from '../../src/ops/log.ts'
 import { DeadLetterHeaders } from '../../src/streams/dead-letter.ts'
+import { consoleInput, waitFor } from '../helpers/console.ts'
 import { spawnNode } from '../helpers/embedded-log.ts'
 import { brokers, NO_KAFKA, produce, readTopic, uniqueName } from '../helpers/kafka.ts'
 import { isolatedMemoryStack } from '../helpers/legacy.ts'
 
 const skip = brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`
-const IDS = 12
-
-interface Stats {
-  runtime: { done: number; deadLettered: number; consumed: number }
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
-
-/** IDS memories with two versions each, then two poison records: not JSON, and not a memory event. */
-function events(topic: string) {
-  const records = []
-  for (let i = 0; i < IDS; i++) {
-    for (let v = 0; v < 2; v++) {
-      const event = {
-        event_id: randomUUID(),
-        id: `m-${i}`,
-        namespace: 'ns',
-        type: 'semantic',
-        version: v,
-        timestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, v)).toISOString(),
-        payload: { text: `memory ${i} version ${v}` }
-      }
-      records.push({ topic, key: Buffer.from(event.id), value: Buffer.from(JSON.stringify(event)) })
-    }
-  }
-  records.push({ topic, key: Buffer.from('poison-1'), value: Buffer.from('not json {') })
-  records.push({
-    topic,
-    key: Buffer.from('poison-2'),
-    value: Buffer.from(JSON.stringify({ id: 'poison-2', not: 'a memory event' }))
-  })
-  return records
-}
 
 describe('the console on Kafka', { skip }, () => {
   test('DLQ list / open / filter and redrive, and a memory history, read from the broker while the runner runs', {
     timeout: 240_000
   }, async (t) => {
     const stack = await isolatedMemoryStack(t)
-    const records = events(stack.topic('memory.events'))
+    const records = consoleInput(stack.topic('memory.events'))
     await produce(records)
     const env = { ...process.env, SFM_MEMORY_GROUP: uniqueName('console'), LOG_LEVEL: 'info' }
     const runner = spawnNode(
@@ -90,7 +51,7 @@ describe('the console on Kafka', { skip }, () => {
       return { status: res.status, body: (await res.json()) as Record<string, unknown> }
     }
     const stats = await waitFor('the runner to process the input', 120_000, async () => {
-      const s = (await get('/api/stats')).body as unknown as Stats
+      const s = (await get('/api/stats')).body as unknown as ConsoleStats
       return s.runtime.done === records.length && s.runtime.deadLettered === 2 ? s : undefined
     })
 
@@ -156,7 +117,7 @@ describe('the console on Kafka', { skip }, () => {
     assert.equal(back[0]!.key, 'poison-1')
     assert.equal(back[0]!.value, 'not json {')
     await waitFor('the redriven letter dead-lettered again', 60_000, async () => {
-      const s = (await get('/api/stats')).body as unknown as Stats
+      const s = (await get('/api/stats')).body as unknown as ConsoleStats
       return s.runtime.deadLettered === 3 ? s : undefined
     })
     const after = await get('/api/dlq?filter=stage:decode')
