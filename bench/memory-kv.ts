@@ -61,6 +61,7 @@ import { branch, defineTopology, type Topology } from '../src/streams/topology.t
 import { kvBatchOptions, memoryTopology } from '../topologies/memory.ts'
 import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
+import { CLOCK_TICKS, procStat } from './lib/proc.ts'
 import { withAdmin, withEnv } from './lib/scoped.ts'
 
 const BENCH = 'memory-kv'
@@ -344,19 +345,6 @@ function hostTicks(): { total: number; idle: number } | undefined {
     const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
     const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
     return { total, idle: (fields[3] ?? 0) + (fields[4] ?? 0) }
-  } catch {
-    return undefined
-  }
-}
-
-/** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS = 100
-
-/** Fields 3.. of /proc/<pid>/stat (after the command name, which may hold blanks), or undefined if it is gone. */
-function procStat(pid: number | string): string[] | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return text.slice(text.lastIndexOf(')') + 2).split(' ')
   } catch {
     return undefined
   }

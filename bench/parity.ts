@@ -17,6 +17,7 @@ import { loadavg } from 'node:os'
 import pg from 'pg'
 import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, progress, Requirements, round } from './lib/benchmark.ts'
+import { statusBytes } from './lib/proc.ts'
 
 const BENCH = 'parity'
 const GOAL_SECONDS = 60
@@ -46,13 +47,8 @@ function withSearchPath(url: string, schema: string): string {
 }
 
 async function peakRssMb(pid: number): Promise<number | undefined> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8')
-    const match = /VmHWM:\s+(\d+) kB/.exec(status)
-    return match ? Number(match[1]) / 1024 : undefined
-  } catch {
-    return undefined
-  }
+  const bytes = statusBytes(pid, 'VmHWM')
+  return Number.isNaN(bytes) ? undefined : bytes / (1024 * 1024)
 }
 
 export async function run(args: string[]): Promise<BenchResult> {

@@ -7,10 +7,10 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS = 100
+export const CLOCK_TICKS = 100
 
 /** Fields 3.. of /proc/<pid>/stat (after the command name, which may hold blanks), or undefined if it is gone. */
-function procStat(pid: number): string[] | undefined {
+export function procStat(pid: number | string): string[] | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
     return text.slice(text.lastIndexOf(')') + 2).split(' ')
