@@ -5,18 +5,20 @@
  * Sides, each from a fresh topic (6 partitions) and a fresh table, all events produced before the side starts, read
  * from the earliest offset:
  * - ours:     the memory topology's KV branch alone (memory-kv's `kv` side: the Postgres sink with the fence and the
- *             processed-ids claim), in this process.
- * - ours_all: the whole memory topology (KV + memory.latest + memory.audit; SFM_VECTORS=off), in this process.
+ *             processed-ids claim; bench/peers/kv-topology.ts), run as its own process the way `npm start` runs a
+ *             topology (src/cli/start.ts, same Node flags).
+ * - ours_all: the whole memory topology (KV + memory.latest + memory.audit; SFM_VECTORS=off): `npm start --
+ *             topologies/memory.ts`, likewise.
  * - connect:  Debezium's JDBC sink on the Kafka Connect worker at CONNECT_URL, `insert.mode=upsert` on `id`, the
  *             payload as jsonb, reading the same events as JsonConverter envelopes (schemas enabled). One connector
  *             per configuration tried (`--connect-configs`: tasks.max × batch.size, max.poll.records = batch.size);
  *             the fastest is kept.
  * - quix:     Quix Streams (bench/peers/quix_sink.py in .venv-peers) with its PostgreSQLSink upserting by id.
  *
- * Figures per side: events/s from the first row visible to the last (steady) and from the side's start (cold: group
- * join, connector start, Python start included); CPU seconds per 1,000 events of every process the side needs over
- * the steady window, from /proc: this process for ours (it runs the topology; the harness's own polling is in it),
- * the Connect JVM, the Python process, and each side's own PostgreSQL backends (found through the local ports of its
+ * Figures per side: events/s over the steady window — from the moment a fifth of the rows are in to the last row
+ * (the distinct history; adversarial: from the first row) — and from the side's start (cold: process start, group
+ * join, JIT warm-up, connector start, first checkpoint included); CPU seconds per 1,000 events of every process the
+ * side needs over the steady window, from /proc: our runner's process, the Connect JVM, the Python process, and each side's own PostgreSQL backends (found through the local ports of its
  * process's connections); the Kafka broker's CPU apart (shared by every client of the broker); peak RSS; bytes per
  * message.
  *
@@ -43,25 +45,24 @@ import { seededRandom } from '../src/demo/random.ts'
 import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
 import { createProducer, type OutgoingMessage } from '../src/kafka/producer.ts'
 import { waitForLeaders } from '../src/kafka/topics.ts'
-import { createLogger, type LogLevel } from '../src/logger.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
 import { fold, type MemoryRow } from '../src/memory/fold.ts'
 import { migrate, tableNames } from '../src/memory/memories.ts'
-import { createPool, quoteQualified, resolveConnectionOptions } from '../src/sinks/postgres/index.ts'
+import { quoteQualified } from '../src/sinks/postgres/index.ts'
 import { parseBrokers } from '../src/sources/kafka/index.ts'
-import { Runtime } from '../src/streams/runtime.ts'
 import { generateHistory } from '../test/helpers/memory-history.ts'
-import { memoryTopology } from '../topologies/memory.ts'
 import { parseBenchArgs } from './lib/args.ts'
 import { type BenchResult, type Figure, progress, Requirements, round } from './lib/benchmark.ts'
 import { clientPorts, cpuSeconds, pidListeningOn, statusBytes } from './lib/proc.ts'
-import { withAdmin, withEnv } from './lib/scoped.ts'
-import { kvOnlyTopology } from './memory-kv.ts'
+import { withAdmin } from './lib/scoped.ts'
 
 const BENCH = 'peers'
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const QUIX_PYTHON = join(REPO_ROOT, '.venv-peers', 'bin', 'python')
 const QUIX_APP = join(REPO_ROOT, 'bench', 'peers', 'quix_sink.py')
+const START_CLI = join(REPO_ROOT, 'src', 'cli', 'start.ts')
+const MEMORY_TOPOLOGY = join(REPO_ROOT, 'topologies', 'memory.ts')
+const KV_TOPOLOGY = join(REPO_ROOT, 'bench', 'peers', 'kv-topology.ts')
 
 export const description = 'memory topology vs Kafka Connect + Debezium JDBC sink and Quix Streams, same events'
 export const requires = [Requirements.KAFKA, Requirements.POSTGRES] as const
@@ -72,7 +73,7 @@ Materializes the same N ~1 KB memory.event records (6 partitions, fresh topic an
 (ours) the memory topology's KV branch alone, (ours_all) the whole memory topology, (connect) Debezium's JDBC sink
 on the Kafka Connect worker at CONNECT_URL (npm run stack -- up --connect), upsert by id, and (quix) a Quix Streams
 app with its PostgreSQL sink (npm run python-setup -- --peers). A side whose service is missing is skipped and says
-why. Reports events/s (first → last row visible, and from a cold start), CPU s per 1,000 events of every process
+why. Reports events/s (steady: a fifth of the rows in → the last; and from a cold start), CPU s per 1,000 events of every process
 (runner, JVM, Python, PostgreSQL backends; broker apart), peak RSS, bytes per message, and with
 --history adversarial rows lost / stale / resurrected against the fold of the history and where poison went.
 
@@ -429,8 +430,6 @@ export interface SideResult {
   cpuTotalSPer1000: number
   brokerCpuSPer1000: number
   peakRssMb: number
-  /** Of the peak, what this process held before the side started (the workload), MB; 0 for the peers. */
-  harnessRssMb: number
   bytesPerMessage: number
   rows: number
   lost: number
@@ -438,7 +437,12 @@ export interface SideResult {
   resurrected: number
   poison: string
   note: string
+  /** The steady window on the monotonic clock, µs (what a --cpu-prof profile's timestamps use). */
+  marks: readonly [number, number]
 }
+
+/** The steady window of the distinct history starts when this share of the rows is in. */
+const STEADY_FROM = 0.2
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -532,7 +536,6 @@ async function measure(
   const n = workload.items.length
   const timeoutMs = 120_000 + n * 2
   // This process holds the workload (and, for ours, runs the topology): its RSS before the side starts, apart.
-  const harnessRss = process.memoryUsage().rss
   const launched = performance.now()
   const runner = await start()
   const backends = new Backends(env, runner)
@@ -546,6 +549,7 @@ async function measure(
   }
   let note = ''
   let first = 0
+  let rowsAtFirst = 0
   let cpuAtFirst = new Map<string, number>()
   let brokerAtFirst = Number.NaN
   let lastRefresh = 0
@@ -581,8 +585,25 @@ async function measure(
       async () => (await env.db.query(`SELECT 1 FROM ${table.sql} LIMIT 1`)).rows.length > 0,
       20
     )
-    if (gotFirst) {
-      first = performance.now()
+    // Steady state, on the distinct history: from the moment a fifth of the rows are in (group join, JIT warm-up,
+    // connector start and a first checkpoint are behind every side by then); adversarial: from the first row.
+    const steady =
+      gotFirst &&
+      (history !== Histories.DISTINCT ||
+        (await until(
+          'a fifth of the rows',
+          async () => {
+            const at = performance.now()
+            const rows = await exists()
+            if (rows < Math.ceil(n * STEADY_FROM)) return false
+            first = at
+            rowsAtFirst = rows
+            return true
+          },
+          20
+        )))
+    if (steady) {
+      if (first === 0) first = performance.now()
       await backends.refresh()
       backends.start()
       cpuAtFirst = cpuOf()
@@ -627,9 +648,14 @@ async function measure(
     sampleRss()
   }
   const window = (end - first) / 1000
+  // performance.now() is ms since the time origin; the profile's clock is hrtime in µs.
+  const origin = Number(process.hrtime.bigint() / 1000n) - Math.round(performance.now() * 1000)
+  const marks = [origin + Math.round(first * 1000), origin + Math.round(end * 1000)] as const
   const cpu: Record<string, number> = {}
   let total = 0
-  const per1000 = (seconds: number) => (seconds * 1000) / n
+  // Events done in the window (distinct history: one row each).
+  const inWindow = n - rowsAtFirst
+  const per1000 = (seconds: number) => (seconds * 1000) / inWindow
   const cpuAtEnd = cpuOf()
   for (const [role, at] of cpuAtFirst) {
     const used = (cpuAtEnd.get(role) ?? Number.NaN) - at
@@ -658,23 +684,21 @@ async function measure(
   return {
     side: runner.name,
     events: n,
-    perS: complete ? n / window : Number.NaN,
+    perS: complete ? inWindow / window : Number.NaN,
     coldPerS: complete ? n / ((end - launched) / 1000) : Number.NaN,
     cpuSPer1000: cpu,
     cpuTotalSPer1000: round(per1000(total), 3),
     brokerCpuSPer1000: round(per1000(broker), 3),
     peakRssMb: round(rssPeak / 2 ** 20),
-    harnessRssMb: runner.processes().get('runner') === process.pid ? round(harnessRss / 2 ** 20) : 0,
     bytesPerMessage: round(bytesPerMessage),
     ...compared,
     poison,
-    note: note || (first === 0 ? 'no row' : '') || (backends.count === 0 ? 'no PostgreSQL backend found' : '')
+    note: note || (first === 0 ? 'no row' : '') || (backends.count === 0 ? 'no PostgreSQL backend found' : ''),
+    marks
   }
 }
 
 // --- the sides ---------------------------------------------------------------------------------------------------------
-
-const logLevel = (): LogLevel => (process.env.LOG_LEVEL as LogLevel | undefined) ?? 'warn'
 
 async function oursSide(
   env: Env,
@@ -708,49 +732,32 @@ async function oursSide(
     SFM_VECTORS: 'off',
     DRAIN_OLD_EVENTS: 'true'
   }
-  return withEnv(vars, () =>
-    measure(
-      env,
-      workload,
-      options.history,
-      options.partitions,
-      bytes,
-      {
-        sql: quoteQualified(names.memories),
-        select: 'id, event_id::text AS event_id, deleted_at IS NOT NULL AS deleted',
-        fingerprint: "id || event_id::text || coalesce(deleted_at::text, '')"
-      },
-      async () => {
-        const pool = all ? undefined : createPool(resolveConnectionOptions({ connectionString: env.databaseUrl }))
-        pool?.on('error', () => {})
-        const topology = pool === undefined ? await memoryTopology() : await kvOnlyTopology(table, pool)
-        const runtime = new Runtime(topology, { logger: createLogger(`bench-${BENCH}`, logLevel()) })
-        let failure: string | undefined
-        let deadLettered = 0
-        const running = runtime.run().then(
-          (summary) => {
-            deadLettered = summary.deadLettered
-          },
-          (error: unknown) => {
-            failure = `stopped: ${errorMessage(error)}`
-          }
-        )
-        return {
-          name,
-          processes: () => new Map([['runner', process.pid]]),
-          stopped: () => failure,
-          async stop() {
-            runtime.stop()
-            await running
-            await pool?.end().catch(() => {})
-          },
-          async deadLettered() {
-            const records = await withAdmin(env.brokers, (admin) => topicRecords(admin, `${prefix}memory.dlq`))
-            return Math.max(records, deadLettered)
-          }
-        }
-      }
-    )
+  return measure(
+    env,
+    workload,
+    options.history,
+    options.partitions,
+    bytes,
+    {
+      sql: quoteQualified(names.memories),
+      select: 'id, event_id::text AS event_id, deleted_at IS NOT NULL AS deleted',
+      fingerprint: "id || event_id::text || coalesce(deleted_at::text, '')"
+    },
+    async () =>
+      spawnSide({
+        name,
+        role: 'runner',
+        // As `npm start` runs it (package.json): same Node flags.
+        command: process.execPath,
+        args: ['--max-semi-space-size=128', START_CLI, all ? MEMORY_TOPOLOGY : KV_TOPOLOGY, '--status-interval', '0'],
+        env: {
+          ...vars,
+          KAFKA_BROKERS: env.brokers.join(','),
+          DATABASE_URL: env.databaseUrl,
+          LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn'
+        },
+        deadLettered: () => withAdmin(env.brokers, (admin) => topicRecords(admin, `${prefix}memory.dlq`))
+      })
   )
 }
 
@@ -851,11 +858,12 @@ async function quixSide(env: Env, workload: Workload, options: PeersOptions, rou
   const table = await peerTable(env, `"${env.schema}"."quix_${round}"`)
   const url = new URL(env.databaseUrl)
   return measure(env, workload, options.history, options.partitions, bytes, table, async () => {
-    const child: ChildProcess = spawn(QUIX_PYTHON, [QUIX_APP], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
+    return spawnSide({
+      name: 'quix',
+      role: 'python',
+      command: QUIX_PYTHON,
+      args: [QUIX_APP],
       env: {
-        ...process.env,
         SFM_PEERS_BROKERS: env.brokers.join(','),
         SFM_PEERS_TOPIC: topic,
         SFM_PEERS_GROUP: name,
@@ -866,39 +874,59 @@ async function quixSide(env: Env, workload: Workload, options: PeersOptions, rou
         PGDATABASE: decodeURIComponent(url.pathname.slice(1)),
         PGUSER: decodeURIComponent(url.username),
         PGPASSWORD: decodeURIComponent(url.password)
-      }
-    })
-    let stderr = ''
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-8192)
-    })
-    let exit: string | undefined
-    const exited = new Promise<void>((resolve) => {
-      child.on('exit', (code, signal) => {
-        const lines = stderr
-          .trim()
-          .split('\n')
-          .filter((l) => /Error|Exception/.test(l))
-        exit = `stopped: exit ${code ?? signal}${lines.length > 0 ? ` (${lines.at(-1)!.trim().slice(0, 200)})` : ''}`
-        resolve()
-      })
-    })
-    return {
-      name: 'quix',
-      processes: () => new Map(child.pid === undefined || exit !== undefined ? [] : [['python', child.pid]]),
-      stopped: () => exit,
-      async stop() {
-        if (exit === undefined) {
-          child.kill('SIGTERM')
-          const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-          await exited
-          clearTimeout(timer)
-        }
-        if (process.env.BENCH_DEBUG) process.stderr.write(stderr)
       },
       deadLettered: async () => 0
-    }
+    })
   })
+}
+
+/**
+ * A side run as its own process (ours through the CLI, Quix's Python app): its CPU and RSS are that process's, and
+ * it is stopped with SIGTERM (SIGKILL after 15 s). If it exits on its own, the last error line it printed says why.
+ */
+function spawnSide(side: {
+  name: string
+  role: string
+  command: string
+  args: readonly string[]
+  env: Record<string, string>
+  deadLettered: () => Promise<number>
+}): Runner {
+  const child: ChildProcess = spawn(side.command, side.args, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...side.env }
+  })
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-8192)
+  })
+  let exit: string | undefined
+  const exited = new Promise<void>((resolve) => {
+    child.on('exit', (code, signal) => {
+      const lines = stderr
+        .trim()
+        .split('\n')
+        .filter((l) => /error|exception|fatal/i.test(l))
+      exit = `stopped: exit ${code ?? signal}${lines.length > 0 ? ` (${lines.at(-1)!.trim().slice(0, 200)})` : ''}`
+      resolve()
+    })
+  })
+  return {
+    name: side.name,
+    processes: () => new Map(child.pid === undefined || exit !== undefined ? [] : [[side.role, child.pid]]),
+    stopped: () => exit,
+    async stop() {
+      if (exit === undefined) {
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+        await exited
+        clearTimeout(timer)
+      }
+      if (process.env.BENCH_DEBUG) process.stderr.write(stderr)
+    },
+    deadLettered: side.deadLettered
+  }
 }
 
 // --- run -------------------------------------------------------------------------------------------------------------
@@ -915,10 +943,10 @@ function describe(r: SideResult): string {
   return (
     `${r.side}: ${round(r.perS)} events/s (cold ${round(r.coldPerS)}), CPU s/1000 events ${r.cpuTotalSPer1000} ` +
     `(${cpu}; broker ${r.brokerCpuSPer1000}), peak RSS ${r.peakRssMb} MB` +
-    (r.harnessRssMb > 0 ? ` (${r.harnessRssMb} MB before the start, the harness's workload)` : '') +
     `, ${r.bytesPerMessage} B/message; ` +
     `rows ${r.rows}, lost ${r.lost}, stale ${r.stale}, resurrected ${r.resurrected}, poison ${r.poison}` +
-    (r.note ? ` [${r.note}]` : '')
+    (r.note ? ` [${r.note}]` : '') +
+    (process.env.SFM_BENCH_MARKS ? ` [monotonic µs ${r.marks[0]}..${r.marks[1]}]` : '')
   )
 }
 
@@ -1038,7 +1066,6 @@ export async function run(args: string[]): Promise<BenchResult> {
     figures[`${side}_pg_backends_cpu_s_per_1000`] = r ? (r.cpuSPer1000.postgres_backends ?? null) : null
     figures[`${side}_broker_cpu_s_per_1000`] = r ? r.brokerCpuSPer1000 : null
     figures[`${side}_peak_rss_mb`] = r ? r.peakRssMb : null
-    if (side === 'ours' || side === 'ours_all') figures[`${side}_harness_rss_mb`] = r ? r.harnessRssMb : null
     figures[`${side}_bytes_per_message`] = r ? r.bytesPerMessage : null
     figures[`${side}_rows`] = r ? r.rows : null
     figures[`${side}_lost`] = r ? r.lost : null

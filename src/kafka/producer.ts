@@ -1,17 +1,11 @@
-import {
-  Admin,
-  ConfigResourceTypes,
-  compatibilityPartitioner,
-  type MessageToProduce,
-  ProduceAcks,
-  Producer
-} from '@platformatic/kafka'
+import { Admin, ConfigResourceTypes, type MessageToProduce, ProduceAcks, Producer } from '@platformatic/kafka'
 import { describeError, ErrorCodes, FatalError, kindOf, SfmError } from '../errors.ts'
 import { embeddedLogPath, type LogTarget, LogTargets, logTarget } from '../log/options.ts'
 import { createEmbeddedProducer } from '../log/producer.ts'
 import { reportSent } from '../telemetry/channels.ts'
 import { explainKafkaError, type KafkaConnectionOptions, kafkaConnectionOptions, parseBrokers } from './connection.ts'
 import type { HeaderValue, OutgoingMessage, SfmProducer } from './messages.ts'
+import { kafkaPartitioner } from './murmur2.ts'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   describeProtocolError,
@@ -168,7 +162,7 @@ async function partitionGroups(
   return (index) => {
     const o = out[index]!
     if (wholeTopic.has(o.topic)) return o.topic
-    const partition = o.partition ?? compatibilityPartitioner(o, o.key) % counts.get(o.topic)!
+    const partition = o.partition ?? kafkaPartitioner(o, o.key) % counts.get(o.topic)!
     return `${o.topic}\u0000${partition}`
   }
 }
@@ -208,8 +202,9 @@ export function createProducer(options: CreateProducerOptions = {}): SfmProducer
     autocreateTopics: false,
     // Kafka's own partitioner (toPositive(murmur2(key)) % n), as the Java client, kafka-python and the embedded log
     // use: the library's default (murmur2 >>> 0) puts every key with a negative hash on another partition
-    // (platformatic/kafka#121), which would break co-partitioning with producers in other languages.
-    partitioner: compatibilityPartitioner,
+    // (platformatic/kafka#121), which would break co-partitioning with producers in other languages. Ours rather
+    // than the library's compatibilityPartitioner: same values without BigInt arithmetic (src/kafka/murmur2.ts).
+    partitioner: kafkaPartitioner,
     // An idempotent producer otherwise retries forever (retries ≤ 1 becomes MAX_SAFE_INTEGER in 2.12), even for
     // an unknown topic: a send would hang with no word. A few quick retries here, then the runtime's own backoff,
     // which logs and counts each failure.

@@ -192,18 +192,20 @@ export function materializeMemories(options: MaterializeOptions): Sink<MemoryEve
             topology,
             processed_at: processedAt
           }),
-          headers: injectContext(envelope.delivery.context)
+          headers: traceHeaders(envelope.delivery)
         })
         owners.push(index)
       })
       for (const [id, event] of applied) {
         const index = touched.get(id)!
-        const headers = injectContext(batch[index]!.delivery.context)
+        const delivery = batch[index]!.delivery
         records.push({
           topic: options.latestTopic,
           key: id,
           value: event.deleted ? null : latestFromEvent(event),
-          headers: event.deleted ? withTombstoneFence(headers, event.version, event.timestamp) : headers
+          headers: event.deleted
+            ? withTombstoneFence(injectContext(delivery.context), event.version, event.timestamp)
+            : traceHeaders(delivery)
         })
         owners.push(index)
       }
@@ -213,12 +215,15 @@ export function materializeMemories(options: MaterializeOptions): Sink<MemoryEve
         for (const row of rows) {
           const index = touched.get(row.id)
           if (index === undefined) continue
-          const headers = injectContext(batch[index]!.delivery.context)
+          const delivery = batch[index]!.delivery
           records.push({
             topic: options.latestTopic,
             key: row.id,
             value: row.deleted_at === null ? latestValue(row) : null,
-            headers: row.deleted_at === null ? headers : withTombstoneFence(headers, Number(row.version), row.event_ts)
+            headers:
+              row.deleted_at === null
+                ? traceHeaders(delivery)
+                : withTombstoneFence(injectContext(delivery.context), Number(row.version), row.event_ts)
           })
           owners.push(index)
         }
@@ -274,6 +279,12 @@ function dryRunReport(
     ...(result.failures && result.failures.length > 0 ? { failures: result.failures } : {}),
     dryRun: { ...result.dryRun, [options.latestTopic]: ids.size, [options.auditTopic]: audit }
   }
+}
+
+/** The trace context of the event's message as record headers; none when it carries none (most records). */
+function traceHeaders(delivery: Delivery): Map<string, Buffer> | undefined {
+  const headers = injectContext(delivery.context)
+  return headers.size > 0 ? headers : undefined
 }
 
 /**

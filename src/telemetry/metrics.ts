@@ -8,6 +8,7 @@ import { DataPointType, MeterProvider } from '@opentelemetry/sdk-metrics'
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import { FatalError, SfmError } from '../errors.ts'
 import type { DropReason } from '../streams/envelope.ts'
+import { HotHistogram } from './hot-histogram.ts'
 
 /** Every metric the framework exports. Dashboards and alerts may only reference these names. */
 export const Metric = {
@@ -111,8 +112,9 @@ export class Metrics {
   #parity: ReadonlyMap<string, number> = new Map()
   #held: (() => ReadonlyMap<string, number>) | undefined
 
-  readonly #consumed: Counter
-  readonly #processing: Histogram
+  /** Per topic, records received: counted here, read by an observable counter when scraped (called per record). */
+  readonly #consumed = new Map<string, { count: number }>()
+  readonly #processing: HotHistogram
   readonly #batchSize: Histogram
   readonly #batchBytes: Histogram
   readonly #sinkWrite: Histogram
@@ -135,7 +137,18 @@ export class Metrics {
     this.#base = { topology: options.topology }
     // The exporter is only a MetricReader here: it never listens itself, because it cannot bind port 0 (it treats
     // 0 as "unset" and falls back to 9464) nor report the port it bound. We serve its request handler instead.
-    this.#exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true })
+    this.#processing = new HotHistogram({
+      name: Metric.PROCESSING_SECONDS,
+      description: 'From receipt of a record until every sink acknowledged it',
+      unit: 's',
+      boundaries: SECONDS_BUCKETS,
+      attributes: this.#base
+    })
+    this.#exporter = new PrometheusExporter({
+      preventServerStart: true,
+      withoutScopeInfo: true,
+      metricProducers: [this.#processing]
+    })
     this.#provider = new MeterProvider({
       resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName ?? defaults.serviceName }),
       readers: [this.#exporter]
@@ -144,8 +157,11 @@ export class Metrics {
     const seconds = (name: string, description: string) =>
       meter.createHistogram(name, { description, unit: 's', advice: { explicitBucketBoundaries: SECONDS_BUCKETS } })
 
-    this.#consumed = meter.createCounter(Metric.MESSAGES_CONSUMED, { description: 'Records received from Kafka' })
-    this.#processing = seconds(Metric.PROCESSING_SECONDS, 'From receipt of a record until every sink acknowledged it')
+    meter
+      .createObservableCounter(Metric.MESSAGES_CONSUMED, { description: 'Records received from Kafka' })
+      .addCallback((result) => {
+        for (const [topic, { count }] of this.#consumed) result.observe(count, { ...this.#base, topic })
+      })
     this.#batchSize = meter.createHistogram(Metric.BATCH_SIZE, {
       description: 'Messages per sink write',
       advice: { explicitBucketBoundaries: SIZE_BUCKETS }
@@ -258,12 +274,15 @@ export class Metrics {
   }
 
   consumed(topic: string, count = 1): void {
-    this.#consumed.add(count, { ...this.#base, topic })
+    if (!(count >= 0)) return
+    const counter = this.#consumed.get(topic)
+    if (counter === undefined) this.#consumed.set(topic, { count })
+    else counter.count += count
   }
 
   /** Receipt → every sink acknowledged (or the DLQ holds it), for one record. */
   observeProcessing(seconds: number): void {
-    this.#processing.record(seconds, this.#base)
+    this.#processing.record(seconds)
   }
 
   /** One sink batch write attempt: its size, bytes and duration. */
