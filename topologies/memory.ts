@@ -155,7 +155,8 @@ export async function memoryTopology() {
       groupId: process.env.SFM_MEMORY_GROUP ?? 'sfm-memory'
     }),
     pipeline: pipeline(
-      decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024), maxDepth: 64 }),
+      // The payload's JSON text is stored as received (jsonb, memory.latest): no serialising it again.
+      decodeJson({ maxBytes: envInt('SFM_MAX_EVENT_BYTES', 1024 * 1024), maxDepth: 64, rawMember: 'payload' }),
       legacyEvents({ mode: legacyMode }),
       validate<MemoryEvent>(memoryEvent.schema),
       dedupe({ key: (e) => e.value.event_id, windowSize: 100_000 })

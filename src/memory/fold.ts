@@ -44,7 +44,7 @@ export function fold(history: readonly MemoryEvent[]): Map<string, MemoryRow> {
       id,
       namespace: e.namespace,
       type: e.type,
-      payload: e.payload === null ? null : JSON.parse(e.payload),
+      payload: e.payload === null ? null : JSON.parse(e.payload.toString()),
       importance: e.importance,
       version: e.version,
       eventId: e.eventId,

@@ -298,7 +298,7 @@ const CANONICAL_UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
  * the JSON text the sink wrote: equal as JSON to what `payload::text` gives, though jsonb orders keys and spaces
  * them its own way).
  */
-function latestFromEvent(event: PreparedEvent): string {
+function latestFromEvent(event: PreparedEvent): string | Buffer {
   const head = JSON.stringify({
     id: event.id,
     namespace: event.namespace,
@@ -308,8 +308,18 @@ function latestFromEvent(event: PreparedEvent): string {
     event_id: event.eventId.toLowerCase(),
     timestamp: event.timestamp
   })
-  return `${head.slice(0, -1)},"payload":${event.payload ?? 'null'}}`
+  const payload = event.payload
+  if (typeof payload === 'string' || payload === null) return `${head.slice(0, -1)},"payload":${payload ?? 'null'}}`
+  // The payload's bytes as the event carried them: copied, not encoded again.
+  const start = `${head.slice(0, -1)},"payload":`
+  const value = Buffer.allocUnsafe(Buffer.byteLength(start) + payload.length + 1)
+  const at = value.write(start)
+  payload.copy(value, at)
+  value[at + payload.length] = CLOSE_BRACE
+  return value
 }
+
+const CLOSE_BRACE = 0x7d
 
 /** The latest state of a memory as JSON text; the payload is spliced in as stored (no parse/serialise round). */
 function latestValue(row: StoredRow): string {

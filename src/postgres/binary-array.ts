@@ -152,7 +152,11 @@ export function uuidArrayBinary(values: readonly (string | null)[]): Buffer | un
  * and bytes, or -1 for NULL. The buffer is allocated at its exact size, not a worst case (3 bytes per UTF-16 unit):
  * V8 counts Buffer memory as external memory, and oversized buffers schedule full garbage collections.
  */
-function textLikeArray(values: readonly (string | null)[], elementOid: number, prefixByte: number): Buffer {
+function textLikeArray(
+  values: readonly (string | Uint8Array | null)[],
+  elementOid: number,
+  prefixByte: number
+): Buffer {
   const n = values.length
   const prefix = prefixByte < 0 ? 0 : 1
   let bytes = 0
@@ -160,7 +164,7 @@ function textLikeArray(values: readonly (string | null)[], elementOid: number, p
   for (let i = 0; i < n; i++) {
     const value = values[i]
     if (value === null || value === undefined) nulls++
-    else bytes += Buffer.byteLength(value, 'utf8')
+    else bytes += typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length
   }
   const buffer = withHeader(n, nulls > 0, elementOid, n * 4 + (n - nulls) * prefix + bytes)
   let offset = headerBytes(n)
@@ -175,7 +179,12 @@ function textLikeArray(values: readonly (string | null)[], elementOid: number, p
     if (prefix === 1) buffer[start] = prefixByte
     // Buffer#write is native and beats a JavaScript loop even for a few characters; lone surrogates become U+FFFD,
     // as they do in pg's text parameters (written by Buffer#write as well) and in Buffer.byteLength.
-    const length = prefix + buffer.write(value, start + prefix, 'utf8')
+    let length = prefix
+    if (typeof value === 'string') length += buffer.write(value, start + prefix, 'utf8')
+    else {
+      buffer.set(value, start + prefix)
+      length += value.length
+    }
     buffer.writeInt32BE(length, offset)
     offset = start + length
   }
@@ -194,10 +203,10 @@ export function textArrayBinary(values: readonly (string | null)[]): Buffer {
 const JSONB_VERSION = 1
 
 /**
- * jsonb[] from JSON texts (each one complete JSON value, as JSON.stringify makes it): every element is parsed by
- * jsonb_recv on its own, as the column's input would; one it refuses (e.g. `\u0000`) fails the statement as it did
- * in the text form, and the writer's bisection isolates that item.
+ * jsonb[] from JSON texts (each one complete JSON value, as JSON.stringify makes it, or its UTF-8 bytes as received):
+ * every element is parsed by jsonb_recv on its own, as the column's input would; one it refuses (e.g. `\u0000`)
+ * fails the statement as it did in the text form, and the writer's bisection isolates that item.
  */
-export function jsonbArrayBinary(values: readonly (string | null)[]): Buffer {
+export function jsonbArrayBinary(values: readonly (string | Uint8Array | null)[]): Buffer {
   return textLikeArray(values, ElementOids.JSONB, JSONB_VERSION)
 }

@@ -47,6 +47,9 @@ export class Delivery {
   #deadLettered = false
   #attempts = 0
   #onDone: Array<() => void> | undefined
+  /** The value decodeJson made of this message and the JSON text of one of its members (`rawMember`). */
+  #decoded: unknown
+  #rawMember: Buffer | undefined
 
   constructor(
     host: DeliveryHost,
@@ -73,6 +76,21 @@ export class Delivery {
 
   get pending(): number {
     return this.#pending
+  }
+
+  /** Records `value` as decoded from this message, with the bytes of one of its members' JSON text (decodeJson). */
+  setRawMember(value: unknown, bytes: Buffer): void {
+    this.#decoded = value
+    this.#rawMember = bytes
+  }
+
+  /**
+   * The JSON text, as received, of the member decodeJson's `rawMember` names, if `value` is the very value it decoded
+   * from this message (a stage that replaced it, e.g. an upcaster, gets undefined: serialise the new value instead).
+   * The bytes are a view of the message: valid while the delivery is.
+   */
+  rawMemberOf(value: unknown): Buffer | undefined {
+    return value === this.#decoded ? this.#rawMember : undefined
   }
 
   get deadLettered(): boolean {

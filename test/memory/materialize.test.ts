@@ -6,8 +6,11 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, test } from 'node:test'
+import { from, lastValueFrom, toArray } from 'rxjs'
 import type { MemoryEvent } from '../../src/memory/event.ts'
 import { materializeMemories } from '../../src/memory/materialize.ts'
+import { decodeJson } from '../../src/streams/operators/decode-json.ts'
+import { envelopeOf, RecordingHost } from '../helpers/envelopes.ts'
 import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
 import { envelopes, memoryEvent, testSchema } from '../sinks/postgres/helpers.ts'
 
@@ -90,5 +93,59 @@ describe('memory.latest from the materializer (Kafka + PostgreSQL)', { skip }, (
         .sort(),
       ['a', 'b']
     )
+  })
+  test('a payload kept as received (decodeJson rawMember) is stored and published as sent', async (t) => {
+    const { schema, pool } = await testSchema(t, 'sfm_latest_raw')
+    const latestTopic = uniqueName('latest')
+    const auditTopic = uniqueName('audit')
+    await createTopics(t, [latestTopic, auditTopic], 1)
+    const sink = materializeMemories({
+      connectionString: process.env.DATABASE_URL,
+      table: `${schema}.memories`,
+      latestTopic,
+      auditTopic,
+      brokers: brokers()!
+    })
+    t.after(() => sink.close?.())
+    const context = { topology: 'memory', branch: 'kv', signal: new AbortController().signal }
+    await sink.open?.(context)
+    // Spaces, a number JSON.stringify would round (2^64 + 1), an escaped quote: as a producer may write them.
+    const payloads = {
+      a: '{ "n" : 18446744073709551617, "t": "say \\"hi\\"", "l": [ 1.50, true ] }',
+      // Not ASCII: the decoder keeps nothing and the sink serialises the decoded payload.
+      b: '{"t": "é", "n": 1.50}'
+    }
+    const texts = Object.entries(payloads).map(
+      ([id, payload]) =>
+        `{"event_id":"${randomUUID()}","id":"${id}","namespace":"ns","type":"note","version":1,` +
+        `"timestamp":"2025-01-01T00:00:00Z","payload":${payload}}`
+    )
+    const host = new RecordingHost()
+    const decoded = await lastValueFrom(
+      from(texts.map((text) => envelopeOf(host, text))).pipe(decodeJson({ rawMember: 'payload' }), toArray())
+    )
+    assert.ok(decoded[0]!.delivery.rawMemberOf(decoded[0]!.value), 'a: kept as received')
+    assert.equal(decoded[1]!.delivery.rawMemberOf(decoded[1]!.value), undefined, 'b: serialised')
+    await sink.write(decoded as unknown as Parameters<typeof sink.write>[0], context)
+
+    const { rows } = await pool.query<{ id: string; same: boolean; payload: string }>(
+      `SELECT id, payload = $1::jsonb AS same, payload::text AS payload FROM "${schema}".memories WHERE id = 'a'
+       UNION ALL SELECT id, payload = $2::jsonb, payload::text FROM "${schema}".memories WHERE id = 'b'`,
+      [payloads.a, JSON.stringify(JSON.parse(payloads.b))]
+    )
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.same]),
+      [
+        ['a', true],
+        ['b', true]
+      ]
+    )
+    assert.match(rows[0]!.payload, /18446744073709551617/, 'every digit kept')
+    const records = await readTopic(latestTopic, 2, 20_000)
+    const a = records.find((r) => r.key === 'a')!
+    assert.ok(a.value?.endsWith(`"payload":${payloads.a}}`), a.value)
+    assert.deepEqual(JSON.parse(a.value!).payload, JSON.parse(payloads.a))
+    const b = records.find((r) => r.key === 'b')!
+    assert.deepEqual(JSON.parse(b.value!).payload, JSON.parse(payloads.b))
   })
 })

@@ -90,7 +90,7 @@ function parametersBefore(items: readonly ReducedItem<PreparedEvent>[]): (Buffer
   const winner = new Array<boolean>(n)
   const namespace = new Array<string | null>(n)
   const type = new Array<string | null>(n)
-  const payload = new Array<string | null>(n)
+  const payload = new Array<string | Buffer | null>(n)
   const importance = new Array<number | null>(n)
   const version = new Array<number | null>(n)
   const eventTs = new Array<bigint | null>(n)

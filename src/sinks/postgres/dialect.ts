@@ -270,7 +270,7 @@ function encode(type: ColumnType, values: ColumnValue[]): Buffer | string {
     case 'uuid':
       return uuidArrayBinary(values as (string | null)[]) ?? textArray(values as (string | null)[])
     case 'jsonb':
-      return jsonbArrayBinary(values as (string | null)[])
+      return jsonbArrayBinary(values as (string | Uint8Array | null)[])
     case 'bool':
       return boolArrayBinary(values as (boolean | null)[])
     case 'float8':

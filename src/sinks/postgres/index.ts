@@ -151,7 +151,7 @@ export function postgresSink<T, R extends PreparedRow>(input: PostgresSinkInput<
       const prepared: R[] = []
       const byIndex = new Array<R | undefined>(batch.length)
       batch.forEach((envelope, index) => {
-        const event = layout.prepare(envelope.value, index)
+        const event = layout.prepare(envelope.value, index, envelope)
         if (event instanceof Error) failures.push({ index, error: event })
         else {
           prepared.push(event)

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg'
 import type { PoisonError } from '../../errors.ts'
 import type { QualifiedName } from '../../postgres/identifiers.ts'
+import type { Envelope } from '../../streams/envelope.ts'
 import type { FencedEvent, Outcome } from '../../streams/fence.ts'
 import type { WriteResult } from '../types.ts'
 
@@ -36,7 +37,8 @@ export type ColumnType = 'text' | 'uuid' | 'bool' | 'jsonb' | 'float8' | 'int8' 
  * A column's value for a row: text (text, uuid), JSON text (jsonb, already serialised), a number (float8, int8,
  * int4), microseconds since the epoch (timestamptz, see src/event-time.ts), a boolean, or null.
  */
-export type ColumnValue = string | number | bigint | boolean | null
+/** A column's value; a jsonb column also takes its JSON text as UTF-8 bytes (e.g. a member of the message as received). */
+export type ColumnValue = string | number | bigint | boolean | Uint8Array | null
 
 /**
  * One column of the table, in table order. A data column has a type and reads its value from the prepared row; the
@@ -79,8 +81,11 @@ export interface PostgresTableLayout<T, R extends PreparedRow> {
   readonly writtenAt?: string
   /** What one value is called in error messages (default `row`), e.g. `memory event`. */
   readonly item?: string
-  /** Checks one value and converts it once; a PoisonError sends this item alone to the DLQ. */
-  readonly prepare: (value: T, index: number) => R | PoisonError
+  /**
+   * Checks one value and converts it once; a PoisonError sends this item alone to the DLQ. The envelope gives the
+   * message the value came from (e.g. `delivery.rawMemberOf`, to reuse JSON text as received).
+   */
+  readonly prepare: (value: T, index: number, envelope: Envelope<T>) => R | PoisonError
   /**
    * Versioned SQL migrations (`NNNN_name.sql` in `dir`) applied at open with `migrate: true`. Placeholders
    * `{{table}}`, `{{ledger}}` (and `{{table_name:suffix}}`, `{{ledger_name:suffix}}` for derived names), or the names

@@ -11,13 +11,21 @@ export interface DecodeJsonOptions {
   maxDepth?: number
   /** Stage name in dead letters. */
   stage?: string
+  /**
+   * A top-level member of object values whose JSON text a sink may reuse as received instead of serialising the
+   * decoded member again (`Delivery.rawMemberOf`; e.g. memory events' `payload`, stored as jsonb). Recorded for
+   * ASCII messages whose member name is written without escapes; otherwise the sink serialises. Stages between this
+   * one and that sink must replace a value to change it, never change it in place: the sink would store the text as
+   * received.
+   */
+  rawMember?: string
 }
 
 export const defaultDecodeJsonOptions = {
   maxBytes: 1024 * 1024,
   maxDepth: 64,
   stage: 'decode'
-} satisfies Required<DecodeJsonOptions>
+} satisfies Omit<Required<DecodeJsonOptions>, 'rawMember'>
 
 const OPEN_BRACE = 0x7b
 const OPEN_BRACKET = 0x5b
@@ -26,6 +34,7 @@ const CLOSE_BRACE = 0x7d
 const CLOSE_BRACKET = 0x5d
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
+const COMMA = 0x2c
 
 /**
  * Nesting depth of a JSON text, counted over its bytes without building anything, so that a hostile value (say
@@ -86,8 +95,91 @@ function closingQuote(bytes: Uint8Array, open: number): number {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
 
+const WHITESPACE = [false, false, false, false, false, false, false, false, false, true, true, false, false, true]
+
+/** The index of the first character at or after `i` that is not JSON whitespace (space, tab, newline, return). */
+function skipWhitespace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i)
+    if (c === 0x20 || (c < 14 && WHITESPACE[c])) i++
+    else return i
+  }
+}
+
+/** Index just past the string whose opening quote is at `open` (the text is valid JSON). */
+function afterString(text: string, open: number): number {
+  let q = open
+  for (;;) {
+    q = text.indexOf('"', q + 1)
+    let b = q - 1
+    while (text.charCodeAt(b) === BACKSLASH) b--
+    if ((q - 1 - b) % 2 === 0) return q + 1
+  }
+}
+
+/** Index just past the JSON value that starts at `i` (the text is valid JSON). */
+function afterValue(text: string, i: number): number {
+  const c = text.charCodeAt(i)
+  if (c === QUOTE) return afterString(text, i)
+  if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+    let depth = 0
+    for (;;) {
+      const x = text.charCodeAt(i)
+      if (x === QUOTE) {
+        i = afterString(text, i)
+        continue
+      }
+      if (x === OPEN_BRACE || x === OPEN_BRACKET) depth++
+      else if ((x === CLOSE_BRACE || x === CLOSE_BRACKET) && --depth === 0) return i + 1
+      i++
+    }
+  }
+  // A number, true, false or null: up to the next comma, closing bracket or whitespace.
+  for (;;) {
+    const x = text.charCodeAt(i)
+    if (x === COMMA || x === CLOSE_BRACE || x === CLOSE_BRACKET || x === 0x20 || (x < 14 && WHITESPACE[x]) || !(x >= 0))
+      return i
+    i++
+  }
+}
+
+/**
+ * The span `[start, end)` of the JSON text of the top-level member `name` of a JSON object text that JSON.parse has
+ * accepted: the last one if the name repeats (the one JSON.parse keeps). Undefined if the text is not an object, has
+ * no such member, or writes a member name with an escape (which could spell `name`).
+ */
+export function topLevelMemberSpan(text: string, name: string): [number, number] | undefined {
+  let i = skipWhitespace(text, 0)
+  if (text.charCodeAt(i) !== OPEN_BRACE) return undefined
+  i = skipWhitespace(text, i + 1)
+  let span: [number, number] | undefined
+  while (text.charCodeAt(i) === QUOTE) {
+    const keyEnd = afterString(text, i)
+    const key = text.slice(i + 1, keyEnd - 1)
+    if (key.includes('\\')) return undefined
+    i = skipWhitespace(text, skipWhitespace(text, keyEnd) + 1)
+    const end = afterValue(text, i)
+    if (key === name) span = [i, end]
+    i = skipWhitespace(text, end)
+    if (text.charCodeAt(i) !== COMMA) break
+    i = skipWhitespace(text, i + 1)
+  }
+  return span
+}
+
 /** Decodes JSON bytes, or throws a PoisonError saying why not. */
-export function decodeJsonValue(bytes: Uint8Array, options: Required<DecodeJsonOptions> = defaultDecodeJsonOptions) {
+export function decodeJsonValue(
+  bytes: Uint8Array,
+  options: Omit<Required<DecodeJsonOptions>, 'rawMember'> = defaultDecodeJsonOptions
+) {
+  return decodeJsonText(bytes, options).value
+}
+
+/** Decodes JSON bytes to the value and its text, or throws a PoisonError saying why not. */
+function decodeJsonText(
+  bytes: Uint8Array,
+  options: Omit<Required<DecodeJsonOptions>, 'rawMember'>
+): { value: unknown; text: string } {
   if (bytes.length > options.maxBytes) {
     throw new PoisonError(`value is ${bytes.length} bytes, larger than the ${options.maxBytes} bytes allowed`, {
       code: ErrorCodes.DECODE
@@ -104,7 +196,7 @@ export function decodeJsonValue(bytes: Uint8Array, options: Required<DecodeJsonO
     throw new PoisonError(`value nests deeper than the ${options.maxDepth} levels allowed`, { code: ErrorCodes.DECODE })
   }
   try {
-    return JSON.parse(text) as unknown
+    return { value: JSON.parse(text) as unknown, text }
   } catch (error) {
     throw new PoisonError(`value is not JSON: ${(error as Error).message}`, { code: ErrorCodes.DECODE })
   }
@@ -118,9 +210,17 @@ export function decodeJson(options: DecodeJsonOptions = {}): OperatorFunction<En
   const settings = { ...defaultDecodeJsonOptions, ...options }
   if (!Number.isInteger(settings.maxBytes) || settings.maxBytes < 1) throw new RangeError('maxBytes must be > 0')
   if (!Number.isInteger(settings.maxDepth) || settings.maxDepth < 1) throw new RangeError('maxDepth must be > 0')
+  const member = options.rawMember
   const operator = filterMap<Envelope<Buffer>, Envelope<unknown>>((envelope) => {
     try {
-      return envelope.withValue(decodeJsonValue(envelope.value, settings))
+      const bytes = envelope.value
+      const { value, text } = decodeJsonText(bytes, settings)
+      // ASCII only (as many characters as bytes): then a character's index is its byte's.
+      if (member !== undefined && text.length === bytes.length && typeof value === 'object' && value !== null) {
+        const span = topLevelMemberSpan(text, member)
+        if (span) envelope.delivery.setRawMember(value, bytes.subarray(span[0], span[1]))
+      }
+      return envelope.withValue(value)
     } catch (error) {
       envelope.reject(error, settings.stage)
       return undefined

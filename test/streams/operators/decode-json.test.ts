@@ -8,7 +8,8 @@ import {
   decodeJsonValue,
   defaultDecodeJsonOptions,
   jsonDepthExceeds,
-  openingBracketsExceed
+  openingBracketsExceed,
+  topLevelMemberSpan
 } from '../../../src/streams/operators/decode-json.ts'
 import { envelopeOf, RecordingHost } from '../../helpers/envelopes.ts'
 
@@ -127,5 +128,59 @@ describe('decodeJson', () => {
     assert.equal(jsonDepthExceeds(Buffer.from('{"a":"[[[[\\"[[["}'), 1), false)
     assert.equal(jsonDepthExceeds(Buffer.from('{"a":{"b":1}}'), 1), true)
     assert.equal(jsonDepthExceeds(Buffer.from('['.repeat(1000)), 999), true)
+  })
+})
+
+describe('decodeJson rawMember: the JSON text of one top-level member as received', () => {
+  // Member names as written: plain, repeated, and escaped spellings (one of which spells "payload").
+  const names = ['"payload"', '"id"', '"x"', '"p\\u0061yload"', '"pay\\"load"']
+  const space = fc.constantFrom('', ' ', '\n', '\t', ' \r\n ')
+  const member = fc.record({
+    name: fc.constantFrom(...names),
+    value: fc.jsonValue(),
+    indent: fc.nat(3),
+    before: space,
+    after: space
+  })
+
+  test('topLevelMemberSpan gives the text of the member JSON.parse keeps, or nothing where a name is escaped', () => {
+    fc.assert(
+      fc.property(fc.array(member, { maxLength: 6 }), space, (members, edge) => {
+        const body = members
+          .map((m) => `${m.before}${m.name}${m.after}:${m.before}${JSON.stringify(m.value, null, m.indent)}${m.after}`)
+          .join(',')
+        const text = `${edge}{${body}}${edge}`
+        const parsed = JSON.parse(text) as Record<string, unknown>
+        const span = topLevelMemberSpan(text, 'payload')
+        const escaped = members.some((m) => m.name.includes('\\'))
+        if (escaped || !Object.hasOwn(parsed, 'payload')) {
+          assert.equal(span, undefined, text)
+          return
+        }
+        assert.ok(span, text)
+        assert.deepEqual(JSON.parse(text.slice(span[0], span[1])), parsed.payload, text)
+      }),
+      { numRuns: 3_000 }
+    )
+    assert.equal(topLevelMemberSpan('[{"payload":1}]', 'payload'), undefined)
+    assert.equal(topLevelMemberSpan('{"a":{"payload":1}}', 'payload'), undefined, 'nested members do not count')
+    assert.deepEqual(topLevelMemberSpan('{"payload":-1.5e3}', 'payload'), [11, 17])
+  })
+
+  test('the delivery gives the bytes for the decoded value only, and only for ASCII messages', async () => {
+    const host = new RecordingHost()
+    const ascii = '{"id":"a", "payload" : { "n": 12345678901234567890, "t": "say \\"hi\\" \\\\ {" } }'
+    const inputs = [envelopeOf(host, ascii), envelopeOf(host, '{"id":"é","payload":{"t":1}}'), envelopeOf(host, '{}')]
+    const out = await lastValueFrom(from(inputs).pipe(decodeJson({ rawMember: 'payload' }), toArray()))
+    const raw = out[0]!.delivery.rawMemberOf(out[0]!.value)
+    assert.equal(raw?.toString(), '{ "n": 12345678901234567890, "t": "say \\"hi\\" \\\\ {" }')
+    // A stage that replaces the value gets nothing: the text would no longer be the member's.
+    const replaced = out[0]!.withValue({ ...(out[0]!.value as object) })
+    assert.equal(replaced.delivery.rawMemberOf(replaced.value), undefined)
+    assert.equal(out[1]!.delivery.rawMemberOf(out[1]!.value), undefined, 'not ASCII: the sink serialises')
+    assert.equal(out[2]!.delivery.rawMemberOf(out[2]!.value), undefined, 'no such member')
+    // Without the option nothing is kept.
+    const plain = await lastValueFrom(from([envelopeOf(host, ascii)]).pipe(decodeJson(), toArray()))
+    assert.equal(plain[0]!.delivery.rawMemberOf(plain[0]!.value), undefined)
   })
 })
