@@ -45,6 +45,7 @@ import { seededRandom } from '../src/demo/random.ts'
 import { ErrorCodes, errorMessage, FatalError } from '../src/errors.ts'
 import { createProducer, type OutgoingMessage } from '../src/kafka/producer.ts'
 import { waitForLeaders } from '../src/kafka/topics.ts'
+import { partitionForKey } from '../src/log/partitioner.ts'
 import type { MemoryEvent } from '../src/memory/event.ts'
 import { fold, type MemoryRow } from '../src/memory/fold.ts'
 import { migrate, tableNames } from '../src/memory/memories.ts'
@@ -410,6 +411,8 @@ interface Runner {
   stop(): Promise<void>
   /** Poison records in the side's dead-letter topic. */
   deadLettered(): Promise<number>
+  /** Resolves when the side has read its first message, if it says so (Quix: a line on stderr). */
+  firstMessage?: Promise<void>
 }
 
 interface Table {
@@ -437,21 +440,36 @@ export interface SideResult {
   resurrected: number
   poison: string
   note: string
-  /** The steady window on the monotonic clock, µs (what a --cpu-prof profile's timestamps use). */
+  /** The measured window on the monotonic clock, µs (what a --cpu-prof profile's timestamps use). */
   marks: readonly [number, number]
+  /**
+   * Where the window started: at the steady mark; or, for a side that wrote most rows at once, at the first message
+   * it read (if it says) or its first row.
+   */
+  window: 'steady' | 'first message' | 'first row'
 }
 
 /** The steady window of the distinct history starts when this share of the rows is in. */
 const STEADY_FROM = 0.2
 
+/**
+ * Per partition, the id of the event at STEADY_FROM of its events (distinct history): once every one is in the
+ * table, so is that share of each partition, since every side writes a partition's events in log order.
+ */
+function steadyMarkers(workload: Workload, partitions: number): string[] {
+  const ids = Array.from({ length: partitions }, () => [] as string[])
+  for (const event of workload.events) ids[partitionForKey(Buffer.from(event.id), partitions)]!.push(event.id)
+  return ids.filter((p) => p.length > 0).map((p) => p[Math.floor((p.length - 1) * STEADY_FROM)]!)
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** The side's PostgreSQL backends: pid → [CPU s at baseline]. Found through its processes' local ports. */
 class Backends {
-  readonly #base = new Map<number, number>()
+  /** pid → when the backend started (ms) and its CPU seconds when it was found. */
+  readonly #found = new Map<number, { started: number; cpuWhenFound: number }>()
   readonly #env: Env
   readonly #runner: Runner
-  #since = 0
 
   constructor(env: Env, runner: Runner) {
     this.#env = env
@@ -466,20 +484,25 @@ class Backends {
       [ports, (this.#env.db as pg.Client & { processID: number }).processID]
     )
     for (const row of rows) {
-      if (this.#base.has(row.pid)) continue
-      // A backend opened inside the window counts from 0; one found late, from when it was found.
-      this.#base.set(row.pid, this.#since > 0 && row.started.getTime() >= this.#since ? 0 : cpuSeconds(row.pid))
+      if (!this.#found.has(row.pid)) {
+        this.#found.set(row.pid, { started: row.started.getTime(), cpuWhenFound: cpuSeconds(row.pid) })
+      }
     }
   }
 
-  start(): void {
-    this.#since = Date.now()
-    for (const pid of this.#base.keys()) this.#base.set(pid, cpuSeconds(pid))
+  /** Their CPU now, to count from. */
+  mark(): BackendsMark {
+    return { at: Date.now(), cpu: new Map([...this.#found.keys()].map((pid) => [pid, cpuSeconds(pid)])) }
   }
 
-  seconds(): number {
+  /**
+   * CPU seconds since `mark`. A backend found since counts from 0 if it opened after the mark, else from when it was
+   * found.
+   */
+  seconds(mark: BackendsMark): number {
     let total = 0
-    for (const [pid, base] of this.#base) {
+    for (const [pid, found] of this.#found) {
+      const base = mark.cpu.get(pid) ?? (found.started >= mark.at ? 0 : found.cpuWhenFound)
       const now = cpuSeconds(pid)
       if (!Number.isNaN(now)) total += now - base
     }
@@ -487,8 +510,22 @@ class Backends {
   }
 
   get count(): number {
-    return this.#base.size
+    return this.#found.size
   }
+}
+
+interface BackendsMark {
+  at: number
+  cpu: Map<number, number>
+}
+
+/** Where a measured window starts: the time, rows already in, and every process's CPU then. */
+interface WindowStart {
+  at: number
+  rows: number
+  cpu: Map<string, number>
+  broker: number
+  backends: BackendsMark
 }
 
 async function readTable(env: Env, table: Table): Promise<Map<string, { eventId: string; deleted: boolean }>> {
@@ -548,14 +585,24 @@ async function measure(
     for (const pid of runner.processes().values()) rssPeak = Math.max(rssPeak, statusBytes(pid, 'VmRSS') || 0)
   }
   let note = ''
-  let first = 0
-  let rowsAtFirst = 0
-  let cpuAtFirst = new Map<string, number>()
-  let brokerAtFirst = Number.NaN
+  // The window: from the first row, or from the steady mark if one is taken (and not too late to measure).
+  let firstRow: WindowStart | undefined
+  let steadyMark: WindowStart | undefined
+  let firstMessage: WindowStart | undefined
+  const windowStart = async (at: number, rows: number): Promise<WindowStart> => {
+    await backends.refresh()
+    return {
+      at,
+      rows,
+      cpu: cpuOf(),
+      broker: env.brokerPid === undefined ? Number.NaN : cpuSeconds(env.brokerPid),
+      backends: backends.mark()
+    }
+  }
   let lastRefresh = 0
   const tick = async () => {
     sampleRss()
-    if (performance.now() - lastRefresh > 500) {
+    if (performance.now() - lastRefresh > 2000) {
       lastRefresh = performance.now()
       await backends.refresh()
     }
@@ -577,6 +624,9 @@ async function measure(
     }
     return true
   }
+  void runner.firstMessage?.then(async () => {
+    firstMessage = await windowStart(performance.now(), 0)
+  })
   let end = 0
   try {
     // A row at all: LIMIT 1 stops at the first one.
@@ -585,29 +635,26 @@ async function measure(
       async () => (await env.db.query(`SELECT 1 FROM ${table.sql} LIMIT 1`)).rows.length > 0,
       20
     )
+    if (gotFirst) firstRow = await windowStart(performance.now(), 0)
     // Steady state, on the distinct history: from the moment a fifth of the rows are in (group join, JIT warm-up,
-    // connector start and a first checkpoint are behind every side by then); adversarial: from the first row.
+    // connector start and a first checkpoint are behind every side by then); adversarial: from the first row. Seen
+    // through one marker row per partition (primary-key lookups), not by counting the table every few ms: that
+    // would cost PostgreSQL CPU the side needs.
+    const markers = history === Histories.DISTINCT ? steadyMarkers(workload, partitions) : []
     const steady =
       gotFirst &&
-      (history !== Histories.DISTINCT ||
+      (markers.length === 0 ||
         (await until(
           'a fifth of the rows',
           async () => {
             const at = performance.now()
-            const rows = await exists()
-            if (rows < Math.ceil(n * STEADY_FROM)) return false
-            first = at
-            rowsAtFirst = rows
+            if ((await exists(`id IN (${markers.map((id) => `'${id}'`).join(',')})`)) < markers.length) return false
+            steadyMark = await windowStart(at, await exists())
             return true
           },
           20
         )))
     if (steady) {
-      if (first === 0) first = performance.now()
-      await backends.refresh()
-      backends.start()
-      cpuAtFirst = cpuOf()
-      brokerAtFirst = env.brokerPid === undefined ? Number.NaN : cpuSeconds(env.brokerPid)
       const done =
         (await until('the sentinels', async () => (await exists(`id IN (${sentinels})`)) === partitions, 50)) &&
         (history === Histories.DISTINCT
@@ -647,25 +694,36 @@ async function measure(
   } finally {
     sampleRss()
   }
-  const window = (end - first) / 1000
+  // From the steady mark, unless the side had written most rows by then (a checkpoint of Quix Streams can hold all of
+  // them): then from the first message it read if it says when (its work before the first write counts), else from
+  // its first row; the result says which.
+  const steadyStart = steadyMark && steadyMark.rows <= n * (1 - STEADY_FROM) ? steadyMark : undefined
+  const measured = steadyStart ?? firstMessage ?? firstRow
+  // The rate is over rows appearing (first row to last for such a side); CPU over the work (from `measured`).
+  const rateFrom = steadyStart ?? firstRow
+  const window = (end - (rateFrom?.at ?? 0)) / 1000
+  const from = measured?.at ?? 0
   // performance.now() is ms since the time origin; the profile's clock is hrtime in µs.
   const origin = Number(process.hrtime.bigint() / 1000n) - Math.round(performance.now() * 1000)
-  const marks = [origin + Math.round(first * 1000), origin + Math.round(end * 1000)] as const
+  const marks = [origin + Math.round(from * 1000), origin + Math.round(end * 1000)] as const
   const cpu: Record<string, number> = {}
   let total = 0
   // Events done in the window (distinct history: one row each).
-  const inWindow = n - rowsAtFirst
+  const inWindow = n - (measured?.rows ?? 0)
   const per1000 = (seconds: number) => (seconds * 1000) / inWindow
+  const rateEvents = n - (rateFrom?.rows ?? 0)
   const cpuAtEnd = cpuOf()
-  for (const [role, at] of cpuAtFirst) {
+  for (const [role, at] of measured?.cpu ?? []) {
     const used = (cpuAtEnd.get(role) ?? Number.NaN) - at
     cpu[role] = round(per1000(used), 3)
     if (!Number.isNaN(used)) total += used
   }
-  const backendSeconds = backends.seconds()
+  // Backends opened since the last look count too (from 0 if they opened inside the window).
+  await backends.refresh()
+  const backendSeconds = measured ? backends.seconds(measured.backends) : Number.NaN
   cpu.postgres_backends = round(per1000(backendSeconds), 3)
   total += backendSeconds
-  const broker = env.brokerPid === undefined ? Number.NaN : cpuSeconds(env.brokerPid) - brokerAtFirst
+  const broker = env.brokerPid === undefined || !measured ? Number.NaN : cpuSeconds(env.brokerPid) - measured.broker
   if (runner.processes().has('python'))
     rssPeak = Math.max(rssPeak, statusBytes(runner.processes().get('python')!, 'VmHWM') || 0)
   const stoppedBeforeStop = runner.stopped()
@@ -680,11 +738,11 @@ async function measure(
         : stoppedBeforeStop !== undefined
           ? 'stopped'
           : 'skipped'
-  const complete = first > 0 && note === ''
+  const complete = measured !== undefined && note === ''
   return {
     side: runner.name,
     events: n,
-    perS: complete ? inWindow / window : Number.NaN,
+    perS: complete ? rateEvents / window : Number.NaN,
     coldPerS: complete ? n / ((end - launched) / 1000) : Number.NaN,
     cpuSPer1000: cpu,
     cpuTotalSPer1000: round(per1000(total), 3),
@@ -693,7 +751,9 @@ async function measure(
     bytesPerMessage: round(bytesPerMessage),
     ...compared,
     poison,
-    note: note || (first === 0 ? 'no row' : '') || (backends.count === 0 ? 'no PostgreSQL backend found' : ''),
+    note:
+      note || (measured === undefined ? 'no row' : '') || (backends.count === 0 ? 'no PostgreSQL backend found' : ''),
+    window: measured === steadyMark ? 'steady' : measured === firstMessage ? 'first message' : 'first row',
     marks
   }
 }
@@ -898,8 +958,13 @@ function spawnSide(side: {
     env: { ...process.env, ...side.env }
   })
   let stderr = ''
+  let sawFirst: () => void = () => {}
+  const firstMessage = new Promise<void>((resolve) => {
+    sawFirst = resolve
+  })
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-8192)
+    if (stderr.includes(FIRST_MESSAGE_LINE)) sawFirst()
   })
   let exit: string | undefined
   const exited = new Promise<void>((resolve) => {
@@ -925,9 +990,13 @@ function spawnSide(side: {
       }
       if (process.env.BENCH_DEBUG) process.stderr.write(stderr)
     },
-    deadLettered: side.deadLettered
+    deadLettered: side.deadLettered,
+    firstMessage
   }
 }
+
+/** What bench/peers/quix_sink.py prints on its first message. */
+const FIRST_MESSAGE_LINE = 'sfm-peers: first message'
 
 // --- run -------------------------------------------------------------------------------------------------------------
 
@@ -946,6 +1015,9 @@ function describe(r: SideResult): string {
     `, ${r.bytesPerMessage} B/message; ` +
     `rows ${r.rows}, lost ${r.lost}, stale ${r.stale}, resurrected ${r.resurrected}, poison ${r.poison}` +
     (r.note ? ` [${r.note}]` : '') +
+    (r.window === 'steady'
+      ? ''
+      : ` [most rows appeared at once: events/s from the first row, CPU from the ${r.window}]`) +
     (process.env.SFM_BENCH_MARKS ? ` [monotonic µs ${r.marks[0]}..${r.marks[1]}]` : '')
   )
 }
@@ -1067,6 +1139,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     figures[`${side}_broker_cpu_s_per_1000`] = r ? r.brokerCpuSPer1000 : null
     figures[`${side}_peak_rss_mb`] = r ? r.peakRssMb : null
     figures[`${side}_bytes_per_message`] = r ? r.bytesPerMessage : null
+    figures[`${side}_window`] = r ? r.window : null
     figures[`${side}_rows`] = r ? r.rows : null
     figures[`${side}_lost`] = r ? r.lost : null
     figures[`${side}_stale`] = r ? r.stale : null
