@@ -447,6 +447,8 @@ export interface SideResult {
    * it read (if it says) or its first row.
    */
   window: 'steady' | 'first message' | 'first row'
+  /** A distinct history whose rows mostly appeared at once (no steady window). */
+  burst: boolean
 }
 
 /** The steady window of the distinct history starts when this share of the rows is in. */
@@ -754,6 +756,7 @@ async function measure(
     note:
       note || (measured === undefined ? 'no row' : '') || (backends.count === 0 ? 'no PostgreSQL backend found' : ''),
     window: measured === steadyMark ? 'steady' : measured === firstMessage ? 'first message' : 'first row',
+    burst: history === Histories.DISTINCT && steadyStart === undefined,
     marks
   }
 }
@@ -1017,7 +1020,9 @@ function describe(r: SideResult): string {
     (r.note ? ` [${r.note}]` : '') +
     (r.window === 'steady'
       ? ''
-      : ` [most rows appeared at once: events/s from the first row, CPU from the ${r.window}]`) +
+      : r.burst
+        ? ` [most rows appeared at once: events/s from the first row, CPU from the ${r.window}]`
+        : ` [window from the ${r.window}]`) +
     (process.env.SFM_BENCH_MARKS ? ` [monotonic µs ${r.marks[0]}..${r.marks[1]}]` : '')
   )
 }

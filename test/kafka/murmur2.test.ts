@@ -3,16 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import { compatibilityPartitioner, murmur2 as libraryMurmur2 } from '@platformatic/kafka'
 import { kafkaPartitioner, murmur2 } from '../../src/kafka/murmur2.ts'
-
-/** murmur2 values from Apache Kafka's own tests (clients/src/test/java/org/apache/kafka/common/utils/UtilsTest). */
-const KAFKA_MURMUR2 = [
-  ['21', -973932308],
-  ['foobar', -790332482],
-  ['a-little-bit-long-string', -985981536],
-  ['a-little-bit-longer-string', -1486304829],
-  ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
-  ['abc', 479470107]
-] as const
+import { KAFKA_MURMUR2 } from '../helpers/kafka-murmur2.ts'
 
 test("murmur2 gives Kafka's values", () => {
   for (const [key, hash] of KAFKA_MURMUR2) assert.equal(murmur2(Buffer.from(key)), hash, key)

@@ -4,16 +4,7 @@ import { murmur2 } from '@platformatic/kafka'
 import { createProducer } from '../../src/kafka/producer.ts'
 import { partitionForKey } from '../../src/log/partitioner.ts'
 import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
-
-/** murmur2 values from Apache Kafka's own tests (clients/src/test/java/org/apache/kafka/common/utils/UtilsTest). */
-const KAFKA_MURMUR2 = [
-  ['21', -973932308],
-  ['foobar', -790332482],
-  ['a-little-bit-long-string', -985981536],
-  ['a-little-bit-longer-string', -1486304829],
-  ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
-  ['abc', 479470107]
-] as const
+import { KAFKA_MURMUR2 } from '../helpers/kafka-murmur2.ts'
 
 const keys = Array.from({ length: 300 }, (_, i) =>
   i % 3 === 0 ? `mem-${i}` : `${i.toString(36)}-${'é'.repeat(i % 5)}`

@@ -21,8 +21,9 @@ import type { MemoryEvent } from '../../src/memory/event.ts'
 import { materializeMemories } from '../../src/memory/materialize.ts'
 import { loadSchema } from '../../src/schemas.ts'
 import { compileSchema, describeSchemaErrors } from '../../src/streams/operators/validate.ts'
-import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
-import { envelopes, memoryEvent, testSchema } from '../sinks/postgres/helpers.ts'
+import { brokers, NO_KAFKA, readTopic } from '../helpers/kafka.ts'
+import { openMaterializer } from '../helpers/materializer.ts'
+import { envelopes, memoryEvent } from '../sinks/postgres/helpers.ts'
 
 const auditSchema = (await loadSchema('memory.audit', 1)).schema
 const validateAudit = compileSchema<AuditRecord>(auditSchema)
@@ -133,21 +134,11 @@ describe('what the materializer writes to memory.audit (Kafka + PostgreSQL)', { 
   for (const format of [AuditFormats.JSON, AuditFormats.CONNECT]) {
     const shape = format === AuditFormats.JSON ? 'exactly the v1 record' : 'the v1 record inside the envelope'
     test(`format=${format}: one record per event with its outcome, ${shape}`, async (t) => {
-      const { schema } = await testSchema(t, 'sfm_audit_fmt')
-      const latestTopic = uniqueName('latest')
-      const auditTopic = uniqueName('audit')
-      await createTopics(t, [latestTopic, auditTopic], 1)
-      const sink = materializeMemories({
-        connectionString: process.env.DATABASE_URL,
-        table: `${schema}.memories`,
-        latestTopic,
-        auditTopic,
-        brokers: brokers()!,
-        ...(format === AuditFormats.JSON ? {} : { auditFormat: format })
-      })
-      t.after(() => sink.close?.())
-      const context = { topology: 'memory', branch: 'kv', signal: new AbortController().signal }
-      await sink.open?.(context)
+      const { sink, context, auditTopic } = await openMaterializer(
+        t,
+        'sfm_audit_fmt',
+        format === AuditFormats.JSON ? undefined : format
+      )
       const a2 = memoryEvent({ id: 'a', version: 2 })
       const first = [a2, memoryEvent({ id: 'b', version: 1 })]
       const second: MemoryEvent[] = [

@@ -8,30 +8,17 @@ import { randomUUID } from 'node:crypto'
 import { describe, test } from 'node:test'
 import { from, lastValueFrom, toArray } from 'rxjs'
 import type { MemoryEvent } from '../../src/memory/event.ts'
-import { materializeMemories } from '../../src/memory/materialize.ts'
 import { decodeJson } from '../../src/streams/operators/decode-json.ts'
 import { envelopeOf, RecordingHost } from '../helpers/envelopes.ts'
-import { brokers, createTopics, NO_KAFKA, readTopic, uniqueName } from '../helpers/kafka.ts'
-import { envelopes, memoryEvent, testSchema } from '../sinks/postgres/helpers.ts'
+import { brokers, NO_KAFKA, readTopic } from '../helpers/kafka.ts'
+import { openMaterializer } from '../helpers/materializer.ts'
+import { envelopes, memoryEvent } from '../sinks/postgres/helpers.ts'
 
 const skip = brokers() && process.env.DATABASE_URL ? false : `${NO_KAFKA}; DATABASE_URL too`
 
 describe('memory.latest from the materializer (Kafka + PostgreSQL)', { skip }, () => {
   test('records built from applied events equal what the table holds, as the read-back ones do', async (t) => {
-    const { schema, pool } = await testSchema(t, 'sfm_latest')
-    const latestTopic = uniqueName('latest')
-    const auditTopic = uniqueName('audit')
-    await createTopics(t, [latestTopic, auditTopic], 1)
-    const sink = materializeMemories({
-      connectionString: process.env.DATABASE_URL,
-      table: `${schema}.memories`,
-      latestTopic,
-      auditTopic,
-      brokers: brokers()!
-    })
-    t.after(() => sink.close?.())
-    const context = { topology: 'memory', branch: 'kv', signal: new AbortController().signal }
-    await sink.open?.(context)
+    const { schema, pool, sink, context, latestTopic } = await openMaterializer(t, 'sfm_latest')
 
     const a = memoryEvent({
       id: 'a',
@@ -95,20 +82,7 @@ describe('memory.latest from the materializer (Kafka + PostgreSQL)', { skip }, (
     )
   })
   test('a payload kept as received (decodeJson rawMember) is stored and published as sent', async (t) => {
-    const { schema, pool } = await testSchema(t, 'sfm_latest_raw')
-    const latestTopic = uniqueName('latest')
-    const auditTopic = uniqueName('audit')
-    await createTopics(t, [latestTopic, auditTopic], 1)
-    const sink = materializeMemories({
-      connectionString: process.env.DATABASE_URL,
-      table: `${schema}.memories`,
-      latestTopic,
-      auditTopic,
-      brokers: brokers()!
-    })
-    t.after(() => sink.close?.())
-    const context = { topology: 'memory', branch: 'kv', signal: new AbortController().signal }
-    await sink.open?.(context)
+    const { schema, pool, sink, context, latestTopic } = await openMaterializer(t, 'sfm_latest_raw')
     // Spaces, a number JSON.stringify would round (2^64 + 1), an escaped quote: as a producer may write them.
     const payloads = {
       a: '{ "n" : 18446744073709551617, "t": "say \\"hi\\"", "l": [ 1.50, true ] }',
