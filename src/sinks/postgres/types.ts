@@ -34,10 +34,10 @@ export interface PreparedRow extends FencedEvent {
 export type ColumnType = 'text' | 'uuid' | 'bool' | 'jsonb' | 'float8' | 'int8' | 'int4' | 'timestamptz'
 
 /**
- * A column's value for a row: text (text, uuid), JSON text (jsonb, already serialised), a number (float8, int8,
- * int4), microseconds since the epoch (timestamptz, see src/event-time.ts), a boolean, or null.
+ * A column's value for a row: text (text, uuid), JSON text (jsonb, already serialised, or its UTF-8 bytes, e.g. a
+ * member of the message as received), a number (float8, int8, int4), microseconds since the epoch (timestamptz, see
+ * src/event-time.ts), a boolean, or null.
  */
-/** A column's value; a jsonb column also takes its JSON text as UTF-8 bytes (e.g. a member of the message as received). */
 export type ColumnValue = string | number | bigint | boolean | Uint8Array | null
 
 /**

@@ -278,6 +278,12 @@ export class PostgresWriter<R extends PreparedRow> {
         return
       }
       const row = { ...event, index: this.#dryRows++ }
+      // Bytes a row holds (e.g. a jsonb value as received) are views of the message's fetch buffer: kept for the
+      // whole run, they would keep every such buffer alive. Copied to their own size.
+      const fields = row as unknown as Record<string, unknown>
+      for (const [name, value] of Object.entries(fields)) {
+        if (value instanceof Uint8Array) fields[name] = Buffer.from(value)
+      }
       this.#dryByEventId.set(event.eventId, row)
       const list = this.#dryByKey.get(event.id)
       if (list === undefined) this.#dryByKey.set(event.id, [row])
