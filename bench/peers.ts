@@ -16,11 +16,12 @@
  * - quix:     Quix Streams (bench/peers/quix_sink.py in .venv-peers) with its PostgreSQLSink upserting by id.
  *
  * Figures per side: events/s over the steady window — from the moment a fifth of the rows are in to the last row
- * (the distinct history; adversarial: from the first row) — and from the side's start (cold: process start, group
- * join, JIT warm-up, connector start, first checkpoint included); CPU seconds per 1,000 events of every process the
- * side needs over the steady window, from /proc: our runner's process, the Connect JVM, the Python process, and each side's own PostgreSQL backends (found through the local ports of its
- * process's connections); the Kafka broker's CPU apart (shared by every client of the broker); peak RSS; bytes per
- * message.
+ * (the distinct history; adversarial: from the first row; a side that wrote most rows at once: from its first row) —
+ * and from the side's start (cold: process start, group join, JIT warm-up, connector start, first checkpoint
+ * included); CPU seconds per 1,000 events of every process the side needs over the same window (for a side that
+ * wrote most rows at once, from the first message it read), from /proc: our runner's process, the Connect JVM, the
+ * Python process, and each side's own PostgreSQL backends (found through the local ports of its process's
+ * connections); the Kafka broker's CPU apart (shared by every client of the broker); peak RSS; bytes per message.
  *
  * `--history adversarial`: the same seeded history for every side (test/helpers/memory-history.ts: each event 1–5
  * times, the versions of an id shuffled so they arrive out of order across batches, deletes then stale upserts)
@@ -74,8 +75,8 @@ Materializes the same N ~1 KB memory.event records (6 partitions, fresh topic an
 (ours) the memory topology's KV branch alone, (ours_all) the whole memory topology, (connect) Debezium's JDBC sink
 on the Kafka Connect worker at CONNECT_URL (npm run stack -- up --connect), upsert by id, and (quix) a Quix Streams
 app with its PostgreSQL sink (npm run python-setup -- --peers). A side whose service is missing is skipped and says
-why. Reports events/s (steady: a fifth of the rows in → the last; and from a cold start), CPU s per 1,000 events of every process
-(runner, JVM, Python, PostgreSQL backends; broker apart), peak RSS, bytes per message, and with
+why. Reports events/s (steady: a fifth of the rows in → the last; and from a cold start), CPU s per 1,000
+events of every process (runner, JVM, Python, PostgreSQL backends; broker apart), peak RSS, bytes per message, and with
 --history adversarial rows lost / stale / resurrected against the fold of the history and where poison went.
 
 Options:
