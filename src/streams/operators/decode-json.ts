@@ -155,11 +155,12 @@ export function topLevelMemberSpan(text: string, name: string): [number, number]
   let span: [number, number] | undefined
   while (text.charCodeAt(i) === QUOTE) {
     const keyEnd = afterString(text, i)
-    const key = text.slice(i + 1, keyEnd - 1)
-    if (key.includes('\\')) return undefined
+    // Compared in place, not sliced out: this runs for every member of every message.
+    for (let c = i + 1; c < keyEnd - 1; c++) if (text.charCodeAt(c) === BACKSLASH) return undefined
+    const isName = keyEnd - i - 2 === name.length && text.startsWith(name, i + 1)
     i = skipWhitespace(text, skipWhitespace(text, keyEnd) + 1)
     const end = afterValue(text, i)
-    if (key === name) span = [i, end]
+    if (isName) span = [i, end]
     i = skipWhitespace(text, end)
     if (text.charCodeAt(i) !== COMMA) break
     i = skipWhitespace(text, i + 1)
