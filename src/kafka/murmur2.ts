@@ -1,7 +1,8 @@
 /**
  * Kafka's murmur2 (org.apache.kafka.common.utils.Utils#murmur2), on 32-bit integers. @platformatic/kafka's port
- * computes it in BigInt arithmetic, which costs about a microsecond per memory id; this gives the same value (the
- * values of Kafka's own tests, and the library's on random bytes, are checked in test/kafka/murmur2.test.ts).
+ * computes it in BigInt arithmetic, a cost on every keyed record the producer sends (docs/BENCHMARKS.md, peers);
+ * this gives the same values (Kafka's own test vectors, and the library's on random bytes, are checked in
+ * test/kafka/murmur2.test.ts).
  */
 export function murmur2(data: Uint8Array): number {
   const m = 0x5bd1e995

@@ -22,7 +22,7 @@ export interface HotHistogramOptions {
 /**
  * A histogram of one series for a value recorded per record (e.g. each message's processing time): `record` is a
  * bucket search and four additions, where the SDK's Histogram instrument hashes the attributes on every call
- * (a sort and a JSON.stringify, about a microsecond per message in the runner's profile). It is read as a
+ * (a sort and a JSON.stringify: a cost on every message, docs/BENCHMARKS.md, peers). It is read as a
  * MetricProducer of the metric reader, so the exposition is the SDK's own: the same buckets, `_sum` and `_count`
  * (cumulative), and nothing until the first value.
  */
