@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { PGlite } from '@electric-sql/pglite'
-import pg from 'pg'
 import type { MemoryEvent } from '../../../src/memory/event.ts'
 import { fold } from '../../../src/memory/fold.ts'
 import { memoriesSink } from '../../../src/memory/memories.ts'
-import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
-import { databaseUrl, envelopes, memoryEvent, readMemories, testSchema } from './helpers.ts'
+import { envelopes, memoryEvent, readMemories, serverAndPglite, testSchema } from './helpers.ts'
 
 // A dry run (`npm start -- … --shadow`) rolls each batch back. Its outcomes must still be those a real run gives when
 // a memory changes again in a later batch, or an event is redelivered after its first dry batch: each dry batch sees
@@ -44,15 +41,7 @@ const dryContext = { topology: 'test', branch: 'kv', signal: new AbortController
 
 test('dry batches report the outcomes a real run then gives, across batches, and write nothing', async (t) => {
   const { schema, pool: serverCheck } = await testSchema(t)
-  const serverPool = new pg.Pool({ connectionString: databaseUrl(), max: 2 })
-  serverPool.on('error', () => {})
-  t.after(() => serverPool.end())
-  const db = await PGlite.create()
-  t.after(() => db.close())
-  const targets = [
-    { name: 'server', pool: serverPool, prefix: `${schema}.` },
-    { name: 'pglite', pool: pglitePool(db), prefix: 'public.' }
-  ]
+  const targets = await serverAndPglite(t, schema, 2)
   for (const { name, pool, prefix } of targets) {
     const { seed, batches } = history()
     const dry = memoriesSink({ pool, table: `${prefix}dry_memories` })
@@ -88,7 +77,7 @@ test('dry batches report the outcomes a real run then gives, across batches, and
         ? readMemories(serverCheck, `"${schema}".${table}`)
         : new Map(
             (
-              await db.query<{ id: string; version: string }>(
+              await pool.query<{ id: string; version: string }>(
                 `SELECT id, version::text FROM public.${table} ORDER BY id`
               )
             ).rows.map((r) => [r.id, r.version])

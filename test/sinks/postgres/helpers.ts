@@ -1,9 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
 import type { TestContext } from 'node:test'
+import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import type { MemoryEvent } from '../../../src/memory/event.ts'
 import type { MemoryRow } from '../../../src/memory/fold.ts'
+import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
 import { Delivery, type DeliveryHost, Envelope } from '../../../src/streams/envelope.ts'
 
 export function databaseUrl(): string {
@@ -25,6 +27,26 @@ export async function testSchema(t: TestContext, prefix = 'sfm_pg'): Promise<{ s
     await pool.end()
   })
   return { schema, pool }
+}
+
+/**
+ * The two databases a writer test runs on: the PostgreSQL server (a pool of `max` connections, tables in `schema`)
+ * and an in-process PGlite (tables in `public`); `prefix` qualifies a table name. Both are closed after the test.
+ */
+export async function serverAndPglite(
+  t: TestContext,
+  schema: string,
+  max = 1
+): Promise<{ name: 'server' | 'pglite'; pool: pg.Pool; prefix: string }[]> {
+  const serverPool = new pg.Pool({ connectionString: databaseUrl(), max })
+  serverPool.on('error', () => {})
+  t.after(() => serverPool.end())
+  const db = await PGlite.create()
+  t.after(() => db.close())
+  return [
+    { name: 'server', pool: serverPool, prefix: `${schema}.` },
+    { name: 'pglite', pool: pglitePool(db), prefix: 'public.' }
+  ]
 }
 
 /** Records what the runtime would be told: a sink must neither settle nor dead-letter envelopes itself. */

@@ -1,17 +1,32 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { test } from 'node:test'
-import { PGlite } from '@electric-sql/pglite'
-import pg from 'pg'
+import { type TestContext, test } from 'node:test'
+import type pg from 'pg'
 import type { MemoryEvent } from '../../../src/memory/event.ts'
 import { fold } from '../../../src/memory/fold.ts'
 import { memoriesSink as postgresSink } from '../../../src/memory/memories.ts'
-import { pglitePool } from '../../../src/sinks/postgres/pglite-pool.ts'
-import { databaseUrl, envelopes, memoryEvent, readMemories, testSchema } from './helpers.ts'
+import { databaseUrl, envelopes, memoryEvent, readMemories, serverAndPglite, testSchema } from './helpers.ts'
 
 // After a few clean batches the writer claims event ids with a plain INSERT (dialect.ts, ClaimModes); a batch that
 // holds an event processed before must then be run again skipping duplicates, with the same outcomes and table as
 // the statement that always skips them.
+
+/**
+ * The memories sink on `table`, and a write that adds the batch to `history`, asserts it failed nothing and gives
+ * its outcomes.
+ */
+function recordingWriter(t: TestContext, pool: pg.Pool, table: string, name: string) {
+  const sink = postgresSink({ pool, table })
+  t.after(() => sink.close())
+  const history: MemoryEvent[] = []
+  const write = async (batch: MemoryEvent[]) => {
+    history.push(...batch)
+    const result = await sink.write(envelopes(batch))
+    assert.equal(result.failures?.length ?? 0, 0, name)
+    return result.outcomes
+  }
+  return { history, write }
+}
 
 function fresh(prefix: string, n: number, version = 1): MemoryEvent[] {
   return Array.from({ length: n }, (_, i) => memoryEvent({ id: `${prefix}${i}`, version }))
@@ -27,29 +42,13 @@ async function preparedClaims(pool: pg.Pool): Promise<{ plain: number; skipping:
 
 test('plain claim after clean batches; a redelivered event runs the batch again: duplicate, the rest applied', async (t) => {
   const { schema } = await testSchema(t)
-  // One connection, so that pg_prepared_statements shows what the sink prepared on it.
-  const serverPool = new pg.Pool({ connectionString: databaseUrl(), max: 1 })
-  serverPool.on('error', () => {})
-  t.after(() => serverPool.end())
-  const db = await PGlite.create()
-  t.after(() => db.close())
-  const targets = [
-    { name: 'server', pool: serverPool, table: `${schema}.memories` },
-    { name: 'pglite', pool: pglitePool(db), table: 'public.memories' }
-  ]
-  for (const { name, pool, table } of targets) {
-    const sink = postgresSink({ pool, table })
-    t.after(() => sink.close())
-    const history: MemoryEvent[] = []
-    const write = async (batch: MemoryEvent[]) => {
-      history.push(...batch)
-      const result = await sink.write(envelopes(batch))
-      assert.equal(result.failures?.length ?? 0, 0, name)
-      return result.outcomes
-    }
+  // One server connection, so that pg_prepared_statements shows what the sink prepared on it.
+  for (const { name, pool, prefix } of await serverAndPglite(t, schema)) {
+    const table = `${prefix}memories`
+    const { history, write } = recordingWriter(t, pool, table, name)
     for (let b = 0; b < 3; b++) await write(fresh(`c${b}-`, 20))
     assert.deepEqual(await write(fresh('p-', 5)), Array(5).fill('applied'), name)
-    if (name === 'server') assert.deepEqual(await preparedClaims(serverPool), { plain: 1, skipping: 1 })
+    if (name === 'server') assert.deepEqual(await preparedClaims(pool), { plain: 1, skipping: 1 })
     // A redelivery (same event_id), a new memory and an update, in plain mode.
     const redelivered = history[3]!
     const update = memoryEvent({ id: 'c0-5', version: 2 })
@@ -111,25 +110,10 @@ async function executions(pool: pg.Pool): Promise<{ rowsInsert: number; rowsUpse
 
 test('plain rows insert after clean batches; a stored key runs the batch again upserting: fence outcomes, then upserts for a while', async (t) => {
   const { schema } = await testSchema(t)
-  const serverPool = new pg.Pool({ connectionString: databaseUrl(), max: 1 })
-  serverPool.on('error', () => {})
-  t.after(() => serverPool.end())
-  const db = await PGlite.create()
-  t.after(() => db.close())
-  const targets = [
-    { name: 'server', pool: serverPool, table: `${schema}.memories` },
-    { name: 'pglite', pool: pglitePool(db), table: 'public.memories' }
-  ]
-  for (const { name, pool, table } of targets) {
-    const sink = postgresSink({ pool, table })
-    t.after(() => sink.close())
-    const history: MemoryEvent[] = []
-    const write = async (batch: MemoryEvent[]) => {
-      history.push(...batch)
-      const result = await sink.write(envelopes(batch))
-      assert.equal(result.failures?.length ?? 0, 0, name)
-      return result.outcomes
-    }
+  // One server connection, so that pg_prepared_statements shows what the sink prepared on it.
+  for (const { name, pool, prefix } of await serverAndPglite(t, schema)) {
+    const table = `${prefix}memories`
+    const { history, write } = recordingWriter(t, pool, table, name)
     for (let b = 0; b < 3; b++) await write(fresh(`c${b}-`, 20))
     // Plain claim, rows inserted: new memories, a delete of a new one (a tombstone), all applied.
     assert.deepEqual(
@@ -137,7 +121,7 @@ test('plain rows insert after clean batches; a stored key runs the batch again u
       Array(5).fill('applied'),
       name
     )
-    const before = name === 'server' ? await executions(serverPool) : undefined
+    const before = name === 'server' ? await executions(pool) : undefined
     if (before !== undefined) assert.deepEqual(before, { rowsInsert: 1, rowsUpsert: 3 }, name)
     // Stored keys in plain mode: the insert fails, the batch is upserted under the fence with the exact outcomes.
     const stored = history[5]!
@@ -156,7 +140,7 @@ test('plain rows insert after clean batches; a stored key runs the batch again u
     }
     if (before !== undefined) {
       // The failed insert, the batch again upserting and skipping duplicates, then three upserts.
-      assert.deepEqual(await executions(serverPool), { rowsInsert: 2, rowsUpsert: 7 }, name)
+      assert.deepEqual(await executions(pool), { rowsInsert: 2, rowsUpsert: 7 }, name)
     }
     assert.deepEqual(await readMemories(pool, table), fold(history), name)
   }
